@@ -1,0 +1,38 @@
+"""MetaFuse: a serverless data catalog whose whole database is one SQLite file."""
+
+from __future__ import annotations
+
+from .catalog import DEFAULT_PATH, Catalog, CatalogStats, LineageEdge
+from .errors import (
+    BusyError,
+    CatalogClosedError,
+    CatalogError,
+    CatalogFileError,
+    ConflictError,
+    NotFoundError,
+    RetriesExhaustedError,
+    StorageError,
+    ValidationError,
+)
+from .model import Dataset, Field
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_PATH",
+    "BusyError",
+    "Catalog",
+    "CatalogClosedError",
+    "CatalogError",
+    "CatalogFileError",
+    "CatalogStats",
+    "ConflictError",
+    "Dataset",
+    "Field",
+    "LineageEdge",
+    "NotFoundError",
+    "RetriesExhaustedError",
+    "StorageError",
+    "ValidationError",
+    "__version__",
+]

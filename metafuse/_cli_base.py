@@ -1,0 +1,38 @@
+"""What every `metafuse` subcommand shares: exit codes and a parser whose errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+EXIT_OK = 0
+"""Success."""
+EXIT_FAILED = 1
+"""A conflict, a missing dataset, or (for stress) an invariant that did not hold."""
+EXIT_USAGE = 2
+"""Bad input or an unusable catalog."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `prog: error: message (see prog --help)` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> type[int]:
+    """Return an argparse `type` accepting whole numbers from `minimum` to `maximum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse  # type: ignore[return-value]

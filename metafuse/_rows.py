@@ -1,0 +1,68 @@
+"""How a dataset is read back from SQL: one statement per dataset, decoded without re-validation."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .model import Dataset, Field
+
+# One statement reads the row and its children from one snapshot, so a reader never sees a
+# dataset half-written; the children come back as JSON arrays (one SQLite call per dataset).
+SELECT_DATASET = """
+SELECT d.name, d.uri, d.format, d.description, d.owner, d.domain, d.partitions, d.size_bytes,
+       d.row_count, d.version, d.last_modified,
+       (SELECT json_group_array(json_array(name, data_type, nullable, description))
+          FROM (SELECT name, data_type, nullable, description FROM fields
+                 WHERE dataset_id = d.id ORDER BY position)),
+       (SELECT json_group_array(tag)
+          FROM (SELECT tag FROM tags WHERE dataset_id = d.id ORDER BY position)),
+       (SELECT json_group_array(upstream)
+          FROM (SELECT upstream FROM lineage WHERE dataset_id = d.id ORDER BY position))
+  FROM datasets AS d
+"""
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _field(values: Sequence[Any]) -> Field:
+    field = _new(Field)
+    _set(field, "name", values[0])
+    _set(field, "data_type", values[1])
+    _set(field, "nullable", bool(values[2]))
+    _set(field, "description", values[3])
+    return field
+
+
+def decode(row: Sequence[Any]) -> Dataset:
+    """Build a `Dataset` from a `SELECT_DATASET` row.
+
+    Skips validation: the row was validated when written, and re-checking every field on every
+    cache miss would dominate the read path.
+    """
+    dataset = _new(Dataset)
+    for key, value in zip(_SCALARS, row):
+        _set(dataset, key, value)
+    _set(dataset, "partitions", tuple(json.loads(row[6])))
+    _set(dataset, "last_modified", _dt.datetime.fromisoformat(row[10]))
+    _set(dataset, "fields", tuple(_field(values) for values in json.loads(row[11])))
+    _set(dataset, "tags", tuple(json.loads(row[12])))
+    _set(dataset, "upstream", tuple(json.loads(row[13])))
+    return dataset
+
+
+_SCALARS = (
+    "name",
+    "uri",
+    "format",
+    "description",
+    "owner",
+    "domain",
+    "partitions",
+    "size_bytes",
+    "row_count",
+    "version",
+)

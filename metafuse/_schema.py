@@ -1,0 +1,200 @@
+"""The catalog schema, its migrations (keyed by `PRAGMA user_version`) and the checks made on open."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+
+from .errors import CatalogFileError
+
+SCHEMA_VERSION = 1
+"""The newest schema this code reads and writes."""
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_TABLES = """
+CREATE TABLE catalog_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    last_modified TEXT NOT NULL,
+    search_backend TEXT NOT NULL
+);
+CREATE TABLE datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    uri TEXT NOT NULL,
+    format TEXT,
+    description TEXT,
+    owner TEXT,
+    domain TEXT,
+    partitions TEXT NOT NULL DEFAULT '[]',
+    size_bytes INTEGER,
+    row_count INTEGER,
+    version INTEGER NOT NULL,
+    last_modified TEXT NOT NULL
+);
+CREATE INDEX datasets_by_domain ON datasets (domain, name);
+CREATE INDEX datasets_by_owner ON datasets (owner, name);
+CREATE TABLE fields (
+    dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    data_type TEXT NOT NULL,
+    nullable INTEGER NOT NULL,
+    description TEXT,
+    PRIMARY KEY (dataset_id, position)
+) WITHOUT ROWID;
+CREATE TABLE tags (
+    dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+    position INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, position)
+) WITHOUT ROWID;
+CREATE INDEX tags_by_tag ON tags (tag, dataset_id);
+CREATE TABLE lineage (
+    dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+    position INTEGER NOT NULL,
+    upstream TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, position)
+) WITHOUT ROWID;
+CREATE INDEX lineage_by_upstream ON lineage (upstream, dataset_id);
+"""
+
+_FTS_INDEX = (
+    "CREATE VIRTUAL TABLE search_index USING fts5(name, description, field_names, tags,"
+    " tokenize = 'unicode61')"
+)
+_PLAIN_INDEX = (
+    "CREATE TABLE search_index (rowid INTEGER PRIMARY KEY, name TEXT, description TEXT,"
+    " field_names TEXT, tags TEXT)"
+)
+
+# Writers touch a dataset's children first and bump `version` last, so one trigger on the version
+# bump sees the finished dataset and refreshes its search row exactly once per write.
+_TRIGGERS = """
+CREATE TRIGGER datasets_search_refresh AFTER UPDATE OF version ON datasets BEGIN
+    DELETE FROM search_index WHERE rowid = new.id;
+    INSERT INTO search_index (rowid, name, description, field_names, tags) VALUES (
+        new.id, new.name, coalesce(new.description, ''),
+        coalesce((SELECT group_concat(name, ' ') FROM fields WHERE dataset_id = new.id), ''),
+        coalesce((SELECT group_concat(tag, ' ') FROM tags WHERE dataset_id = new.id), ''));
+END;
+CREATE TRIGGER datasets_search_remove AFTER DELETE ON datasets BEGIN
+    DELETE FROM search_index WHERE rowid = old.id;
+END;
+"""
+
+
+def fts5_available(conn: sqlite3.Connection) -> bool:
+    """Return whether this SQLite build has the FTS5 extension."""
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.fts5_probe")
+    return True
+
+
+def check_file(path: str) -> bool:
+    """Refuse paths that cannot hold a catalog; return whether the file already exists.
+
+    Runs before SQLite touches the file, so a file that is not a catalog is never modified.
+    """
+    if os.path.isdir(path):
+        raise CatalogFileError(path, "is a directory, not a catalog file")
+    if not os.path.exists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise CatalogFileError(path, f"directory {parent} does not exist")
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(100)
+    except OSError as error:
+        raise CatalogFileError(path, f"cannot be read ({error.strerror})") from None
+    if not head:
+        raise CatalogFileError(
+            path, "is empty (0 bytes), not a catalog; delete it to start a new catalog there"
+        )
+    if not head.startswith(_SQLITE_MAGIC):
+        raise CatalogFileError(path, "is not a MetaFuse catalog (not an SQLite database)")
+    if len(head) < 100:
+        raise CatalogFileError(path, "is truncated (shorter than an SQLite header)")
+    return True
+
+
+def migrate(conn: sqlite3.Connection, path: str, *, read_only: bool) -> str:
+    """Bring the schema to `SCHEMA_VERSION` and return the search backend ('fts5' or 'like').
+
+    Runs in one `BEGIN IMMEDIATE` transaction, so two processes creating the same catalog at
+    once cannot both initialise it. A newer or foreign schema is refused untouched.
+    """
+    version = _user_version(conn, path)
+    if version == SCHEMA_VERSION or (read_only and version > 0):
+        _refuse_newer(path, version)
+        return _search_backend(conn, path)
+    _refuse_newer(path, version)
+    if read_only:
+        raise CatalogFileError(path, "is not initialised and was opened read-only")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _user_version(conn, path)
+        _refuse_newer(path, version)
+        if version == 0:
+            _create(conn, path)
+        # Later migrations go here: `if version < 2: ...`, each ending at its own user_version.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return _search_backend(conn, path)
+
+
+def _user_version(conn: sqlite3.Connection, path: str) -> int:
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as error:
+        raise CatalogFileError(path, f"is damaged or not a catalog ({error})") from None
+
+
+def _refuse_newer(path: str, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise CatalogFileError(
+            path,
+            f"has schema version {version}, newer than this MetaFuse supports ({SCHEMA_VERSION});"
+            " upgrade metafuse to open it",
+        )
+
+
+def _create(conn: sqlite3.Connection, path: str) -> None:
+    existing = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if existing:
+        raise CatalogFileError(path, "is an SQLite database but not a MetaFuse catalog")
+    backend = "fts5" if fts5_available(conn) else "like"
+    for statement in _statements(_TABLES):
+        conn.execute(statement)
+    conn.execute(_FTS_INDEX if backend == "fts5" else _PLAIN_INDEX)
+    for statement in _TRIGGERS.split("END;"):
+        if statement.strip():
+            conn.execute(statement + "END;")
+    conn.execute(
+        "INSERT INTO catalog_meta (id, version, last_modified, search_backend) VALUES (1, 0, ?, ?)",
+        (_dt.datetime.now(_dt.timezone.utc).isoformat(), backend),
+    )
+
+
+def _search_backend(conn: sqlite3.Connection, path: str) -> str:
+    try:
+        row = conn.execute("SELECT search_backend FROM catalog_meta WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise CatalogFileError(path, f"is not a MetaFuse catalog ({error})") from None
+    if row is None:
+        raise CatalogFileError(path, "is not a MetaFuse catalog (catalog_meta is empty)")
+    return str(row[0])
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,626 @@
+"""`Catalog`: the one entry object. Datasets in one SQLite file, optimistic versions, a fresh cache."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from . import _schema, faults, limits, validation
+from ._cache import DatasetCache
+from ._connections import ConnectionPool, Session
+from ._freshness import ChangeSlots, open_slots
+from ._rows import SELECT_DATASET, decode
+from ._sqlite_errors import translate
+from .errors import (
+    BusyError,
+    CatalogFileError,
+    ConflictError,
+    NotFoundError,
+    RetriesExhaustedError,
+    ValidationError,
+)
+from .model import Dataset
+
+DEFAULT_PATH = "metafuse_catalog.db"
+"""Catalog file used when no path is given (the CLI also honours `$METAFUSE_CATALOG`)."""
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+"""Accepted durability settings: FULL (default) survives power loss; NORMAL survives crashes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LineageEdge:
+    """`downstream` is derived from `upstream`; `depth` counts edges from the dataset asked about."""
+
+    downstream: str
+    upstream: str
+    depth: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogStats:
+    """A snapshot of one `Catalog` object's resources and cache counters."""
+
+    path: str
+    open_connections: int
+    cache_size: int
+    cache_capacity: int
+    cache_hits: int
+    cache_misses: int
+    cache_invalidations: int
+    cache_freshness: str
+    search_backend: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain values."""
+        return dataclasses.asdict(self)
+
+
+class Catalog:
+    """A data catalog stored in one SQLite file, safe to share between threads and processes.
+
+    Guarantees under concurrent use:
+    - Every write runs in one `BEGIN IMMEDIATE` transaction; readers never see half of one.
+    - A write names the version it read; if the stored version differs it raises
+      `ConflictError` and writes nothing, so no update is silently lost.
+    - A read that starts after a write was acknowledged (its call returned), in any thread or
+      any process, returns that write or a newer one, cached or not.
+    - Each thread gets its own connection, opened on first use; `close()` closes all of them.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        cache_size: int = 1024,
+        busy_timeout: float = 5.0,
+        synchronous: str = "FULL",
+        read_only: bool = False,
+    ) -> None:
+        self.path = os.fspath(path)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValidationError("cache_size", "must be a whole number >= 0", cache_size)
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
+            raise ValidationError("busy_timeout", "must be a number of seconds", busy_timeout)
+        if not 0 <= busy_timeout <= 3600:
+            raise ValidationError("busy_timeout", "must be from 0 to 3600 seconds", busy_timeout)
+        mode = str(synchronous).upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValidationError("synchronous", f"must be one of {SYNCHRONOUS_MODES}", synchronous)
+        self.busy_timeout = float(busy_timeout)
+        self.synchronous = mode
+        self.read_only = read_only
+        _schema.check_file(self.path)
+        self._pool = ConnectionPool(self.path, self._connect)
+        self._write_lock = threading.Lock()
+        self._slots: ChangeSlots | None = None
+        try:
+            with self._sqlite_errors():
+                conn = self._pool.session().conn
+                if not read_only:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                self._search_backend = _schema.migrate(conn, self.path, read_only=read_only)
+            # Without a writable change-slot file no read could prove itself fresh: no cache.
+            self._slots = None if read_only else open_slots(self.path)
+        except BaseException:
+            self._pool.close_all()
+            raise
+        self._cache = DatasetCache(cache_size if self._slots is not None else 0)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+        else:
+            target = self.path
+        conn = sqlite3.connect(
+            target,
+            timeout=self.busy_timeout,
+            isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE for every write
+            check_same_thread=False,  # only the owning thread uses it; close() may come from any
+            uri=self.read_only,
+        )
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection this catalog opened, in any thread; idempotent."""
+        self._pool.close_all()
+        if self._slots is not None:
+            self._slots.close()
+            self._slots = None
+        self._cache.clear()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.path!r})"
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Dataset | None:
+        """Return the dataset called `name`, or None. Never older than an acknowledged write."""
+        validation.dataset_name(name)
+        slots = self._slots
+        token = 0
+        if slots is not None:
+            # Load the token before reading the database: see metafuse._freshness.
+            token = slots.token(name)
+            cached = self._cache.get(name, token)
+            if cached is not None:
+                return cached
+        with self._sqlite_errors():
+            row = self._conn().execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        dataset = decode(row)
+        if slots is not None:
+            self._cache.put(name, token, dataset)
+        return dataset
+
+    def list(
+        self,
+        *,
+        domain: str | None = None,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> builtins.list[Dataset]:
+        """Return up to `limit` datasets ordered by name, filtered; pass the last name as `after`."""
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if domain is not None:
+            clauses.append("d.domain = ?")
+            params.append(validation.domain(domain))
+        if owner is not None:
+            clauses.append("d.owner = ?")
+            params.append(validation.short_text("owner", owner))
+        if tag is not None:
+            clauses.append("d.id IN (SELECT dataset_id FROM tags WHERE tag = ?)")
+            params.append(validation.tag(tag))
+        if after is not None:
+            clauses.append("d.name > ?")
+            params.append(validation.dataset_name(after, "after"))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        params.append(validation.positive_int("limit", limit, limits.PAGE_MAX))
+        sql = f"{SELECT_DATASET}{where} ORDER BY d.name LIMIT ?"
+        with self._sqlite_errors():
+            return [decode(row) for row in self._conn().execute(sql, params)]
+
+    def search(self, query: str, *, limit: int = 100) -> builtins.list[Dataset]:
+        """Return datasets matching `query` (FTS5 syntax) over names, descriptions, fields, tags.
+
+        Best matches first. A query that is not valid FTS5 is searched as plain words instead.
+        """
+        validation.search_query(query)
+        validation.positive_int("limit", limit, limits.PAGE_MAX)
+        if self._search_backend != "fts5":
+            return self._search_like(query, limit)
+        sql = (
+            f"{SELECT_DATASET} JOIN (SELECT rowid AS id, rank FROM search_index"
+            " WHERE search_index MATCH ? ORDER BY rank LIMIT ?) AS hits ON hits.id = d.id"
+            " ORDER BY hits.rank, d.name"
+        )
+        conn = self._conn()
+        with self._sqlite_errors():
+            try:
+                rows = conn.execute(sql, (query, limit)).fetchall()
+            except sqlite3.OperationalError as error:
+                if translate(error, self.path, self.busy_timeout) is not None:
+                    raise  # a lock or file problem, not the query's syntax
+                rows = conn.execute(sql, (_as_plain_words(query), limit)).fetchall()
+        return [decode(row) for row in rows]
+
+    def _search_like(self, query: str, limit: int) -> builtins.list[Dataset]:
+        clauses = []
+        params: builtins.list[Any] = []
+        for word in query.split():
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append(
+                "(s.name LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\'"
+                " OR s.field_names LIKE ? ESCAPE '\\' OR s.tags LIKE ? ESCAPE '\\')"
+            )
+            params.extend([pattern] * 4)
+        sql = (
+            f"{SELECT_DATASET} JOIN search_index AS s ON s.rowid = d.id"
+            f" WHERE {' AND '.join(clauses)} ORDER BY d.name LIMIT ?"
+        )
+        with self._sqlite_errors():
+            return [decode(row) for row in self._conn().execute(sql, [*params, limit])]
+
+    def lineage(
+        self, name: str, *, direction: str = "upstream", depth: int = 3
+    ) -> builtins.list[LineageEdge]:
+        """Return the lineage edges within `depth` steps of `name`, nearest first.
+
+        `direction` is "upstream" (what `name` is derived from) or "downstream" (what is derived
+        from it). Upstream names need not be datasets in this catalog; cycles are walked once.
+        """
+        validation.dataset_name(name)
+        validation.positive_int("depth", depth, limits.LINEAGE_DEPTH_MAX)
+        if direction not in ("upstream", "downstream"):
+            raise ValidationError("direction", "must be 'upstream' or 'downstream'", direction)
+        walk = _UPSTREAM_WALK if direction == "upstream" else _DOWNSTREAM_WALK
+        conn = self._conn()
+        with self._sqlite_errors():
+            # One read transaction, so the existence check and the walk see the same snapshot.
+            conn.execute("BEGIN")
+            try:
+                if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
+                    raise NotFoundError(name)
+                rows = conn.execute(walk, (name, depth)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return [LineageEdge(str(down), str(up), int(level)) for down, up, level in rows]
+
+    @property
+    def version(self) -> int:
+        """The catalog-wide version: the number of writes ever committed to this file."""
+        with self._sqlite_errors():
+            return int(self._conn().execute(_CATALOG_VERSION).fetchone()[0])
+
+    @property
+    def count(self) -> int:
+        """Number of datasets in the catalog."""
+        with self._sqlite_errors():
+            return int(self._conn().execute("SELECT count(*) FROM datasets").fetchone()[0])
+
+    def stats(self) -> CatalogStats:
+        """Return this object's open connections and cache counters (used to find leaks)."""
+        cache = self._cache.stats()
+        return CatalogStats(
+            path=self.path,
+            open_connections=self._pool.open_count,
+            cache_size=cache.size,
+            cache_capacity=cache.capacity,
+            cache_hits=cache.hits,
+            cache_misses=cache.misses,
+            cache_invalidations=cache.invalidations,
+            cache_freshness="shared-memory slots" if self._slots is not None else "off",
+            search_backend=self._search_backend,
+        )
+
+    def integrity_check(self) -> builtins.list[str]:
+        """Run `PRAGMA integrity_check`; `["ok"]` means the file is intact."""
+        with self._sqlite_errors():
+            return [str(row[0]) for row in self._conn().execute("PRAGMA integrity_check")]
+
+    def checkpoint(self) -> bool:
+        """Run a TRUNCATE WAL checkpoint; False if a reader or writer kept it from completing."""
+        with self._sqlite_errors():
+            busy = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return int(busy) == 0
+
+    # -- writes ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic transaction; nested blocks become SAVEPOINTs.
+
+        The outermost block starts with `BEGIN IMMEDIATE` and commits at its end; any exception
+        rolls back its own block and propagates. Writes inside are visible to other connections
+        only after the outermost block commits.
+        """
+        session = self._writable_session()
+        conn = session.conn
+        if session.depth:
+            savepoint = f"metafuse_{session.depth}"
+            with self._sqlite_errors():
+                conn.execute(f"SAVEPOINT {savepoint}")
+            session.depth += 1
+            try:
+                yield
+            except BaseException:
+                with self._sqlite_errors():
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+                raise
+            else:
+                with self._sqlite_errors():
+                    conn.execute(f"RELEASE {savepoint}")
+            finally:
+                session.depth -= 1
+            return
+        # Threads of this catalog queue on a lock instead of in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms; other processes still meet the busy handler.
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise BusyError(self.path, self.busy_timeout)
+        try:
+            with self._sqlite_errors():
+                conn.execute("BEGIN IMMEDIATE")
+            session.depth = 1
+            try:
+                with self._sqlite_errors():
+                    yield
+                    conn.execute("COMMIT")
+            except BaseException:
+                # The error may already have ended the transaction (SQLite rolls back on some
+                # I/O errors), in which case there is nothing left to roll back.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                session.depth = 0
+                self._settle(session)
+        finally:
+            self._write_lock.release()
+
+    def create(self, dataset: Dataset) -> Dataset:
+        """Add a new dataset at version 1 and return it; `ConflictError` if the name exists."""
+        return self.create_many([dataset])[0]
+
+    def create_many(self, datasets: Iterable[Dataset]) -> builtins.list[Dataset]:
+        """Add many new datasets in one transaction: all of them, or none on any error."""
+        checked = [_checked(dataset) for dataset in datasets]
+        stamp = _now()
+        created: builtins.list[Dataset] = []
+        with self.transaction():
+            session = self._pool.session()
+            conn = session.conn
+            for dataset in checked:
+                row = conn.execute(_VERSION_OF, (dataset.name,)).fetchone()
+                if row is not None:
+                    raise ConflictError(dataset.name, None, row[1])
+                self._mark(session, dataset.name)
+                dataset_id = conn.execute(_INSERT_DATASET, _row_values(dataset, stamp)).lastrowid
+                assert dataset_id is not None
+                _write_children(conn, dataset_id, dataset)
+                conn.execute(_SET_VERSION, (1, stamp.isoformat(), dataset_id))
+                created.append(_stored(dataset, 1, stamp))
+            if created:
+                conn.execute(_BUMP_CATALOG, (len(created), stamp.isoformat()))
+        return created
+
+    def save(self, dataset: Dataset, *, expected_version: int) -> Dataset:
+        """Replace a dataset if its stored version is `expected_version`; return the new one.
+
+        Raises `ConflictError` (stored version differs) or `NotFoundError` (no such dataset);
+        in both cases nothing was written.
+        """
+        dataset = _checked(dataset)
+        validation.count("expected_version", expected_version)
+        stamp = _now()
+        with self.transaction():
+            session = self._pool.session()
+            conn = session.conn
+            row = conn.execute(_VERSION_OF, (dataset.name,)).fetchone()
+            if row is None:
+                raise NotFoundError(dataset.name)
+            dataset_id, actual = row
+            if faults.active("lost_update"):
+                # The classic bug: "SET version = expected + 1" without "WHERE version = expected".
+                actual = expected_version
+            if actual != expected_version:
+                raise ConflictError(dataset.name, expected_version, actual)
+            self._mark(session, dataset.name)
+            new_version = actual + 1
+            if faults.active("torn_write"):
+                conn.execute(_UPDATE_DATASET, (*_row_values(dataset, stamp)[1:], dataset_id))
+                conn.execute(_SET_VERSION, (new_version, stamp.isoformat(), dataset_id))
+                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                _replace_children(conn, dataset_id, dataset)
+            else:
+                _replace_children(conn, dataset_id, dataset)
+                conn.execute(_UPDATE_DATASET, (*_row_values(dataset, stamp)[1:], dataset_id))
+                conn.execute(_SET_VERSION, (new_version, stamp.isoformat(), dataset_id))
+            conn.execute(_BUMP_CATALOG, (1, stamp.isoformat()))
+        return _stored(dataset, new_version, stamp)
+
+    def update(
+        self,
+        name: str,
+        change: Callable[[Dataset], Dataset],
+        *,
+        max_attempts: int = 5,
+        backoff: float = 0.002,
+        max_backoff: float = 0.1,
+        on_conflict: Callable[[ConflictError, int], None] | None = None,
+    ) -> Dataset:
+        """Read, apply `change`, save with the version read; retry conflicts with jittered backoff.
+
+        Makes at most `max_attempts` attempts, sleeping a uniformly random time in
+        [0, min(max_backoff, backoff * 2**(attempt-1))] after each conflict ("full jitter"),
+        then raises `RetriesExhaustedError`. `on_conflict(error, attempt)` is called for every
+        conflict. `change` must return a dataset with the same name and may be called repeatedly.
+        """
+        validation.positive_int("max_attempts", max_attempts, 1_000_000)
+        attempt = 0
+        while True:
+            attempt += 1
+            current = self.get(name)
+            if current is None:
+                raise NotFoundError(name)
+            proposed = change(current)
+            if not isinstance(proposed, Dataset):
+                raise ValidationError("update change", "must return a Dataset", proposed)
+            if proposed.name != name:
+                raise ValidationError("update change", "must not rename the dataset", proposed.name)
+            try:
+                return self.save(proposed, expected_version=current.version)
+            except ConflictError as conflict:
+                if on_conflict is not None:
+                    on_conflict(conflict, attempt)
+                if attempt >= max_attempts and not faults.active("unbounded_retry"):
+                    raise RetriesExhaustedError(name, attempt, conflict) from conflict
+                ceiling = min(max_backoff, backoff * 2 ** min(attempt - 1, 30))
+                time.sleep(random.uniform(0, ceiling))
+
+    def delete(self, name: str, *, expected_version: int) -> None:
+        """Delete a dataset if its stored version is `expected_version`.
+
+        Raises `ConflictError` or `NotFoundError` without deleting anything. Lineage edges that
+        other datasets hold to `name` are kept: they name an upstream that no longer exists.
+        """
+        validation.dataset_name(name)
+        validation.count("expected_version", expected_version)
+        with self.transaction():
+            session = self._pool.session()
+            conn = session.conn
+            row = conn.execute(_VERSION_OF, (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(name)
+            if row[1] != expected_version:
+                raise ConflictError(name, expected_version, row[1])
+            self._mark(session, name)
+            for table in ("fields", "tags", "lineage", "datasets"):
+                column = "id" if table == "datasets" else "dataset_id"
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (row[0],))
+            conn.execute(_BUMP_CATALOG, (1, _now().isoformat()))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._pool.session().conn
+
+    def _writable_session(self) -> Session:
+        if self.read_only:
+            raise CatalogFileError(self.path, "was opened read-only; writes are refused")
+        return self._pool.session()
+
+    def _mark(self, session: Session, name: str) -> None:
+        if name in session.touched:
+            return
+        session.touched.add(name)
+        if self._slots is not None:
+            session.marks.append((name, self._slots.begin(name)))
+
+    def _settle(self, session: Session) -> None:
+        """After the outermost commit or rollback: publish fresh slot tokens, drop local entries."""
+        slots = self._slots
+        for name, mark in session.marks:
+            if slots is not None:
+                slots.finish(name, mark)
+        for name in session.touched:
+            self._cache.invalidate(name)
+        session.marks.clear()
+        session.touched.clear()
+
+    @contextlib.contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            translated = translate(error, self.path, self.busy_timeout)
+            if translated is None:
+                raise
+            raise translated from error
+
+
+def _checked(dataset: Dataset) -> Dataset:
+    if not isinstance(dataset, Dataset):
+        raise ValidationError("dataset", "must be a metafuse.Dataset", dataset)
+    return dataset
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _stored(dataset: Dataset, version: int, stamp: _dt.datetime) -> Dataset:
+    stored = object.__new__(Dataset)
+    for field in dataclasses.fields(Dataset):
+        object.__setattr__(stored, field.name, getattr(dataset, field.name))
+    object.__setattr__(stored, "version", version)
+    object.__setattr__(stored, "last_modified", stamp)
+    return stored
+
+
+def _row_values(dataset: Dataset, stamp: _dt.datetime) -> tuple[Any, ...]:
+    return (
+        dataset.name,
+        dataset.uri,
+        dataset.format,
+        dataset.description,
+        dataset.owner,
+        dataset.domain,
+        json.dumps(list(dataset.partitions)),
+        dataset.size_bytes,
+        dataset.row_count,
+        stamp.isoformat(),
+    )
+
+
+def _write_children(conn: sqlite3.Connection, dataset_id: int, dataset: Dataset) -> None:
+    conn.executemany(
+        "INSERT INTO fields (dataset_id, position, name, data_type, nullable, description)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (dataset_id, position, f.name, f.data_type, int(f.nullable), f.description)
+            for position, f in enumerate(dataset.fields)
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO tags (dataset_id, position, tag) VALUES (?, ?, ?)",
+        [(dataset_id, position, tag) for position, tag in enumerate(dataset.tags)],
+    )
+    conn.executemany(
+        "INSERT INTO lineage (dataset_id, position, upstream) VALUES (?, ?, ?)",
+        [(dataset_id, position, parent) for position, parent in enumerate(dataset.upstream)],
+    )
+
+
+def _replace_children(conn: sqlite3.Connection, dataset_id: int, dataset: Dataset) -> None:
+    for table in ("fields", "tags", "lineage"):
+        conn.execute(f"DELETE FROM {table} WHERE dataset_id = ?", (dataset_id,))
+    _write_children(conn, dataset_id, dataset)
+
+
+def _as_plain_words(query: str) -> str:
+    return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+
+
+_CATALOG_VERSION = "SELECT version FROM catalog_meta WHERE id = 1"
+_VERSION_OF = "SELECT id, version FROM datasets WHERE name = ?"
+_INSERT_DATASET = (
+    "INSERT INTO datasets (name, uri, format, description, owner, domain, partitions,"
+    " size_bytes, row_count, last_modified, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+_UPDATE_DATASET = (
+    "UPDATE datasets SET uri = ?, format = ?, description = ?, owner = ?, domain = ?,"
+    " partitions = ?, size_bytes = ?, row_count = ?, last_modified = ? WHERE id = ?"
+)
+_SET_VERSION = "UPDATE datasets SET version = ?, last_modified = ? WHERE id = ?"
+_BUMP_CATALOG = "UPDATE catalog_meta SET version = version + ?, last_modified = ? WHERE id = 1"
+_UPSTREAM_WALK = """
+WITH RECURSIVE walk (downstream, upstream, depth) AS (
+    SELECT d.name, l.upstream, 1 FROM datasets AS d JOIN lineage AS l ON l.dataset_id = d.id
+     WHERE d.name = ?1
+    UNION
+    SELECT w.upstream, l.upstream, w.depth + 1
+      FROM walk AS w JOIN datasets AS d ON d.name = w.upstream
+      JOIN lineage AS l ON l.dataset_id = d.id
+     WHERE w.depth < ?2
+)
+SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
+ ORDER BY 3, 1, 2
+"""
+_DOWNSTREAM_WALK = """
+WITH RECURSIVE walk (downstream, upstream, depth) AS (
+    SELECT d.name, l.upstream, 1 FROM lineage AS l JOIN datasets AS d ON d.id = l.dataset_id
+     WHERE l.upstream = ?1
+    UNION
+    SELECT d.name, l.upstream, w.depth + 1
+      FROM walk AS w JOIN lineage AS l ON l.upstream = w.downstream
+      JOIN datasets AS d ON d.id = l.dataset_id
+     WHERE w.depth < ?2
+)
+SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
+ ORDER BY 3, 1, 2
+"""

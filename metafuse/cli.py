@@ -1,0 +1,234 @@
+"""The `metafuse` command: a thin layer that opens the catalog, calls one method, prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable
+
+from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser, whole_number
+from .catalog import DEFAULT_PATH, Catalog
+from .errors import CatalogError, ConflictError, NotFoundError, ValidationError
+from .model import Dataset
+from .stress.cli import add_stress_commands
+
+CATALOG_ENV = "METAFUSE_CATALOG"
+"""Environment variable naming the catalog file when `--catalog` is not given."""
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> OneLineParser:
+    """Return the parser for every `metafuse` command (also used to check the docs)."""
+    parser = OneLineParser(
+        prog="metafuse",
+        description="A serverless data catalog in one SQLite file.",
+    )
+    parser.add_argument(
+        "--catalog",
+        metavar="PATH",
+        default=None,
+        help=f"catalog file (default: ${CATALOG_ENV}, else ./{DEFAULT_PATH})",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+
+    init = commands.add_parser("init", help="create (or migrate) the catalog file")
+    init.set_defaults(handler=_init)
+
+    put = commands.add_parser("put", help="create a dataset from JSON, or save it over a version")
+    put.add_argument("file", metavar="FILE.json", help="dataset as a JSON object ('-' for stdin)")
+    put.add_argument(
+        "--expected-version",
+        type=_non_negative,
+        metavar="N",
+        help="save over version N instead of creating (conflict if the stored version differs)",
+    )
+    put.set_defaults(handler=_put)
+
+    get = commands.add_parser("get", help="show one dataset")
+    get.add_argument("name", help="dataset name")
+    get.set_defaults(handler=_get)
+
+    list_ = commands.add_parser("list", help="list datasets by name, optionally filtered")
+    list_.add_argument("--domain", help="only this domain")
+    list_.add_argument("--owner", help="only this owner")
+    list_.add_argument("--tag", help="only datasets with this tag")
+    list_.add_argument("--limit", type=_positive, default=100, help="page size (default 100)")
+    list_.add_argument("--after", metavar="NAME", help="start after this name (next page)")
+    list_.set_defaults(handler=_list)
+
+    search = commands.add_parser("search", help="full-text search over names, descriptions, fields, tags")
+    search.add_argument("query", help="words or an FTS5 query")
+    search.add_argument("--limit", type=_positive, default=20, help="most results (default 20)")
+    search.set_defaults(handler=_search)
+
+    lineage = commands.add_parser("lineage", help="show what a dataset derives from, or feeds")
+    lineage.add_argument("name", help="dataset name")
+    lineage.add_argument("--direction", choices=("upstream", "downstream"), default="upstream")
+    lineage.add_argument("--depth", type=_positive, default=3, help="steps to walk (default 3)")
+    lineage.set_defaults(handler=_lineage)
+
+    stats = commands.add_parser("stats", help="show catalog counts, version and cache settings")
+    stats.set_defaults(handler=_stats)
+
+    for command in (get, list_, search, lineage, stats):
+        command.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    add_stress_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 conflict/not found/failed, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConflictError, NotFoundError) as error:
+        _fail(error)
+        return EXIT_FAILED
+    except CatalogError as error:
+        _fail(error)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("metafuse: interrupted", file=sys.stderr)
+        return 130
+
+
+def catalog_path(args: argparse.Namespace) -> str:
+    """Return the catalog path from `--catalog`, `$METAFUSE_CATALOG` or the default."""
+    path: str | None = args.catalog or os.environ.get(CATALOG_ENV)
+    return path or DEFAULT_PATH
+
+
+def _fail(error: Exception) -> None:
+    print(f"metafuse: error: {error}", file=sys.stderr)
+
+
+def _open(args: argparse.Namespace) -> Catalog:
+    return Catalog(catalog_path(args))
+
+
+def _init(args: argparse.Namespace) -> int:
+    with _open(args) as catalog:
+        print(f"catalog {catalog.path} ready: {catalog.count} datasets, version {catalog.version}")
+    return EXIT_OK
+
+
+def _put(args: argparse.Namespace) -> int:
+    dataset = Dataset.from_dict(_read_json(args.file))
+    with _open(args) as catalog:
+        if args.expected_version is None:
+            stored = catalog.create(dataset)
+        else:
+            stored = catalog.save(dataset, expected_version=args.expected_version)
+    print(f"{stored.name} version {stored.version}")
+    return EXIT_OK
+
+
+def _get(args: argparse.Namespace) -> int:
+    with _open(args) as catalog:
+        dataset = catalog.get(args.name)
+    if dataset is None:
+        raise NotFoundError(args.name)
+    if args.json:
+        _print_json(dataset.to_dict())
+    else:
+        for key, value in dataset.to_dict().items():
+            if key == "fields":
+                print("fields:")
+                for field in dataset.fields:
+                    null = "" if field.nullable else " not null"
+                    print(f"  {field.name} {field.data_type}{null}")
+            else:
+                print(f"{key}: {_text(value)}")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _open(args) as catalog:
+        found = catalog.list(
+            domain=args.domain, owner=args.owner, tag=args.tag, limit=args.limit, after=args.after
+        )
+    _print_datasets(found, args.json)
+    return EXIT_OK
+
+
+def _search(args: argparse.Namespace) -> int:
+    with _open(args) as catalog:
+        found = catalog.search(args.query, limit=args.limit)
+    _print_datasets(found, args.json)
+    return EXIT_OK
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    with _open(args) as catalog:
+        edges = catalog.lineage(args.name, direction=args.direction, depth=args.depth)
+    if args.json:
+        _print_json([vars(edge) for edge in edges])
+    else:
+        for edge in edges:
+            print(f"{edge.depth}  {edge.downstream} <- {edge.upstream}")
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with _open(args) as catalog:
+        facts = {"datasets": catalog.count, "catalog_version": catalog.version}
+        facts.update(catalog.stats().to_dict())
+    if args.json:
+        _print_json(facts)
+    else:
+        for key, value in facts.items():
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def _print_datasets(found: list[Dataset], as_json: bool) -> None:
+    if as_json:
+        _print_json([dataset.to_dict() for dataset in found])
+        return
+    for dataset in found:
+        print(f"{dataset.name}  v{dataset.version}  {dataset.domain or '-'}  {dataset.owner or '-'}")
+
+
+def _read_json(path: str) -> Any:
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except OSError as error:
+        raise ValidationError("dataset file", f"cannot be read ({error.strerror})", path) from None
+    except UnicodeDecodeError:
+        raise ValidationError("dataset file", "is not UTF-8 text", path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            "dataset file",
+            f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
+            path,
+        ) from None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    return str(value)
+
+
+_positive = whole_number(1)
+_non_negative = whole_number(0)

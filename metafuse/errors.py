@@ -1,0 +1,86 @@
+"""The exception tree: every failure a caller can act on derives from `CatalogError`."""
+
+from __future__ import annotations
+
+
+class CatalogError(Exception):
+    """Base of every error MetaFuse raises on purpose; the CLI turns these into one line."""
+
+
+class ValidationError(CatalogError, ValueError):
+    """A value breaks one of the catalog's rules; nothing was written."""
+
+    def __init__(self, what: str, rule: str, value: object = None) -> None:
+        self.what = what
+        self.rule = rule
+        self.value = value
+        shown = "" if value is None else f" (got {_preview(value)})"
+        super().__init__(f"invalid {what}{shown}: {rule}")
+
+
+class ConflictError(CatalogError):
+    """The dataset's stored version is not the one the write expected; nothing was written."""
+
+    def __init__(self, name: str, expected: int | None, actual: int | None) -> None:
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        if expected is None:
+            message = f"dataset {name!r} already exists (version {actual})"
+        elif actual is None:
+            message = f"dataset {name!r} was deleted (expected version {expected})"
+        else:
+            message = f"dataset {name!r} is at version {actual}, not the expected {expected}"
+        super().__init__(message)
+
+
+class RetriesExhaustedError(ConflictError):
+    """`Catalog.update` met a conflict on every one of its attempts."""
+
+    def __init__(self, name: str, attempts: int, last: ConflictError) -> None:
+        super().__init__(name, last.expected, last.actual)
+        self.attempts = attempts
+        self.args = (f"dataset {name!r}: still conflicting after {attempts} attempts ({last})",)
+
+
+class NotFoundError(CatalogError, LookupError):
+    """The named dataset does not exist."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"dataset {name!r} does not exist")
+
+
+class BusyError(CatalogError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        super().__init__(f"catalog {path} is locked by another writer (waited {timeout:g} s)")
+
+
+class CatalogFileError(CatalogError):
+    """The catalog file cannot be used: missing directory, not a catalog, newer schema, read-only."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"catalog {path}: {problem}")
+
+
+class StorageError(CatalogFileError):
+    """The disk refused a write (full, file size limit, I/O error); the transaction was rolled back."""
+
+
+class CatalogClosedError(CatalogError):
+    """The `Catalog` was closed; open a new one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"catalog {path} is closed")
+
+
+def _preview(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}...' ({len(str(value))} chars)"

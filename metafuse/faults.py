@@ -1,0 +1,68 @@
+"""Test-only fault hooks: deliberate bugs the stress suite must catch. All are off by default.
+
+In the spirit of FoundationDB's BUGGIFY and SQLite's test hooks, each named fault switches on one
+known-wrong behaviour inside the catalog, so `metafuse stress selfcheck` can prove that an invariant
+fails when the bug it names is present. Never enable a fault outside a test: every one of them
+loses or corrupts data on purpose.
+
+Faults are enabled with `enabled(...)` in-process, or with `METAFUSE_FAULTS=name,...` in the
+environment, which child processes inherit (read once, at import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from .errors import ValidationError
+
+FAULTS: dict[str, str] = {
+    "lost_update": "save skips the expected-version check",
+    "stale_cache": "the read cache ignores commits made through other connections",
+    "connection_leak": "Catalog.close leaves its connections open",
+    "torn_write": "a write commits the dataset row and its fields in separate transactions",
+    "unbounded_retry": "update ignores max_attempts and retries until it succeeds",
+}
+"""Every fault's name and the bug it introduces."""
+
+ENV_VAR = "METAFUSE_FAULTS"
+"""Environment variable naming the faults to enable at import, comma-separated."""
+
+_active: frozenset[str] = frozenset()
+
+
+def parse(text: str) -> frozenset[str]:
+    """Return the fault names in a comma-separated list; unknown names are a `ValidationError`."""
+    names = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(names - FAULTS.keys())
+    if unknown:
+        raise ValidationError(
+            f"fault name in {ENV_VAR}", f"known faults: {', '.join(sorted(FAULTS))}", unknown[0]
+        )
+    return names
+
+
+def active(name: str) -> bool:
+    """Return whether the fault `name` is switched on (cheap enough for hot paths)."""
+    return name in _active
+
+
+def current() -> frozenset[str]:
+    """Return the names of the faults switched on now."""
+    return _active
+
+
+@contextlib.contextmanager
+def enabled(*names: str) -> Iterator[None]:
+    """Switch faults on for the duration of a `with` block (process-wide, not thread-local)."""
+    global _active
+    previous = _active
+    _active = previous | parse(",".join(names))
+    try:
+        yield
+    finally:
+        _active = previous
+
+
+_active = parse(os.environ.get(ENV_VAR, ""))
