@@ -507,8 +507,9 @@ class Catalog:
         for name, mark in session.marks:
             if slots is not None:
                 slots.finish(name, mark)
-        for name in session.touched:
-            self._cache.invalidate(name)
+        if not faults.active("stale_cache"):
+            for name in session.touched:
+                self._cache.invalidate(name)
         session.marks.clear()
         session.touched.clear()
 

@@ -19,7 +19,7 @@ from .errors import ValidationError
 
 FAULTS: dict[str, str] = {
     "lost_update": "save skips the expected-version check",
-    "stale_cache": "the read cache ignores commits made through other connections",
+    "stale_cache": "the read cache ignores commits made through other connections (threads or processes)",
     "connection_leak": "Catalog.close leaves its connections open",
     "torn_write": "a write commits the dataset row and its fields in separate transactions",
     "unbounded_retry": "update ignores max_attempts and retries until it succeeds",

@@ -1,0 +1,479 @@
+"""Runs one scenario: setup, clients as threads or spawned processes, a watchdog, then invariants."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import MutableSequence
+from typing import Any
+
+from .. import faults as fault_hooks
+from ..catalog import Catalog
+from .client import ClientContext
+from .config import StressConfig
+from .gate import BarrierGate, Flag
+from .progress import Progress
+from .recorder import Recorder, merge
+from .result import ScenarioResult, operations_table
+from .scenario import REGISTRY, InvariantResult, RunView, Scenario, SetupContext
+
+log = logging.getLogger("metafuse.stress")
+
+WATCHDOG_GRACE = 5.0
+"""Seconds past the duration that clients get to finish before they are declared hung."""
+STARTUP_TIMEOUT = 60.0
+"""Seconds client processes get to start before the run begins without the stragglers."""
+
+
+@dataclasses.dataclass
+class _Outcome:
+    recorders: list[Recorder]
+    reports: list[Any]
+    elapsed: float
+    hung: list[int]
+    crashed: list[int]
+    killed: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What a client process needs to rebuild its context (plain, picklable data)."""
+
+    scenario: str
+    module: str
+    client: int
+    incarnation: int
+    clients: int
+    path: str
+    shared: dict[str, Any]
+    seed: int
+    duration: int
+    record: bool
+    synchronous: str
+    faults: tuple[str, ...]
+    log_level: int
+
+
+def count_open_fds() -> int:
+    """Return this process's open file descriptors (-1 where /proc is unavailable)."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # minus the descriptor listdir itself used
+    except OSError:
+        return -1
+
+
+def run_scenario(
+    scenario: Scenario,
+    config: StressConfig,
+    *,
+    path: str | None = None,
+    faults: tuple[str, ...] = (),
+    progress: bool = False,
+) -> ScenarioResult:
+    """Run `scenario` once and return its result; never hangs past duration + the watchdog grace.
+
+    With no `path` the catalog lives in a temporary directory that is removed afterwards.
+    `faults` names fault hooks (see `metafuse.faults`) switched on for this run only, in this
+    process and in every client process.
+    """
+    clients = config.clients_for(scenario.default_clients)
+    duration = config.duration_for(scenario.default_duration)
+    mode = "process" if scenario.always_process else config.mode
+    workdir = None
+    if path is None:
+        workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
+        path = os.path.join(workdir, "catalog.db")
+    log.debug("%s: %d %s clients, %d s, seed %d", scenario.name, clients, mode, duration, config.seed)
+    try:
+        with fault_hooks.enabled(*faults):
+            setup = SetupContext(clients, duration, config.seed, random.Random(config.seed), path, config)
+            with Catalog(path, synchronous=config.synchronous) as catalog:
+                shared = scenario.setup(catalog, setup)
+            fd_before = count_open_fds()
+            label = f"{scenario.name} ({clients} {mode} clients)"
+            meter = Progress(label, duration, enabled=progress)
+            run_class = _ProcessRun if mode == "process" else _ThreadRun
+            outcome = run_class(scenario, config, path, clients, duration, shared, faults, meter).run()
+            meter.clear()
+            fd_after = count_open_fds()
+            with Catalog(path, synchronous=config.synchronous) as catalog:
+                view = RunView(
+                    scenario=scenario.name,
+                    mode=mode,
+                    clients=clients,
+                    duration=duration,
+                    seed=config.seed,
+                    shared=shared,
+                    recorders=outcome.recorders,
+                    merged=merge(outcome.recorders),
+                    reports=outcome.reports,
+                    catalog=catalog,
+                    elapsed=outcome.elapsed,
+                    hung=outcome.hung,
+                    crashed=outcome.crashed,
+                    killed=outcome.killed,
+                    fd_before=fd_before,
+                    fd_after=fd_after,
+                )
+                verdicts = [_clients_finished(view)]
+                verdicts += [_evaluate(invariant, view) for invariant in scenario.invariants]
+                metrics = _metrics(scenario, view)
+        merged = view.merged
+        return ScenarioResult(
+            scenario=scenario.name,
+            title=scenario.title,
+            mode=mode,
+            clients=clients,
+            duration=duration,
+            elapsed=round(outcome.elapsed, 3),
+            seed=config.seed,
+            operations=operations_table(merged, outcome.elapsed),
+            retries={
+                "operations_retried": merged.operations_retried,
+                "total_retries": merged.total_retries,
+                "longest_conflict_streak": merged.longest_conflict_streak,
+            },
+            metrics=metrics,
+            invariants=verdicts,
+            errors=merged.errors,
+            faults=sorted(faults),
+        )
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _evaluate(invariant: Any, view: RunView) -> InvariantResult:
+    try:
+        ok, detail = invariant.check(view)
+    except Exception as error:  # a crashing check is a failed check, reported, not raised
+        ok, detail = False, f"check raised {type(error).__name__}: {error}"
+    log.debug("invariant %s: %s (%s)", invariant.name, "ok" if ok else "FAILED", detail)
+    return InvariantResult(invariant.name, invariant.promise, bool(ok), detail)
+
+
+def _clients_finished(view: RunView) -> InvariantResult:
+    problems = []
+    if view.hung:
+        problems.append(f"clients {view.hung} hung past the watchdog")
+    if view.crashed:
+        problems.append(f"clients {view.crashed} crashed")
+    ok = not problems
+    detail = "; ".join(problems) if problems else f"all {view.clients} clients finished"
+    return InvariantResult("clients_finished", "every client finished on time without crashing", ok, detail)
+
+
+def _metrics(scenario: Scenario, view: RunView) -> dict[str, Any]:
+    try:
+        return scenario.metrics(view)
+    except Exception as error:
+        return {"metrics_error": f"{type(error).__name__}: {error}"}
+
+
+def _run_client(scenario: Scenario, ctx: ClientContext) -> None:
+    try:
+        scenario.client(ctx)
+        ctx.recorder.finished = True
+    except BaseException as error:
+        ctx.recorder.error(f"client {ctx.client} crashed: {type(error).__name__}: {error}")
+        log.debug("client %d crashed", ctx.client, exc_info=True)
+
+
+class _Run:
+    def __init__(
+        self,
+        scenario: Scenario,
+        config: StressConfig,
+        path: str,
+        clients: int,
+        duration: int,
+        shared: dict[str, Any],
+        faults: tuple[str, ...],
+        meter: Progress,
+    ) -> None:
+        self.scenario = scenario
+        self.config = config
+        self.path = path
+        self.clients = clients
+        self.duration = duration
+        self.shared = shared
+        self.faults = faults
+        self.meter = meter
+
+
+class _ThreadRun(_Run):
+    def run(self) -> _Outcome:
+        catalog = (
+            Catalog(self.path, synchronous=self.config.synchronous) if self.scenario.shared_catalog else None
+        )
+        live: MutableSequence[int] = [0] * (3 * self.clients)
+        stop = threading.Event()
+        gate = BarrierGate(threading.Barrier(self.clients), Flag())
+        reports: list[Any] = []
+        start = time.monotonic()
+        deadline = start + self.duration
+        contexts = [
+            ClientContext(
+                client=client,
+                clients=self.clients,
+                mode="thread",
+                path=self.path,
+                catalog=catalog,
+                shared=self.shared,
+                seed=self.config.seed,
+                start=start,
+                deadline=deadline,
+                record=self.config.record,
+                live=live,
+                gate=gate,
+                report=reports.append,
+                stopped=stop.is_set,
+            )
+            for client in range(self.clients)
+        ]
+        threads = [
+            threading.Thread(
+                target=_run_client, args=(self.scenario, ctx), name=f"stress-{ctx.client}", daemon=True
+            )
+            for ctx in contexts
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            hard_stop = deadline + WATCHDOG_GRACE
+            while any(thread.is_alive() for thread in threads) and time.monotonic() < hard_stop:
+                for thread in threads:
+                    thread.join(0.05)
+                    self.meter.update(live, time.monotonic() - start)
+        except KeyboardInterrupt:
+            stop.set()
+            gate.abort()
+            raise
+        elapsed = min(time.monotonic(), deadline) - start
+        hung = [index for index, thread in enumerate(threads) if thread.is_alive()]
+        if hung:
+            stop.set()
+            gate.abort()
+            log.warning("%s: clients %s still running after the watchdog", self.scenario.name, hung)
+        if catalog is not None:
+            catalog.close()
+        recorders = [ctx.recorder for ctx in contexts]
+        crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
+        return _Outcome(recorders, reports, elapsed, hung, crashed, [])
+
+
+class ProcessControl:
+    """What a scenario's driver may do to a process run: look, kill and replace clients."""
+
+    def __init__(self, run: _ProcessRun, rng: random.Random) -> None:
+        self._run = run
+        self.rng = rng
+        self.state: dict[str, Any] = {}
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the clients started."""
+        return time.monotonic() - self._run.start
+
+    @property
+    def duration(self) -> int:
+        """The run's duration in seconds."""
+        return self._run.duration
+
+    @property
+    def kills_wanted(self) -> int:
+        """How many kills the run's configuration asks for."""
+        return self._run.config.kills
+
+    def running(self) -> list[int]:
+        """Client slots whose process is alive and has not finished."""
+        return sorted(self._run.conns)
+
+    def kill_and_replace(self, slot: int) -> None:
+        """SIGKILL the client in `slot` and start a new one in its place."""
+        self._run.kill_and_replace(slot)
+
+
+class _ProcessRun(_Run):
+    def run(self) -> _Outcome:
+        spawn = multiprocessing.get_context("spawn")
+        self.spawn_ctx = spawn
+        self.live: MutableSequence[int] = spawn.RawArray("q", 3 * self.clients)
+        self.stop = spawn.Event()
+        self.barrier = spawn.Barrier(self.clients)
+        self.flag = spawn.RawValue("b", 0)
+        self.conns: dict[int, multiprocessing.connection.Connection] = {}
+        self.procs: dict[int, Any] = {}
+        self.incarnations = [0] * self.clients
+        self.recorders: list[Recorder] = []
+        self.reports: list[Any] = []
+        self.killed: list[int] = []
+        self.crashed: list[int] = []
+        self.go = spawn.Event()
+        self.start_at = spawn.RawValue("d", 0.0)
+        self.ready = 0
+        control = ProcessControl(self, random.Random(self.config.seed ^ 0x5EED))
+        try:
+            for slot in range(self.clients):
+                self._spawn(slot)
+            # The clock starts when every interpreter has started: spawning 50 of them on two
+            # cores takes seconds, which would otherwise eat into the measured duration.
+            ready_by = time.monotonic() + STARTUP_TIMEOUT
+            while self.ready < self.clients and self.conns and time.monotonic() < ready_by:
+                self._pump(0.05)
+            self.start = self.start_at.value = time.monotonic()
+            self.deadline = self.start + self.duration
+            self.go.set()
+            hard_stop = self.deadline + WATCHDOG_GRACE
+            while self.conns and time.monotonic() < hard_stop:
+                self._pump(0.05)
+                if self.scenario.driver is not None and time.monotonic() < self.deadline:
+                    self.scenario.driver(control)
+                self.meter.update(self.live, time.monotonic() - self.start)
+            hung = sorted(self.conns)
+        finally:
+            self.stop.set()
+            for slot in list(self.conns):
+                self._end(slot, signal.SIGKILL)
+            for proc in self.procs.values():
+                proc.join(5)
+        elapsed = min(time.monotonic(), self.deadline) - self.start
+        if hung:
+            log.warning("%s: client processes %s hung and were killed", self.scenario.name, hung)
+        return _Outcome(self.recorders, self.reports, elapsed, hung, self.crashed, self.killed)
+
+    def _spawn(self, slot: int) -> None:
+        incarnation = self.incarnations[slot]
+        job = _Job(
+            scenario=self.scenario.name,
+            module=self.scenario.client.__module__,
+            client=slot,
+            incarnation=incarnation,
+            clients=self.clients,
+            path=self.path,
+            shared=self.shared,
+            seed=self.config.seed + 7_919 * incarnation,
+            duration=self.duration,
+            record=self.config.record,
+            synchronous=self.config.synchronous,
+            faults=self.faults,
+            log_level=logging.getLogger("metafuse").getEffectiveLevel(),
+        )
+        receiver, sender = self.spawn_ctx.Pipe(duplex=False)
+        proc = self.spawn_ctx.Process(
+            target=_process_main,
+            args=(job, sender, self.live, self.barrier, self.flag, self.stop, self.go, self.start_at),
+            name=f"stress-{slot}.{incarnation}",
+            daemon=True,
+        )
+        proc.start()
+        sender.close()
+        self.conns[slot] = receiver
+        self.procs[slot] = proc
+
+    def _pump(self, timeout: float) -> None:
+        ready = multiprocessing.connection.wait(list(self.conns.values()), timeout)
+        by_conn = {id(conn): slot for slot, conn in self.conns.items()}
+        for conn in ready:
+            assert isinstance(conn, multiprocessing.connection.Connection)
+            slot = by_conn[id(conn)]
+            try:
+                kind, value = conn.recv()
+            except Exception:  # EOF or a message cut short by SIGKILL
+                self._end(slot, None)
+                self.crashed.append(slot)
+                continue
+            if kind == "ready":
+                self.ready += 1
+            elif kind == "report":
+                self.reports.append(value)
+            else:
+                self.recorders.append(value)
+                if not value.finished:
+                    self.crashed.append(slot)
+                self._end(slot, None)
+
+    def _end(self, slot: int, sig: int | None) -> None:
+        conn = self.conns.pop(slot, None)
+        if conn is not None:
+            conn.close()
+        proc = self.procs.get(slot)
+        if sig is not None and proc is not None and proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, sig)
+        if proc is not None:
+            proc.join(5 if sig is not None else 1)
+
+    def kill_and_replace(self, slot: int) -> None:
+        proc = self.procs.get(slot)
+        if proc is None or slot not in self.conns or proc.pid is None:
+            return
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(5)
+        # Drain what it sent before dying (acknowledgements count even if the client died).
+        conn = self.conns.pop(slot)
+        try:
+            while conn.poll(0):
+                kind, value = conn.recv()
+                if kind == "report":
+                    self.reports.append(value)
+        except Exception:
+            pass
+        conn.close()
+        self.killed.append(slot)
+        self.incarnations[slot] += 1
+        self._spawn(slot)
+
+
+def _process_main(
+    job: _Job,
+    sender: multiprocessing.connection.Connection,
+    live: MutableSequence[int],
+    barrier: Any,
+    flag: Any,
+    stop: Any,
+    go: Any,
+    start_at: Any,
+) -> None:
+    """Entry point of a client process (spawn context)."""
+    logging.basicConfig(level=job.log_level, format="%(processName)s %(name)s: %(message)s")
+    __import__(job.module)
+    # Imported here, not at the top: the scenarios import this module.
+    from . import scenarios  # noqa: F401, PLC0415
+
+    scenario = REGISTRY[job.scenario]
+    with fault_hooks.enabled(*job.faults):
+        catalog = Catalog(job.path, synchronous=job.synchronous) if scenario.shared_catalog else None
+        sender.send(("ready", None))
+        go.wait(STARTUP_TIMEOUT)
+        ctx = ClientContext(
+            client=job.client,
+            clients=job.clients,
+            mode="process",
+            path=job.path,
+            catalog=catalog,
+            shared=job.shared,
+            seed=job.seed,
+            start=start_at.value,
+            deadline=start_at.value + job.duration,
+            record=job.record,
+            live=live,
+            gate=BarrierGate(barrier, flag),
+            report=lambda value: sender.send(("report", value)),
+            stopped=stop.is_set,
+        )
+        try:
+            _run_client(scenario, ctx)
+        finally:
+            if catalog is not None:
+                catalog.close()
+    sender.send(("final", ctx.recorder))
+    sender.close()

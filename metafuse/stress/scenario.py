@@ -1,0 +1,161 @@
+"""How a scenario is declared: a client function, its setup, and its invariants beside it.
+
+```python
+@scenario("my_scenario", title="my", summary="What it stresses.")
+def my_scenario(ctx: ClientContext) -> None:
+    while not ctx.should_stop():
+        ctx.call("read", ctx.catalog.get, "some.dataset")
+
+@my_scenario.invariant("no_errors", "no operation failed unexpectedly")
+def _no_errors(run: RunView) -> Verdict:
+    errors = run.merged.total("error")
+    return errors == 0, f"{errors} errors"
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from typing import Any, Optional
+
+from ..catalog import Catalog
+from .client import ClientContext
+from .config import StressConfig
+from .recorder import Recorder
+
+Verdict = tuple[bool, str]
+"""An invariant's answer: whether it held, and the figures that show it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SetupContext:
+    """What a scenario's setup sees: the resolved size of the run and a seeded generator."""
+
+    clients: int
+    duration: int
+    seed: int
+    rng: random.Random
+    path: str
+    config: StressConfig
+
+
+@dataclasses.dataclass
+class RunView:
+    """What invariants and metrics see once every client has stopped."""
+
+    scenario: str
+    mode: str
+    clients: int
+    duration: int
+    seed: int
+    shared: dict[str, Any]
+    recorders: list[Recorder]
+    merged: Recorder
+    reports: list[Any]
+    catalog: Catalog
+    elapsed: float
+    hung: list[int]
+    crashed: list[int]
+    killed: list[int]
+    fd_before: int
+    fd_after: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Invariant:
+    """A named promise and the function that checks it."""
+
+    name: str
+    promise: str
+    check: Callable[[RunView], Verdict]
+
+
+@dataclasses.dataclass(frozen=True)
+class InvariantResult:
+    """An invariant's verdict in one run."""
+
+    name: str
+    promise: str
+    ok: bool
+    detail: str
+
+
+Headline = Callable[[dict[str, Any]], "list[tuple[str, Any]]"]
+
+
+@dataclasses.dataclass
+class Scenario:
+    """A registered scenario; see the module docstring for how to declare one."""
+
+    name: str
+    title: str
+    summary: str
+    client: Callable[[ClientContext], None]
+    setup: Callable[[Catalog, SetupContext], dict[str, Any]] = lambda catalog, ctx: {}
+    default_clients: Optional[int] = None  # noqa: UP045 - evaluated at runtime on Python 3.9
+    default_duration: Optional[int] = None  # noqa: UP045
+    always_process: bool = False
+    shared_catalog: bool = True
+    invariants: list[Invariant] = dataclasses.field(default_factory=list)
+    metrics: Callable[[RunView], dict[str, Any]] = lambda run: {}
+    headline: Headline = lambda result: []
+    driver: Optional[Callable[[Any], None]] = None  # noqa: UP045
+
+    @property
+    def test_name(self) -> str:
+        """The pytest test that runs this scenario."""
+        return f"test_{self.name}"
+
+    def invariant(self, name: str, promise: str) -> Callable[[Callable[[RunView], Verdict]], Any]:
+        """Declare an invariant of this scenario (decorator)."""
+
+        def register(check: Callable[[RunView], Verdict]) -> Callable[[RunView], Verdict]:
+            self.invariants.append(Invariant(name, promise, check))
+            return check
+
+        return register
+
+
+REGISTRY: dict[str, Scenario] = {}
+"""Every registered scenario by name, in registration order."""
+
+
+def scenario(
+    name: str,
+    *,
+    title: str,
+    summary: str,
+    setup: Callable[[Catalog, SetupContext], dict[str, Any]] | None = None,
+    default_clients: int | None = None,
+    default_duration: int | None = None,
+    always_process: bool = False,
+    shared_catalog: bool = True,
+) -> Callable[[Callable[[ClientContext], None]], Scenario]:
+    """Register the decorated client function as scenario `name`.
+
+    `setup(catalog, setup_context)` runs once before the clients and returns plain data that
+    every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
+    (they open their own); `always_process=True` runs clients as processes in either mode.
+    """
+
+    def register(client: Callable[[ClientContext], None]) -> Scenario:
+        if name in REGISTRY:
+            raise ValueError(f"scenario {name!r} is already registered")
+        declared = Scenario(
+            name=name,
+            title=title,
+            summary=summary,
+            client=client,
+            default_clients=default_clients,
+            default_duration=default_duration,
+            always_process=always_process,
+            shared_catalog=shared_catalog,
+        )
+        if setup is not None:
+            declared.setup = setup
+        REGISTRY[name] = declared
+        return declared
+
+    return register

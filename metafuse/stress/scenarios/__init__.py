@@ -1,0 +1,31 @@
+"""The built-in scenarios; importing this package registers them in `REGISTRY`."""
+
+from __future__ import annotations
+
+from . import (
+    cache_invalidation_race,
+    concurrent_writers,
+    connection_cleanup,
+    kill_writers,
+    optimistic_lock_resolution,
+    read_heavy_workload,
+)
+
+CORE = (
+    concurrent_writers.SCENARIO.name,
+    read_heavy_workload.SCENARIO.name,
+    optimistic_lock_resolution.SCENARIO.name,
+    cache_invalidation_race.SCENARIO.name,
+    connection_cleanup.SCENARIO.name,
+)
+"""The five scenarios of the user guide, in its order."""
+
+__all__ = [
+    "CORE",
+    "cache_invalidation_race",
+    "concurrent_writers",
+    "connection_cleanup",
+    "kill_writers",
+    "optimistic_lock_resolution",
+    "read_heavy_workload",
+]

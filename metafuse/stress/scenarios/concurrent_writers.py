@@ -1,0 +1,119 @@
+"""Scenario 1: clients read-modify-save the same five datasets with `expected_version`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...catalog import Catalog
+from ..client import ClientContext
+from ..scenario import RunView, SetupContext, Verdict, scenario
+from ._content import checksum, rewrite, tokened
+
+DATASETS = 5
+
+
+def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
+    names = [f"stress.writers.{index}" for index in range(DATASETS)]
+    catalog.create_many(tokened(name, "initial") for name in names)
+    return {"names": names}
+
+
+@scenario(
+    "concurrent_writers",
+    title="concurrent writer",
+    summary="Clients read-modify-save the same 5 datasets with expected_version.",
+    setup=_setup,
+)
+def concurrent_writers(ctx: ClientContext) -> None:
+    """Read a random dataset, write a unique token over the version read; record successes."""
+    names = ctx.shared["names"]
+    sequence = 0
+    while not ctx.should_stop():
+        name = ctx.rng.choice(names)
+        _, current = ctx.call("read", ctx.catalog.get, name)
+        if current is None:
+            continue
+        sequence += 1
+        token = f"client-{ctx.client}-write-{sequence}"
+        outcome, stored = ctx.call(
+            "write", ctx.catalog.save, rewrite(current, token), expected_version=current.version
+        )
+        if outcome == "ok" and stored is not None:
+            ctx.event(name, stored.version, checksum(stored))
+
+
+SCENARIO = concurrent_writers
+
+
+def _writes(run: RunView) -> dict[str, list[tuple[int, str]]]:
+    by_name: dict[str, list[tuple[int, str]]] = {name: [] for name in run.shared["names"]}
+    for name, version, digest in run.merged.events:
+        by_name[name].append((version, digest))
+    return by_name
+
+
+@concurrent_writers.invariant("no_errors", "no read or write failed with an unexpected error")
+def _no_errors(run: RunView) -> Verdict:
+    errors = run.merged.total("error")
+    return errors == 0, f"{errors} errors" + (f", first: {run.merged.errors[0]}" if errors else "")
+
+
+@concurrent_writers.invariant("writes_succeeded", "at least one write succeeded")
+def _writes_succeeded(run: RunView) -> Verdict:
+    ok = run.merged.counts.get("write", {}).get("ok", 0)
+    return ok > 0, f"{ok} successful writes"
+
+
+@concurrent_writers.invariant(
+    "conflicts_detected", "with more than one client, some writes conflicted (else nothing raced)"
+)
+def _conflicts_detected(run: RunView) -> Verdict:
+    conflicts = run.merged.counts.get("write", {}).get("conflict", 0)
+    if run.clients == 1:
+        return True, f"1 client: {conflicts} conflicts expected to be 0"
+    return conflicts > 0, f"{conflicts} conflicts among {run.clients} clients"
+
+
+@concurrent_writers.invariant(
+    "version_chain", "each dataset's successful writes got versions 2, 3, ... with no gap or duplicate"
+)
+def _version_chain(run: RunView) -> Verdict:
+    problems = []
+    for name, writes in _writes(run).items():
+        versions = sorted(version for version, _ in writes)
+        expected = list(range(2, 2 + len(versions)))
+        if versions != expected:
+            duplicates = len(versions) - len(set(versions))
+            problems.append(f"{name}: {len(versions)} writes, {duplicates} duplicate versions")
+    return not problems, "; ".join(problems) or "every chain is complete"
+
+
+@concurrent_writers.invariant(
+    "final_content", "each dataset's stored content is the content of its last successful write"
+)
+def _final_content(run: RunView) -> Verdict:
+    problems = []
+    for name, writes in _writes(run).items():
+        stored = run.catalog.get(name)
+        if stored is None:
+            problems.append(f"{name} is missing")
+            continue
+        if not writes:
+            continue
+        version, digest = max(writes)
+        if stored.version != version or checksum(stored) != digest:
+            problems.append(f"{name}: stored v{stored.version}, last successful write v{version}")
+    return not problems, "; ".join(problems) or "stored content matches the last write everywhere"
+
+
+def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    write = result["operations"].get("write", {})
+    return [
+        ("Successful writes", write.get("ok", 0)),
+        ("Conflicts detected", write.get("conflict", 0)),
+        ("Errors", sum(op.get("error", 0) for op in result["operations"].values())),
+        ("Writes/s (attempts)", write.get("per_sec", 0.0)),
+    ]
+
+
+concurrent_writers.headline = _headline

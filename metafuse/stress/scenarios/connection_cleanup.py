@@ -1,0 +1,131 @@
+"""Scenario 5: clients repeatedly open their own Catalog, use it, and close it; nothing may leak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...catalog import Catalog
+from ..client import ClientContext
+from ..runner import count_open_fds
+from ..scenario import RunView, Verdict, scenario
+from ._content import rewrite, tokened
+
+
+@scenario(
+    "connection_cleanup",
+    title="connection cleanup",
+    summary="Clients open their own Catalog, run mixed writes, reads and lists, and close it.",
+    shared_catalog=False,
+)
+def connection_cleanup(ctx: ClientContext) -> None:
+    """Open, use and close a catalog in a loop; check stats() and (per process) descriptors."""
+    name = f"stress.cleanup.{ctx.client}.{ctx.rng.getrandbits(32):08x}"
+    sessions = leaked_connections = leaked_fds = 0
+    created = False
+    while not ctx.should_stop():
+        fds_before = count_open_fds() if ctx.mode == "process" else 0
+        _, catalog = ctx.call("open", Catalog, ctx.path)
+        if catalog is None:
+            continue
+        try:
+            if not created:
+                outcome, _ = ctx.call("write", catalog.create, tokened(name, "created"))
+                created = outcome == "ok"
+                if created:
+                    ctx.event(name)
+            else:
+                _, current = ctx.call("read", catalog.get, name)
+                if current is not None:
+                    ctx.call(
+                        "write",
+                        catalog.save,
+                        rewrite(current, f"session-{sessions}"),
+                        expected_version=current.version,
+                    )
+            ctx.call("list", catalog.list, domain="stress", limit=20)
+        finally:
+            catalog.close()
+        sessions += 1
+        leaked_connections += catalog.stats().open_connections
+        if ctx.mode == "process" and count_open_fds() != fds_before:
+            leaked_fds += 1
+    ctx.recorder.metrics.update(
+        sessions=sessions, leaked_connections=leaked_connections, leaked_fd_sessions=leaked_fds
+    )
+
+
+SCENARIO = connection_cleanup
+
+
+def _sum(run: RunView, key: str) -> int:
+    return sum(int(recorder.metrics.get(key, 0)) for recorder in run.recorders)
+
+
+@connection_cleanup.invariant(
+    "connections_closed", "every catalog's stats() showed zero open connections after close()"
+)
+def _connections_closed(run: RunView) -> Verdict:
+    leaked = _sum(run, "leaked_connections")
+    return leaked == 0, f"{leaked} connections still open after close, over {_sum(run, 'sessions')} sessions"
+
+
+@connection_cleanup.invariant(
+    "fds_restored", "the process's open file descriptors returned to their count before the run"
+)
+def _fds_restored(run: RunView) -> Verdict:
+    if run.mode == "process":
+        leaky = _sum(run, "leaked_fd_sessions")
+        return leaky == 0, f"{leaky} client sessions left file descriptors open"
+    if run.fd_before < 0:
+        return False, "cannot count file descriptors here (no /proc/self/fd)"
+    return run.fd_before == run.fd_after, f"{run.fd_before} open before, {run.fd_after} after"
+
+
+@connection_cleanup.invariant("datasets_readable", "every dataset a client created is readable")
+def _datasets_readable(run: RunView) -> Verdict:
+    names = [name for (name,) in run.merged.events]
+    missing = [name for name in names if run.catalog.get(name) is None]
+    return bool(names) and not missing, f"{len(names)} created, {len(missing)} unreadable"
+
+
+@connection_cleanup.invariant("integrity_ok", "PRAGMA integrity_check reports ok")
+def _integrity(run: RunView) -> Verdict:
+    report = run.catalog.integrity_check()
+    return report == ["ok"], "; ".join(report[:3])
+
+
+@connection_cleanup.invariant(
+    "checkpoint_completes", "a TRUNCATE WAL checkpoint completes: no reader still holds a snapshot"
+)
+def _checkpoint(run: RunView) -> Verdict:
+    done = run.catalog.checkpoint()
+    return done, "checkpoint completed" if done else "checkpoint blocked by an open reader or writer"
+
+
+@connection_cleanup.invariant("no_errors", "no operation failed unexpectedly")
+def _no_errors(run: RunView) -> Verdict:
+    errors = run.merged.total("error")
+    return errors == 0, f"{errors} errors" + (f", first: {run.merged.errors[0]}" if errors else "")
+
+
+def _metrics(run: RunView) -> dict[str, Any]:
+    return {
+        "sessions": _sum(run, "sessions"),
+        "leaked_connections": _sum(run, "leaked_connections"),
+        "fd_before": run.fd_before,
+        "fd_after": run.fd_after,
+    }
+
+
+def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    metrics = result["metrics"]
+    return [
+        ("Catalogs opened and closed", metrics.get("sessions", 0)),
+        ("Connections open after close", metrics.get("leaked_connections", 0)),
+        ("File descriptors before/after", f"{metrics.get('fd_before')}/{metrics.get('fd_after')}"),
+        ("Errors", sum(op.get("error", 0) for op in result["operations"].values())),
+    ]
+
+
+connection_cleanup.metrics = _metrics
+connection_cleanup.headline = _headline

@@ -1,0 +1,131 @@
+"""Crash safety: writer processes are SIGKILLed at random moments and replaced; nothing is lost."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ...catalog import Catalog
+from ..client import ClientContext
+from ..runner import ProcessControl
+from ..scenario import RunView, SetupContext, Verdict, scenario
+from ._content import checksum, rewrite, tokened
+
+DATASETS = 5
+
+
+def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
+    names = [f"stress.kill.{index}" for index in range(DATASETS)]
+    catalog.create_many(tokened(name, "initial") for name in names)
+    return {"names": names}
+
+
+@scenario(
+    "kill_writers",
+    title="killed writers",
+    summary="Writer processes are SIGKILLed at random moments and replaced; acknowledged writes survive.",
+    setup=_setup,
+    default_clients=4,
+    always_process=True,
+)
+def kill_writers(ctx: ClientContext) -> None:
+    """Write tokens; report each write to the runner only after `save` returned."""
+    names = ctx.shared["names"]
+    sequence = 0
+    while not ctx.should_stop():
+        name = ctx.rng.choice(names)
+        _, current = ctx.call("read", ctx.catalog.get, name)
+        if current is None:
+            continue
+        sequence += 1
+        token = f"client-{ctx.client}-{ctx.rng.getrandbits(32):08x}-{sequence}"
+        outcome, stored = ctx.call(
+            "write", ctx.catalog.save, rewrite(current, token), expected_version=current.version
+        )
+        if outcome == "ok" and stored is not None:
+            ctx.report((name, stored.version, checksum(stored)))
+
+
+def _driver(control: ProcessControl) -> None:
+    """Kill a random running writer whenever the schedule says a kill is due."""
+    done = control.state.setdefault("kills", 0)
+    wanted = control.kills_wanted
+    due = int(control.elapsed / control.duration * (wanted + 1))
+    running = control.running()
+    if done < min(due, wanted) and running:
+        control.kill_and_replace(control.rng.choice(running))
+        control.state["kills"] = done + 1
+
+
+kill_writers.driver = _driver
+SCENARIO = kill_writers
+
+
+def _lost(run: RunView) -> tuple[int, list[str]]:
+    acked: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for name, version, digest in run.reports:
+        acked[name][version].add(digest)
+    lost = 0
+    problems = []
+    for name, versions in acked.items():
+        stored = run.catalog.get(name)
+        if stored is None:
+            lost += sum(len(d) for d in versions.values())
+            problems.append(f"{name} missing")
+            continue
+        for version, digests in versions.items():
+            if len(digests) > 1:
+                lost += len(digests) - 1
+                problems.append(f"{name} v{version} acknowledged to {len(digests)} writers")
+        newer = [v for v in versions if v > stored.version]
+        if newer:
+            lost += len(newer)
+            problems.append(f"{name} stored v{stored.version}, acknowledged v{max(newer)}")
+        if stored.version in versions and checksum(stored) not in versions[stored.version]:
+            lost += 1
+            problems.append(f"{name} v{stored.version} content differs from the acknowledged write")
+    return lost, problems
+
+
+@kill_writers.invariant("integrity_ok", "PRAGMA integrity_check reports ok after the kills")
+def _integrity(run: RunView) -> Verdict:
+    report = run.catalog.integrity_check()
+    return report == ["ok"], "; ".join(report[:3])
+
+
+@kill_writers.invariant("no_lost_write", "every acknowledged write is present with its content")
+def _no_lost_write(run: RunView) -> Verdict:
+    lost, problems = _lost(run)
+    return lost == 0, f"{len(run.reports)} acknowledged, {lost} lost" + (
+        f": {'; '.join(problems[:3])}" if problems else ""
+    )
+
+
+@kill_writers.invariant("kills_happened", "writers were actually killed during the run")
+def _kills_happened(run: RunView) -> Verdict:
+    return bool(run.killed), f"{len(run.killed)} kills"
+
+
+@kill_writers.invariant("survivors_error_free", "clients that were not killed saw no unexpected errors")
+def _survivors(run: RunView) -> Verdict:
+    errors = run.merged.total("error")
+    return errors == 0, f"{errors} errors" + (f", first: {run.merged.errors[0]}" if errors else "")
+
+
+def _metrics(run: RunView) -> dict[str, Any]:
+    lost, _ = _lost(run)
+    return {"kills": len(run.killed), "acknowledged_writes": len(run.reports), "lost_writes": lost}
+
+
+def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    metrics = result["metrics"]
+    return [
+        ("Kills", metrics.get("kills", 0)),
+        ("Acknowledged writes", metrics.get("acknowledged_writes", 0)),
+        ("Lost writes", metrics.get("lost_writes", 0)),
+        ("Errors", sum(op.get("error", 0) for op in result["operations"].values())),
+    ]
+
+
+kill_writers.metrics = _metrics
+kill_writers.headline = _headline

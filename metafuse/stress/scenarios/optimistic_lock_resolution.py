@@ -1,0 +1,111 @@
+"""Scenario 3: in rounds, every client increments one counter through `Catalog.update` at once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ...catalog import Catalog
+from ...errors import ConflictError
+from ...model import Dataset
+from ..client import ClientContext
+from ..scenario import RunView, SetupContext, Verdict, scenario
+from ._content import tokened
+
+NAME = "stress.counter"
+MAX_ATTEMPTS = 5
+
+
+def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
+    catalog.create(tokened(NAME, "counter").replace(row_count=0))
+    # Full-jitter windows must be wide enough for every client to get a turn within the
+    # attempt bound: they grow with the number of clients contending each round.
+    backoff = 0.0005 * setup.clients * setup.config.backoff_scale
+    return {"backoff": backoff, "max_backoff": max(0.05, 16 * backoff)}
+
+
+def _increment(dataset: Dataset) -> Dataset:
+    return dataset.replace(row_count=(dataset.row_count or 0) + 1)
+
+
+@scenario(
+    "optimistic_lock_resolution",
+    title="optimistic lock resolution",
+    summary="In rounds, all clients update one counter at once with bounded, jittered retries.",
+    setup=_setup,
+)
+def optimistic_lock_resolution(ctx: ClientContext) -> None:
+    """Each round: wait for everyone, then increment the counter with at most 5 attempts."""
+    conflicts: list[int] = []
+
+    def note(_: ConflictError, attempt: int) -> None:
+        conflicts.append(attempt)
+
+    while ctx.next_round():
+        conflicts.clear()
+        outcome, _ = ctx.call(
+            "update",
+            ctx.catalog.update,
+            NAME,
+            _increment,
+            max_attempts=MAX_ATTEMPTS,
+            backoff=ctx.shared["backoff"],
+            max_backoff=ctx.shared["max_backoff"],
+            on_conflict=note,
+        )
+        attempts = len(conflicts) + (1 if outcome == "ok" else 0)
+        ctx.recorder.retried(len(conflicts))
+        ctx.event(outcome, attempts)
+
+
+SCENARIO = optimistic_lock_resolution
+
+
+@optimistic_lock_resolution.invariant(
+    "every_client_succeeds", "every client's update succeeded in every round"
+)
+def _every_client_succeeds(run: RunView) -> Verdict:
+    failed = Counter(outcome for outcome, _ in run.merged.events if outcome != "ok")
+    rounds = len(run.merged.events) // max(1, run.clients)
+    if not run.merged.events:
+        return False, "no round completed"
+    return not failed, f"{rounds} rounds; failures: {dict(failed) or 'none'}"
+
+
+@optimistic_lock_resolution.invariant("no_lost_update", "the counter equals the number of successful updates")
+def _no_lost_update(run: RunView) -> Verdict:
+    successes = sum(1 for outcome, _ in run.merged.events if outcome == "ok")
+    stored = run.catalog.get(NAME)
+    counter = stored.row_count if stored is not None else None
+    return counter == successes, f"counter {counter}, successful updates {successes}"
+
+
+@optimistic_lock_resolution.invariant("attempts_bounded", f"no update made more than {MAX_ATTEMPTS} attempts")
+def _attempts_bounded(run: RunView) -> Verdict:
+    most = max((attempts for _, attempts in run.merged.events), default=0)
+    return most <= MAX_ATTEMPTS, f"most attempts by one update: {most}"
+
+
+def _metrics(run: RunView) -> dict[str, Any]:
+    histogram = Counter(attempts for _, attempts in run.merged.events)
+    return {
+        "rounds": len(run.merged.events) // max(1, run.clients),
+        "attempts_histogram": {str(k): histogram[k] for k in sorted(histogram)},
+        "conflicts": run.merged.total_retries,
+    }
+
+
+def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    update = result["operations"].get("update", {})
+    metrics = result["metrics"]
+    return [
+        ("Rounds", metrics.get("rounds", 0)),
+        ("Successful updates", update.get("ok", 0)),
+        ("Conflicts (retried)", metrics.get("conflicts", 0)),
+        ("Attempts histogram", metrics.get("attempts_histogram", {})),
+        ("Errors", update.get("error", 0)),
+    ]
+
+
+optimistic_lock_resolution.metrics = _metrics
+optimistic_lock_resolution.headline = _headline
