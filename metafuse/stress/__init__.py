@@ -1,0 +1,24 @@
+"""The stress suite: scenarios that hammer one catalog file and check invariants that can fail.
+
+Run it with `metafuse stress run`, or under pytest with `RUN_STRESS_TESTS=1 pytest tests/stress`.
+"""
+
+from __future__ import annotations
+
+from .client import ClientContext
+from .config import StressConfig, from_environment
+from .result import ScenarioResult
+from .runner import run_scenario
+from .scenario import REGISTRY, RunView, Verdict, scenario
+
+__all__ = [
+    "REGISTRY",
+    "ClientContext",
+    "RunView",
+    "ScenarioResult",
+    "StressConfig",
+    "Verdict",
+    "from_environment",
+    "run_scenario",
+    "scenario",
+]

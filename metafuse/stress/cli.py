@@ -1,10 +1,237 @@
-"""Placeholder replaced by the stress CLI."""
+"""`metafuse stress ...`: list, run, selfcheck and compare, each a thin layer over the library."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import logging
+import os
+import sys
 from typing import Any
+
+from .._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser, whole_number
+from ..errors import ValidationError
+from ..faults import FAULTS
+from . import config as stress_config
+from .compare import compare, load_results, parse_tolerance
+from .progress import Progress
+from .report import announce, format_result, reproduce_command, results_document, write_json
+from .runner import run_scenario
+from .scenario import REGISTRY
+from .scenarios import CORE
+from .selfcheck import PROBES, BugVerdict, run_selfcheck
+
+LOG_ENV = "METAFUSE_LOG"
+"""Set to `debug` to log every conflict, retry, busy wait and invariant check."""
 
 
 def add_stress_commands(commands: Any) -> None:
-    """Register `metafuse stress ...` on the top-level subparsers."""
-    del commands
+    """Register `metafuse stress {list,run,selfcheck,compare}` on the top-level subparsers."""
+    stress = commands.add_parser(
+        "stress",
+        help="run the stress suite against a catalog",
+        description="Hammer one catalog file with many clients and check invariants.",
+    )
+    actions = stress.add_subparsers(dest="stress_command", metavar="ACTION", parser_class=OneLineParser)
+    actions.required = True
+
+    listing = actions.add_parser("list", help="list the scenarios and what each checks")
+    listing.set_defaults(handler=_list)
+
+    run = actions.add_parser("run", help="run scenarios (default: the five core ones)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario names (see 'stress list')")
+    _add_run_options(run)
+    run.add_argument("--json", metavar="PATH", help="also write every result as JSON to PATH")
+    run.add_argument(
+        "--catalog",
+        dest="stress_catalog",
+        metavar="PATH",
+        help="catalog file to stress (default: a temporary catalog, removed afterwards)",
+    )
+    run.add_argument(
+        "--kills", type=whole_number(1, 10_000), help="kill_writers: SIGKILLs per run (default 50)"
+    )
+    run.add_argument(
+        "--synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="catalog durability setting (default FULL)",
+    )
+    run.set_defaults(handler=_run)
+
+    selfcheck = actions.add_parser(
+        "selfcheck", help="prove each invariant catches its bug: run with deliberate bugs switched on"
+    )
+    selfcheck.add_argument(
+        "--mode", choices=("thread", "process", "both"), default="both", help="client kind (default both)"
+    )
+    selfcheck.add_argument(
+        "--duration", type=whole_number(1, 300), default=2, help="seconds per run (default 2)"
+    )
+    selfcheck.add_argument("--clients", type=whole_number(1, 50), default=4, help="clients (default 4)")
+    selfcheck.add_argument("--seed", type=whole_number(0), help="random seed (default: random)")
+    selfcheck.add_argument(
+        "--bug", action="append", choices=sorted(PROBES), help="check only this bug (repeatable)"
+    )
+    _add_output_options(selfcheck)
+    selfcheck.set_defaults(handler=_selfcheck)
+
+    compare_ = actions.add_parser("compare", help="compare two --json result files; exit 1 on a regression")
+    compare_.add_argument("baseline", metavar="BASELINE.json")
+    compare_.add_argument("current", metavar="CURRENT.json")
+    compare_.add_argument(
+        "--tolerance", default="20%", help="allowed throughput drop / p99 rise (default 20%%)"
+    )
+    compare_.set_defaults(handler=_compare)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--clients",
+        type=whole_number(1),
+        help=f"clients per scenario (default ${stress_config.CLIENTS.env} or 10)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=whole_number(1),
+        help=f"seconds per scenario (default ${stress_config.DURATION.env} or 30)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=stress_config.MODES,
+        help=f"thread or process clients (default ${stress_config.MODE_ENV} or thread)",
+    )
+    parser.add_argument(
+        "--seed", type=whole_number(0), help=f"random seed (default ${stress_config.SEED_ENV} or random)"
+    )
+    _add_output_options(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--verbose", action="store_true", help=f"log every conflict, retry and check (or {LOG_ENV}=debug)"
+    )
+
+
+def configure_logging(verbose: bool) -> None:
+    """Send `metafuse` logs to stderr: warnings always, everything with --verbose or METAFUSE_LOG."""
+    debug = verbose or os.environ.get(LOG_ENV, "").strip().lower() == "debug"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("metafuse: %(levelname)s: %(message)s"))
+    logger = logging.getLogger("metafuse")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _list(args: argparse.Namespace) -> int:
+    for name in [*CORE, *(name for name in REGISTRY if name not in CORE)]:
+        scenario = REGISTRY[name]
+        core = "" if name in CORE else " (extra)"
+        print(f"{scenario.name}{core}: {scenario.summary}")
+        for invariant in scenario.invariants:
+            print(f"    {invariant.name}: {invariant.promise}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    names = args.scenarios or list(CORE)
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise ValidationError("scenario", f"known scenarios: {', '.join(REGISTRY)}", unknown[0])
+    config = stress_config.from_environment(
+        clients=args.clients, duration=args.duration, mode=args.mode, seed=args.seed, kills=args.kills
+    )
+    if args.synchronous != "FULL":
+        config = _replace(config, synchronous=args.synchronous)
+    print(f"Seed: {config.seed}")
+    show_progress = Progress.wanted(args.quiet)
+    results = []
+    for name in names:
+        scenario = REGISTRY[name]
+        mode = "process" if scenario.always_process else config.mode
+        print(
+            announce(
+                scenario.title,
+                config.clients_for(scenario.default_clients),
+                config.duration_for(scenario.default_duration),
+                mode,
+            ),
+            flush=True,
+        )
+        result = run_scenario(scenario, config, path=args.stress_catalog, progress=show_progress)
+        kills = config.kills if name == "kill_writers" else None
+        result.command = reproduce_command(result, kills=kills)
+        results.append(result)
+        print(format_result(result), flush=True)
+        print()
+    if args.json:
+        write_json(args.json, results_document(results))
+        print(f"Results written to {args.json}")
+    failed = [result.scenario for result in results if not result.passed]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"All {len(results)} scenarios passed.")
+    return EXIT_OK
+
+
+def _selfcheck(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    modes = ("thread", "process") if args.mode == "both" else (args.mode,)
+    seed = stress_config.from_environment(seed=args.seed).seed
+    bugs = tuple(args.bug) if args.bug else tuple(PROBES)
+    print(f"Self-check: {len(bugs)} bugs x {len(modes)} modes, {args.duration}s runs, seed {seed}")
+
+    def show(verdict: BugVerdict) -> None:
+        if verdict.caught:
+            state = f"caught by {', '.join(verdict.caught_by)}"
+        elif verdict.control_failures:
+            state = f"INCONCLUSIVE: control run failed {', '.join(verdict.control_failures)}"
+        else:
+            state = "NOT CAUGHT"
+        print(f"  {verdict.mode:<8} {verdict.bug:<16} {state}  ({FAULTS[verdict.bug]})", flush=True)
+
+    verdicts = run_selfcheck(
+        modes, duration=args.duration, clients=args.clients, seed=seed, bugs=bugs, on_result=show
+    )
+    missed = [f"{v.bug} ({v.mode})" for v in verdicts if not v.caught]
+    if missed:
+        print(f"Self-check failed: {', '.join(missed)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Self-check passed: every bug was caught in {', '.join(modes)} mode.")
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    tolerance = parse_tolerance(args.tolerance)
+    baseline, current = load_results(args.baseline), load_results(args.current)
+    rows = compare(baseline, current, tolerance)
+    if not rows:
+        raise ValidationError(
+            "results files", "share no scenario run (same scenario, mode, clients, duration)"
+        )
+    width = max(len(row.key) for row in rows)
+    print(f"{'run':<{width}}  {'metric':<8}{'baseline':>12}{'current':>12}{'change':>10}")
+    for row in rows:
+        flag = "  REGRESSED" if row.regressed else ""
+        print(
+            f"{row.key:<{width}}  {row.metric:<8}{_cell(row.baseline):>12}{_cell(row.current):>12}"
+            f"{row.change:>10}{flag}"
+        )
+    regressions = sum(row.regressed for row in rows)
+    print(f"{regressions} regressions beyond {tolerance:.0%} tolerance")
+    return EXIT_FAILED if regressions else EXIT_OK
+
+
+def _cell(value: Any) -> str:
+    return f"{value:,.3f}" if isinstance(value, float) else str(value)
+
+
+def _replace(config: stress_config.StressConfig, **changes: Any) -> stress_config.StressConfig:
+    return dataclasses.replace(config, **changes)
+
+
+__all__ = ["EXIT_USAGE", "add_stress_commands", "configure_logging"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 
+from ...catalog import Catalog
 from ...model import Dataset, Field
 
 
@@ -44,3 +46,14 @@ def rewrite(current: Dataset, token: str) -> Dataset:
         for field in current.fields
     )
     return current.replace(description=token, fields=fields, row_count=(current.row_count or 0) + 1)
+
+
+def recreate(catalog: Catalog, datasets: Iterable[Dataset]) -> list[Dataset]:
+    """Create `datasets` in one transaction, first deleting any left by an earlier run."""
+    wanted = list(datasets)
+    with catalog.transaction():
+        for dataset in wanted:
+            existing = catalog.get(dataset.name)
+            if existing is not None:
+                catalog.delete(dataset.name, expected_version=existing.version)
+        return catalog.create_many(wanted)

@@ -14,13 +14,13 @@ from ...catalog import Catalog
 from ...model import Dataset
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._content import checksum, rewrite, tokened
+from ._content import checksum, recreate, rewrite, tokened
 
 NAME = "stress.cache_race"
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
-    created = catalog.create(tokened(NAME, "initial"))
+    (created,) = recreate(catalog, [tokened(NAME, "initial")])
     return {"initial": checksum(created)}
 
 

@@ -7,14 +7,14 @@ from typing import Any
 from ...catalog import Catalog
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._content import checksum, rewrite, tokened
+from ._content import checksum, recreate, rewrite, tokened
 
 DATASETS = 5
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [f"stress.writers.{index}" for index in range(DATASETS)]
-    catalog.create_many(tokened(name, "initial") for name in names)
+    recreate(catalog, [tokened(name, "initial") for name in names])
     return {"names": names}
 
 

@@ -10,14 +10,14 @@ from ...errors import ConflictError
 from ...model import Dataset
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._content import tokened
+from ._content import recreate, tokened
 
 NAME = "stress.counter"
 MAX_ATTEMPTS = 5
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
-    catalog.create(tokened(NAME, "counter").replace(row_count=0))
+    recreate(catalog, [tokened(NAME, "counter").replace(row_count=0)])
     # Full-jitter windows must be wide enough for every client to get a turn within the
     # attempt bound: they grow with the number of clients contending each round.
     backoff = 0.0005 * setup.clients * setup.config.backoff_scale

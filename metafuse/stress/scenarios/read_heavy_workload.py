@@ -9,7 +9,7 @@ from ...model import Dataset
 from ..client import ClientContext
 from ..result import series_stats
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._content import checksum, tokened
+from ._content import checksum, recreate, tokened
 
 DATASETS = 1_000
 FIELDS_EACH = 8
@@ -17,8 +17,12 @@ FIELDS_EACH = 8
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [f"stress.read.{index:04d}" for index in range(DATASETS)]
-    created = catalog.create_many(
-        tokened(name, f"read-{setup.rng.getrandbits(32):08x}", extra_fields=FIELDS_EACH - 2) for name in names
+    created = recreate(
+        catalog,
+        [
+            tokened(name, f"read-{setup.rng.getrandbits(32):08x}", extra_fields=FIELDS_EACH - 2)
+            for name in names
+        ],
     )
     return {"names": names, "checksums": {dataset.name: checksum(dataset) for dataset in created}}
 

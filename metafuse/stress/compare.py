@@ -1,0 +1,110 @@
+"""Compare two stress result files: throughput, p99 latency and verdicts, within a tolerance."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ..errors import ValidationError
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One metric of one scenario run in both files."""
+
+    key: str
+    metric: str
+    baseline: Any
+    current: Any
+    change: str
+    regressed: bool
+
+
+def parse_tolerance(text: str) -> float:
+    """Parse '20%' or '0.2' into a fraction; a `ValidationError` names the bad value."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ValidationError(
+            "--tolerance", "use a percentage like 20% or a fraction like 0.2", text
+        ) from None
+    if not 0 <= value < 10:
+        raise ValidationError("--tolerance", "must be between 0% and 1000%", text)
+    return value
+
+
+def load_results(path: str) -> dict[str, dict[str, Any]]:
+    """Read a `--json` file or a matrix summary; return results keyed by scenario/mode/clients."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as error:
+        raise ValidationError("results file", f"cannot be read ({error.strerror})", path) from None
+    except json.JSONDecodeError as error:
+        raise ValidationError("results file", f"is not valid JSON ({error.msg})", path) from None
+    results = document.get("results") if isinstance(document, dict) else None
+    if not isinstance(results, list):
+        raise ValidationError("results file", "has no 'results' list (write it with --json)", path)
+    keyed = {}
+    for item in results:
+        key = f"{item['scenario']} {item['mode']} {item['clients']} clients {item['duration']}s"
+        keyed[key] = item
+    return keyed
+
+
+def compare(
+    baseline: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]], tolerance: float
+) -> list[Comparison]:
+    """Return a row per shared run and metric; `regressed` marks drops past `tolerance`."""
+    rows = []
+    for key in sorted(baseline.keys() & current.keys()):
+        old, new = baseline[key], current[key]
+        old_rate, new_rate = float(old["throughput"]), float(new["throughput"])
+        rows.append(
+            Comparison(
+                key,
+                "ops/s",
+                old_rate,
+                new_rate,
+                _change(old_rate, new_rate),
+                new_rate < old_rate * (1 - tolerance),
+            )
+        )
+        old_p99, new_p99 = _p99(old), _p99(new)
+        rows.append(
+            Comparison(
+                key,
+                "p99 ms",
+                old_p99,
+                new_p99,
+                _change(old_p99, new_p99),
+                new_p99 > old_p99 * (1 + tolerance) and new_p99 - old_p99 > 0.01,
+            )
+        )
+        rows.append(
+            Comparison(
+                key,
+                "verdict",
+                _verdict(old),
+                _verdict(new),
+                "" if old["passed"] == new["passed"] else "changed",
+                bool(old["passed"]) and not new["passed"],
+            )
+        )
+    return rows
+
+
+def _p99(result: dict[str, Any]) -> float:
+    return max((float(op["latency_ms"].get("p99", 0.0)) for op in result["operations"].values()), default=0.0)
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    return "pass" if result["passed"] else "FAIL"
+
+
+def _change(old: float, new: float) -> str:
+    if old == 0:
+        return "n/a" if new == 0 else "+inf"
+    return f"{(new - old) / old:+.1%}"

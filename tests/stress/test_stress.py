@@ -1,0 +1,70 @@
+"""The stress scenarios as pytest tests: `RUN_STRESS_TESTS=1 pytest tests/stress -s`.
+
+Each test runs one registered scenario through the same runner as `metafuse stress run`, on its
+own temporary catalog, prints the report, and fails with the invariants that did not hold.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from metafuse.stress.config import StressConfig
+from metafuse.stress.report import announce, format_result, reproduce_command
+from metafuse.stress.runner import run_scenario
+from metafuse.stress.scenario import REGISTRY
+from metafuse.stress.scenarios import CORE  # noqa: F401  (registers the scenarios)
+
+
+def _run(name: str, settings: StressConfig) -> None:
+    scenario = REGISTRY[name]
+    mode = "process" if scenario.always_process else settings.mode
+    print()
+    print(
+        announce(
+            scenario.title,
+            settings.clients_for(scenario.default_clients),
+            settings.duration_for(scenario.default_duration),
+            mode,
+        )
+    )
+    result = run_scenario(scenario, settings)
+    result.command = reproduce_command(result)
+    print(format_result(result))
+    failed = [f"{i.name}: {i.detail}" for i in result.invariants if not i.ok]
+    assert not failed, f"{name} failed {failed}; reproduce with: {result.command}"
+
+
+def test_concurrent_writers(stress_settings: StressConfig) -> None:
+    """Clients read-modify-save 5 datasets: no lost update, complete version chains."""
+    _run("concurrent_writers", stress_settings)
+
+
+def test_read_heavy_workload(stress_settings: StressConfig) -> None:
+    """Clients read 1,000 datasets: every read exact, more than 10 reads/s."""
+    _run("read_heavy_workload", stress_settings)
+
+
+def test_optimistic_lock_resolution(stress_settings: StressConfig) -> None:
+    """All clients update one counter per round: all succeed, counter exact, attempts bounded."""
+    _run("optimistic_lock_resolution", stress_settings)
+
+
+def test_cache_invalidation_race(stress_settings: StressConfig) -> None:
+    """Writers and cached readers race: no stale, backwards or torn read."""
+    _run("cache_invalidation_race", stress_settings)
+
+
+def test_connection_cleanup(stress_settings: StressConfig) -> None:
+    """Clients open and close catalogs: no leaked connection or descriptor, file intact."""
+    _run("connection_cleanup", stress_settings)
+
+
+def test_kill_writers(stress_settings: StressConfig) -> None:
+    """Writer processes are SIGKILLed and replaced: no acknowledged write is lost."""
+    _run("kill_writers", stress_settings)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_scenario_has_a_test(name: str) -> None:
+    """Adding a scenario without a test here is caught."""
+    assert f"test_{name}" in globals()
