@@ -20,7 +20,7 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     recreate(catalog, [tokened(NAME, "counter").replace(row_count=0)])
     # Full-jitter windows must be wide enough for every client to get a turn within the
     # attempt bound: they grow with the number of clients contending each round.
-    backoff = 0.0005 * setup.clients * setup.config.backoff_scale
+    backoff = 0.002 * setup.clients * setup.config.backoff_scale
     return {"backoff": backoff, "max_backoff": max(0.05, 16 * backoff)}
 
 

@@ -1,0 +1,102 @@
+"""Developer and CI sessions: `nox -l` lists them; `nox` runs tests, lint and typecheck."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_venv = "yes"
+
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+"""Every supported Python, in one place."""
+TOOLS_PYTHON = "3.11"
+"""The Python that runs single-version sessions (lint, typecheck, stress, benchmarks)."""
+WORKFLOWS = sorted(glob.glob(".github/workflows/*.yml"))
+SMOKE_ENV = {"RUN_STRESS_TESTS": "1", "STRESS_TEST_DURATION_SECS": "2", "STRESS_TEST_CLIENTS": "4"}
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Unit tests on every supported Python (pytest -n auto); posargs go to pytest."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and format; schema check and zizmor on the GitHub workflows."""
+    session.install("ruff", "check-jsonschema", "zizmor")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    if WORKFLOWS:
+        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS)
+        session.run("zizmor", "--offline", ".github/workflows")
+
+
+@nox.session(python=TOOLS_PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy", "--strict", "metafuse", *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
+def stress(session: nox.Session) -> None:
+    """The stress tests (RUN_STRESS_TESTS=1 pytest tests/stress), honouring STRESS_TEST_*."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "tests/stress", "-p", "no:xdist", "-s", *session.posargs, env={"RUN_STRESS_TESTS": "1"}
+    )
+
+
+@nox.session(name="stress-smoke", python=TOOLS_PYTHON, default=False)
+def stress_smoke(session: nox.Session) -> None:
+    """Every stress test for 2 s with 4 clients, in thread and in process mode (CI)."""
+    session.install("-e", ".[test]")
+    for mode in ("thread", "process"):
+        session.run(
+            "pytest", "tests/stress", "-n", "2", *session.posargs, env={**SMOKE_ENV, "STRESS_TEST_MODE": mode}
+        )
+
+
+@nox.session(name="stress-matrix", python=TOOLS_PYTHON, default=False)
+def stress_matrix(session: nox.Session) -> None:
+    """Sweep scenarios x clients x durations x modes into .stress/<timestamp>/ with a chart."""
+    session.install("-e", ".", "matplotlib")
+    before = set(glob.glob(os.path.join(".stress", "*", "summary.json")))
+    session.run("python", "-m", "metafuse.stress.matrix", *session.posargs, success_codes=[0, 1])
+    new = sorted(set(glob.glob(os.path.join(".stress", "*", "summary.json"))) - before)
+    if not new:
+        session.error("the sweep wrote no summary.json")
+    session.run("python", "tools/plot_matrix.py", os.path.dirname(new[-1]))
+    with open(new[-1], encoding="utf-8") as handle:
+        if not json.load(handle)["passed"]:
+            session.error(f"some cells failed an invariant: see {os.path.dirname(new[-1])}/summary.md")
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
+def benchmark(session: nox.Session) -> None:
+    """pytest-benchmark over benchmarks/, saved under .benchmarks/ (xdist off: it disables them)."""
+    session.install("-e", ".[bench]")
+    session.run("pytest", "benchmarks", "-p", "no:xdist", "--benchmark-autosave", *session.posargs)
+
+
+@nox.session(name="benchmark-compare", python=TOOLS_PYTHON, default=False)
+def benchmark_compare(session: nox.Session) -> None:
+    """Benchmarks compared with the newest saved run; fails when a mean is 20% slower."""
+    session.install("-e", ".[bench]")
+    threshold = os.environ.get("BENCHMARK_COMPARE_FAIL", "mean:20%")
+    session.run(
+        "pytest",
+        "benchmarks",
+        "-p",
+        "no:xdist",
+        "--benchmark-compare",
+        f"--benchmark-compare-fail={threshold}",
+        *session.posargs,
+    )
