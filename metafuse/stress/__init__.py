@@ -10,8 +10,10 @@ from .config import StressConfig, from_environment
 from .result import ScenarioResult
 from .runner import run_scenario
 from .scenario import REGISTRY, RunView, Verdict, scenario
+from .scenarios import CORE  # importing the package registers the built-in scenarios
 
 __all__ = [
+    "CORE",
     "REGISTRY",
     "ClientContext",
     "RunView",

@@ -85,6 +85,8 @@ def run_scenario(
     `faults` names fault hooks (see `metafuse.faults`) switched on for this run only, in this
     process and in every client process.
     """
+    # Faults already on (METAFUSE_FAULTS, or an enclosing `faults.enabled`) are part of the run.
+    faults = tuple(sorted(set(faults) | fault_hooks.current()))
     clients = config.clients_for(scenario.default_clients)
     duration = config.duration_for(scenario.default_duration)
     mode = "process" if scenario.always_process else config.mode

@@ -1,0 +1,106 @@
+"""The runners: the watchdog bounds a run, crashes are reported, and selfcheck catches every bug."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from metafuse.stress import runner
+from metafuse.stress.client import ClientContext
+from metafuse.stress.config import StressConfig
+from metafuse.stress.result import ScenarioResult
+from metafuse.stress.runner import run_scenario
+from metafuse.stress.scenario import REGISTRY, RunView, Verdict, scenario
+from metafuse.stress.selfcheck import PROBES, run_selfcheck
+
+_release = threading.Event()
+
+
+def _hang(ctx: ClientContext) -> None:
+    """Client 0 ignores the deadline (a hung client); the others behave."""
+    if ctx.client == 0:
+        _release.wait(60) if ctx.mode == "thread" else time.sleep(60)
+        return
+    while not ctx.should_stop():
+        ctx.call("noop", time.sleep, 0.01)
+
+
+def _crash(ctx: ClientContext) -> None:
+    """Client 1 raises after one operation."""
+    ctx.call("noop", time.sleep, 0.01)
+    if ctx.client == 1:
+        raise RuntimeError("client blew up")
+    while not ctx.should_stop():
+        ctx.call("noop", time.sleep, 0.01)
+
+
+def _counting(ctx: ClientContext) -> None:
+    while not ctx.should_stop():
+        ctx.call("noop", time.sleep, 0.005)
+        ctx.event(ctx.client)
+
+
+HANG = REGISTRY.get("test_hang") or scenario("test_hang", title="hang", summary="one client hangs")(_hang)
+CRASH = REGISTRY.get("test_crash") or scenario("test_crash", title="crash", summary="one client crashes")(
+    _crash
+)
+COUNTING = REGISTRY.get("test_counting") or scenario(
+    "test_counting", title="counting", summary="every client counts"
+)(_counting)
+
+
+@COUNTING.invariant("all_clients_acted", "every client recorded events")
+def _all_acted(run: RunView) -> Verdict:
+    seen = {client for (client,) in run.merged.events}
+    return seen == set(range(run.clients)), f"clients seen: {sorted(seen)}"
+
+
+@pytest.fixture(autouse=True)
+def _short_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "WATCHDOG_GRACE", 1.0)
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_watchdog_ends_a_run_whose_client_hangs(mode: str) -> None:
+    started = time.monotonic()
+    try:
+        result = run_scenario(HANG, StressConfig(clients=3, duration=1, mode=mode, seed=1))
+    finally:
+        _release.set()
+    assert time.monotonic() - started < 1 + 10
+    finished = next(i for i in result.invariants if i.name == "clients_finished")
+    assert not finished.ok
+    assert "[0]" in finished.detail
+    assert "hung" in finished.detail
+    assert not result.passed
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_crashing_client_fails_the_run_and_keeps_the_message(mode: str) -> None:
+    result = run_scenario(CRASH, StressConfig(clients=3, duration=1, mode=mode, seed=1))
+    finished = next(i for i in result.invariants if i.name == "clients_finished")
+    assert not finished.ok
+    assert "crashed" in finished.detail
+    assert any("client blew up" in error for error in result.errors)
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_every_client_runs_and_reports_back(mode: str) -> None:
+    result = run_scenario(COUNTING, StressConfig(clients=3, duration=1, mode=mode, seed=1))
+    assert result.passed, result.invariants
+    assert result.operations["noop"]["ok"] > 3
+    assert result.operations["noop"]["latency_ms"]["p50"] >= 4.0  # each op slept 5 ms
+    round_trip = ScenarioResult.from_dict(result.to_dict())
+    assert round_trip.passed
+    assert round_trip.throughput == result.throughput
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_selfcheck_catches_every_bug(mode: str) -> None:
+    """The proof the issue asks for: each deliberate bug makes its named invariant fail."""
+    verdicts = run_selfcheck((mode,), duration=1, clients=4, seed=11)
+    assert {v.bug for v in verdicts} == set(PROBES)
+    missed = [(v.bug, v.caught_by, v.control_failures) for v in verdicts if not v.caught]
+    assert not missed
