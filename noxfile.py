@@ -100,3 +100,17 @@ def benchmark_compare(session: nox.Session) -> None:
         f"--benchmark-compare-fail={threshold}",
         *session.posargs,
     )
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
+def soak(session: nox.Session) -> None:
+    """Long run (~1 h): every scenario, 50 clients, 300 s, thread and process; not for CI."""
+    session.install("-e", ".")
+    session.run("python", "-m", "metafuse.stress.soak", *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
+def perf(session: nox.Session) -> None:
+    """The performance targets as a table of ratios to raw sqlite3 (~2 min); a report, not a gate."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/perf.py", *session.posargs)
