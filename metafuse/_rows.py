@@ -9,11 +9,7 @@ from typing import Any
 
 from .model import Dataset, Field
 
-# One statement reads the row and its children from one snapshot, so a reader never sees a
-# dataset half-written; the children come back as JSON arrays (one SQLite call per dataset).
-SELECT_DATASET = """
-SELECT d.name, d.uri, d.format, d.description, d.owner, d.domain, d.partitions, d.size_bytes,
-       d.row_count, d.version, d.last_modified,
+CHILDREN_AS_JSON = """
        (SELECT json_group_array(json_array(name, data_type, nullable, description))
           FROM (SELECT name, data_type, nullable, description FROM fields
                  WHERE dataset_id = d.id ORDER BY position)),
@@ -21,8 +17,16 @@ SELECT d.name, d.uri, d.format, d.description, d.owner, d.domain, d.partitions, 
           FROM (SELECT tag FROM tags WHERE dataset_id = d.id ORDER BY position)),
        (SELECT json_group_array(upstream)
           FROM (SELECT upstream FROM lineage WHERE dataset_id = d.id ORDER BY position))
+"""
+"""A dataset's fields, tags and upstream names as three JSON arrays, for a row aliased `d`."""
+
+SELECT_DATASET = f"""
+SELECT d.name, d.uri, d.format, d.description, d.owner, d.domain, d.partitions, d.size_bytes,
+       d.row_count, d.version, d.last_modified, {CHILDREN_AS_JSON}
   FROM datasets AS d
 """
+"""Everything `decode` needs; append a WHERE clause. One statement reads the row and its children
+from one snapshot, so a reader never sees a dataset half-written."""
 
 _new = object.__new__
 _set = object.__setattr__

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sqlite3
+import threading
 
 from .errors import CatalogFileError
 
@@ -198,3 +200,42 @@ def _search_backend(conn: sqlite3.Connection, path: str) -> str:
 
 def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def create_atomically(path: str) -> None:
+    """Create a new, empty catalog at `path` so that no other process ever sees it half-made.
+
+    The catalog is built in a temporary file beside `path` and hard-linked into place, which
+    fails if `path` appeared meanwhile (another process won the race: its catalog is used). So
+    an empty (0-byte) file at a catalog's path is never one being created, and can be refused
+    as a wiped catalog instead of being silently initialised.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(
+        directory,
+        f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.creating",
+    )
+    try:
+        conn = sqlite3.connect(temporary, isolation_level=None)
+    except sqlite3.Error as error:
+        raise CatalogFileError(path, f"cannot be created in {directory} ({error})") from None
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        migrate(conn, path, read_only=False)
+    except sqlite3.Error as error:
+        raise CatalogFileError(path, f"cannot be created in {directory} ({error})") from None
+    finally:
+        conn.close()  # the last connection checkpoints and removes the -wal file
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    except OSError:
+        # No hard links on this file system: a rename, which could replace a racing creator's
+        # brand-new, still-empty catalog; both are empty, so nothing is lost.
+        if not os.path.exists(path):
+            os.replace(temporary, path)
+    finally:
+        for leftover in (temporary, f"{temporary}-wal", f"{temporary}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)

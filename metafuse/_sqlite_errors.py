@@ -8,14 +8,25 @@ from .errors import BusyError, CatalogError, CatalogFileError, StorageError
 
 
 def translate(error: sqlite3.Error, path: str, busy_timeout: float) -> CatalogError | None:
-    """Return the catalog error that `error` means, or None when it is a bug to re-raise."""
+    """Return the catalog error that `error` means, or None when it is a bug to re-raise.
+
+    Matches SQLite's own messages exactly, never words inside them: a search for the word
+    "locked" fails with "no such column: locked", which is not a lock timeout.
+    """
     message = str(error).lower()
-    if "locked" in message or "busy" in message:
+    if message in _BUSY:
         return BusyError(path, busy_timeout)
-    if "disk is full" in message or "disk i/o error" in message:
+    if message in _STORAGE:
         return StorageError(path, f"the disk refused a write ({error}); nothing was written")
-    if "readonly" in message or "read-only" in message:
+    if message.startswith("attempt to write a readonly database"):
         return CatalogFileError(path, "is read-only; writes are refused")
-    if "malformed" in message or "not a database" in message or "unable to open" in message:
+    if message in _DAMAGED:
         return CatalogFileError(path, f"is damaged or unreadable ({error})")
     return None
+
+
+_BUSY = frozenset({"database is locked", "database table is locked", "database is busy"})
+_STORAGE = frozenset({"database or disk is full", "disk i/o error"})
+_DAMAGED = frozenset(
+    {"database disk image is malformed", "file is not a database", "unable to open database file"}
+)

@@ -20,7 +20,7 @@ from . import _schema, faults, limits, validation
 from ._cache import DatasetCache
 from ._connections import ConnectionPool, Session
 from ._freshness import ChangeSlots, open_slots
-from ._rows import SELECT_DATASET, decode
+from ._rows import CHILDREN_AS_JSON, SELECT_DATASET, decode
 from ._sqlite_errors import translate
 from .errors import (
     BusyError,
@@ -100,16 +100,20 @@ class Catalog:
         self.busy_timeout = float(busy_timeout)
         self.synchronous = mode
         self.read_only = read_only
-        _schema.check_file(self.path)
+        if not _schema.check_file(self.path):
+            if read_only:
+                raise CatalogFileError(self.path, "does not exist (opened read-only)")
+            _schema.create_atomically(self.path)
         self._pool = ConnectionPool(self.path, self._connect)
         self._write_lock = threading.Lock()
         self._slots: ChangeSlots | None = None
         try:
             with self._sqlite_errors():
                 conn = self._pool.session().conn
-                if not read_only:
-                    conn.execute("PRAGMA journal_mode = WAL")
+                # Schema checks first: a file that is refused must be left byte-for-byte as found.
                 self._search_backend = _schema.migrate(conn, self.path, read_only=read_only)
+                if not read_only and _journal_mode(conn) != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
             # Without a writable change-slot file no read could prove itself fresh: no cache.
             self._slots = None if read_only else open_slots(self.path)
         except BaseException:
@@ -259,14 +263,18 @@ class Catalog:
         walk = _UPSTREAM_WALK if direction == "upstream" else _DOWNSTREAM_WALK
         conn = self._conn()
         with self._sqlite_errors():
-            # One read transaction, so the existence check and the walk see the same snapshot.
-            conn.execute("BEGIN")
+            # One read transaction, so the existence check and the walk see the same snapshot
+            # (inside a caller's write transaction, that transaction already is one).
+            own = not conn.in_transaction
+            if own:
+                conn.execute("BEGIN")
             try:
                 if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
                     raise NotFoundError(name)
                 rows = conn.execute(walk, (name, depth)).fetchall()
             finally:
-                conn.execute("COMMIT")
+                if own:
+                    conn.execute("COMMIT")
         return [LineageEdge(str(down), str(up), int(level)) for down, up, level in rows]
 
     @property
@@ -399,10 +407,10 @@ class Catalog:
         with self.transaction():
             session = self._pool.session()
             conn = session.conn
-            row = conn.execute(_VERSION_OF, (dataset.name,)).fetchone()
+            row = conn.execute(_VERSION_AND_CHILDREN, (dataset.name,)).fetchone()
             if row is None:
                 raise NotFoundError(dataset.name)
-            dataset_id, actual = row
+            dataset_id, actual = row[0], row[1]
             if faults.active("lost_update"):
                 # The classic bug: "SET version = expected + 1" without "WHERE version = expected".
                 actual = expected_version
@@ -410,16 +418,16 @@ class Catalog:
                 raise ConflictError(dataset.name, expected_version, actual)
             self._mark(session, dataset.name)
             new_version = actual + 1
+            update = (*_row_values(dataset, stamp)[1:], new_version, dataset_id)
             if faults.active("torn_write"):
-                conn.execute(_UPDATE_DATASET, (*_row_values(dataset, stamp)[1:], dataset_id))
-                conn.execute(_SET_VERSION, (new_version, stamp.isoformat(), dataset_id))
+                conn.execute(_UPDATE_DATASET, update)
                 conn.execute("COMMIT")
                 conn.execute("BEGIN IMMEDIATE")
-                _replace_children(conn, dataset_id, dataset)
+                _replace_children(conn, dataset_id, dataset, row[2:])
             else:
-                _replace_children(conn, dataset_id, dataset)
-                conn.execute(_UPDATE_DATASET, (*_row_values(dataset, stamp)[1:], dataset_id))
-                conn.execute(_SET_VERSION, (new_version, stamp.isoformat(), dataset_id))
+                # Children first: the search trigger on the version bump reads them.
+                _replace_children(conn, dataset_id, dataset, row[2:])
+                conn.execute(_UPDATE_DATASET, update)
             conn.execute(_BUMP_CATALOG, (1, stamp.isoformat()))
         return _stored(dataset, new_version, stamp)
 
@@ -524,6 +532,10 @@ class Catalog:
             raise translated from error
 
 
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
 def _checked(dataset: Dataset) -> Dataset:
     if not isinstance(dataset, Dataset):
         raise ValidationError("dataset", "must be a metafuse.Dataset", dataset)
@@ -558,29 +570,46 @@ def _row_values(dataset: Dataset, stamp: _dt.datetime) -> tuple[Any, ...]:
     )
 
 
-def _write_children(conn: sqlite3.Connection, dataset_id: int, dataset: Dataset) -> None:
-    conn.executemany(
-        "INSERT INTO fields (dataset_id, position, name, data_type, nullable, description)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (dataset_id, position, f.name, f.data_type, int(f.nullable), f.description)
-            for position, f in enumerate(dataset.fields)
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO tags (dataset_id, position, tag) VALUES (?, ?, ?)",
-        [(dataset_id, position, tag) for position, tag in enumerate(dataset.tags)],
-    )
-    conn.executemany(
-        "INSERT INTO lineage (dataset_id, position, upstream) VALUES (?, ?, ?)",
-        [(dataset_id, position, parent) for position, parent in enumerate(dataset.upstream)],
-    )
+_CHILDREN = ("fields", "tags", "lineage")
 
 
-def _replace_children(conn: sqlite3.Connection, dataset_id: int, dataset: Dataset) -> None:
-    for table in ("fields", "tags", "lineage"):
+def _child_rows(dataset: Dataset) -> tuple[list[Any], list[Any], list[Any]]:
+    """Return fields, tags and upstream names shaped as `CHILDREN_AS_JSON` decodes them."""
+    fields = [[f.name, f.data_type, int(f.nullable), f.description] for f in dataset.fields]
+    return fields, list(dataset.tags), list(dataset.upstream)
+
+
+def _write_children(
+    conn: sqlite3.Connection, dataset_id: int, dataset: Dataset, tables: tuple[str, ...] = _CHILDREN
+) -> None:
+    fields, tags, upstream = _child_rows(dataset)
+    if "fields" in tables and fields:
+        conn.executemany(
+            "INSERT INTO fields (dataset_id, position, name, data_type, nullable, description)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(dataset_id, position, *field) for position, field in enumerate(fields)],
+        )
+    if "tags" in tables and tags:
+        conn.executemany(
+            "INSERT INTO tags (dataset_id, position, tag) VALUES (?, ?, ?)",
+            [(dataset_id, position, tag) for position, tag in enumerate(tags)],
+        )
+    if "lineage" in tables and upstream:
+        conn.executemany(
+            "INSERT INTO lineage (dataset_id, position, upstream) VALUES (?, ?, ?)",
+            [(dataset_id, position, parent) for position, parent in enumerate(upstream)],
+        )
+
+
+def _replace_children(
+    conn: sqlite3.Connection, dataset_id: int, dataset: Dataset, stored: tuple[str, str, str]
+) -> None:
+    """Rewrite only the child tables whose rows differ from what is stored (JSON arrays)."""
+    wanted = _child_rows(dataset)
+    changed = tuple(table for table, new, old in zip(_CHILDREN, wanted, stored) if new != json.loads(old))
+    for table in changed:
         conn.execute(f"DELETE FROM {table} WHERE dataset_id = ?", (dataset_id,))
-    _write_children(conn, dataset_id, dataset)
+    _write_children(conn, dataset_id, dataset, changed)
 
 
 def _as_plain_words(query: str) -> str:
@@ -595,8 +624,9 @@ _INSERT_DATASET = (
 )
 _UPDATE_DATASET = (
     "UPDATE datasets SET uri = ?, format = ?, description = ?, owner = ?, domain = ?,"
-    " partitions = ?, size_bytes = ?, row_count = ?, last_modified = ? WHERE id = ?"
+    " partitions = ?, size_bytes = ?, row_count = ?, last_modified = ?, version = ? WHERE id = ?"
 )
+_VERSION_AND_CHILDREN = f"SELECT d.id, d.version, {CHILDREN_AS_JSON} FROM datasets AS d WHERE d.name = ?"
 _SET_VERSION = "UPDATE datasets SET version = ?, last_modified = ? WHERE id = ?"
 _BUMP_CATALOG = "UPDATE catalog_meta SET version = version + ?, last_modified = ? WHERE id = 1"
 _UPSTREAM_WALK = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterable
 
 from . import limits
@@ -19,6 +20,11 @@ def _length(what: str, value: object, low: int, high: int) -> str:
         raise ValidationError(what, f"must be a string, not {type(value).__name__}", value)
     if not low <= len(value) <= high:
         raise ValidationError(what, f"must be {low}-{high} characters long, not {len(value)}", value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(what, "must be valid Unicode text (no lone surrogates)", value) from None
     return value
 
 
@@ -70,10 +76,12 @@ def uri(value: object) -> str:
     """Return `value` if it is an acceptable URI; `file://` URIs may not contain '..' or NUL."""
     text = _length("uri", value, 1, limits.URI_MAX)
     if text.lower().startswith("file://"):
-        if "\x00" in text:
-            raise ValidationError("uri", "a file:// URI may not contain a NUL byte", text)
-        if ".." in text.split("/"):
-            raise ValidationError("uri", "a file:// URI may not contain '..' segments", text)
+        # Checked after percent-decoding too: %2e%2e is '..' and %00 is NUL to whoever opens it.
+        for form in (text, urllib.parse.unquote(text)):
+            if "\x00" in form:
+                raise ValidationError("uri", "a file:// URI may not contain a NUL byte", text)
+            if ".." in form.split("/"):
+                raise ValidationError("uri", "a file:// URI may not contain '..' segments", text)
     return text
 
 

@@ -37,7 +37,7 @@ PROBES: dict[str, tuple[Probe, ...]] = {
     "torn_write": (Probe("cache_invalidation_race", ("no_torn_read",)),),
     # The attempt bound can only be exceeded where attempts run out: no backoff, many clients.
     "unbounded_retry": (
-        Probe("optimistic_lock_resolution", ("attempts_bounded",), min_clients=8, backoff_scale=0.0),
+        Probe("optimistic_lock_resolution", ("attempts_bounded",), min_clients=12, backoff_scale=0.0),
     ),
 }
 """For each fault, the probes expected to catch it."""
