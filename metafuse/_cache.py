@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from . import faults
-from ._freshness import PENDING
+from ._freshness import PENDING, ChangeSlots
 from .model import Dataset
 
 
@@ -24,38 +24,40 @@ class CacheStats(NamedTuple):
 class DatasetCache:
     """LRU cache of datasets; thread-safe.
 
-    An entry is returned only when the caller's current token equals the token it was stored
-    under (see `metafuse._freshness`); a token with PENDING set is never stored or matched.
+    An entry is returned only while its name's change slot still holds the token the entry was
+    read under (see `metafuse._freshness`); a token with PENDING set is never stored. Entries
+    keep their slot's offset, so a hit costs one dictionary lookup and one shared-memory load.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, tuple[int, Dataset]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[int, int, Dataset]] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
         self._invalidations = 0
 
-    def get(self, name: str, token: int) -> Dataset | None:
-        """Return the cached dataset if it was stored under `token`, else None."""
+    def get(self, name: str, slots: ChangeSlots) -> Dataset | None:
+        """Return the cached dataset if its change slot has not moved since it was read."""
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:
-                if (entry[0] == token and not token & PENDING) or faults.active("stale_cache"):
+                offset, token, dataset = entry
+                if slots.token_at(offset) == token or faults.active("stale_cache"):
                     self._entries.move_to_end(name)
                     self._hits += 1
-                    return entry[1]
+                    return dataset
                 del self._entries[name]
                 self._invalidations += 1
             self._misses += 1
             return None
 
-    def put(self, name: str, token: int, dataset: Dataset) -> None:
-        """Remember `dataset`, read after loading `token`; evict the least recently used entry."""
+    def put(self, name: str, offset: int, token: int, dataset: Dataset) -> None:
+        """Remember `dataset`, read after loading `token` from the slot at `offset`."""
         if token & PENDING or self.capacity <= 0:
             return
         with self._lock:
-            self._entries[name] = (token, dataset)
+            self._entries[name] = (offset, token, dataset)
             self._entries.move_to_end(name)
             if len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)

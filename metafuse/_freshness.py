@@ -80,6 +80,10 @@ class ChangeSlots:
         """Return the slot token for `name` as it is now (may have PENDING set)."""
         return int(_SLOT.unpack_from(self._map, slot_of(name))[0])
 
+    def token_at(self, offset: int) -> int:
+        """Return the token in the slot at byte `offset` (see `slot_of`)."""
+        return int(_SLOT.unpack_from(self._map, offset)[0])
+
     def begin(self, name: str) -> int:
         """Mark `name`'s slot PENDING before a commit; return the mark for `finish`."""
         mark = _new_token() | PENDING

@@ -19,7 +19,7 @@ from typing import Any
 from . import _schema, faults, limits, validation
 from ._cache import DatasetCache
 from ._connections import ConnectionPool, Session
-from ._freshness import ChangeSlots, open_slots
+from ._freshness import ChangeSlots, open_slots, slot_of
 from ._rows import CHILDREN_AS_JSON, SELECT_DATASET, decode
 from ._sqlite_errors import translate
 from .errors import (
@@ -159,22 +159,25 @@ class Catalog:
 
     def get(self, name: str) -> Dataset | None:
         """Return the dataset called `name`, or None. Never older than an acknowledged write."""
-        validation.dataset_name(name)
         slots = self._slots
-        token = 0
-        if slots is not None:
-            # Load the token before reading the database: see metafuse._freshness.
-            token = slots.token(name)
-            cached = self._cache.get(name, token)
+        if slots is not None and type(name) is str:
+            # A cached entry's name was valid when stored: a hit needs no re-validation.
+            cached = self._cache.get(name, slots)
             if cached is not None:
                 return cached
+        validation.dataset_name(name)
+        offset = token = 0
+        if slots is not None:
+            # Load the token before reading the database: see metafuse._freshness.
+            offset = slot_of(name)
+            token = slots.token_at(offset)
         with self._sqlite_errors():
             row = self._conn().execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
         if row is None:
             return None
         dataset = decode(row)
         if slots is not None:
-            self._cache.put(name, token, dataset)
+            self._cache.put(name, offset, token, dataset)
         return dataset
 
     def list(

@@ -13,6 +13,7 @@ from ..errors import BusyError, ConflictError
 from .recorder import Recorder
 
 T = TypeVar("T")
+_PUBLISH_EVERY = 0.2  # seconds between updates of the live progress counters
 log = logging.getLogger("metafuse.stress")
 
 
@@ -28,7 +29,8 @@ class ClientContext:
     """One client's view of a run. Used by exactly one client (thread or process).
 
     `call` times an operation and classifies its outcome: `ConflictError` is a conflict,
-    `BusyError` is busy, anything else is an unexpected error (its message is kept).
+    `BusyError` is busy, anything else is an unexpected error (its message is kept). After a
+    call, `last_start`, `last_end` and `last_error` describe it.
     """
 
     def __init__(
@@ -62,7 +64,10 @@ class ClientContext:
         self.recorder = Recorder(client=client)
         self.last_start = 0.0
         self.last_end = 0.0
+        self.last_error: Exception | None = None
         self._live = live
+        self._ops = self._conflicts = self._errors = 0
+        self._next_publish = 0.0
         self._gate = gate
         self._report = report
         self._stopped = stopped
@@ -82,33 +87,49 @@ class ClientContext:
         """Run `fn(*args, **kwargs)` as operation `op`; return (outcome, value or None)."""
         start = time.monotonic()
         value: T | None = None
+        self.last_error = None
         try:
             value = fn(*args, **kwargs)
             outcome = "ok"
         except ConflictError as error:
+            self.last_error = error
             outcome = "conflict"
             log.debug("client %d: %s conflict: %s", self.client, op, error)
         except BusyError as error:
+            self.last_error = error
             outcome = "busy"
             log.debug("client %d: %s busy: %s", self.client, op, error)
         except Exception as error:  # an unexpected error is a result to report, not a crash
+            self.last_error = error
             outcome = "error"
             self.recorder.error(f"{op}: {type(error).__name__}: {error}")
             log.debug("client %d: %s error", self.client, op, exc_info=True)
         end = time.monotonic()
         self.last_start, self.last_end = start, end
-        base = self.client * 3
-        live = self._live
-        live[base] += 1
+        self._ops += 1
         if outcome == "conflict":
-            live[base + 1] += 1
+            self._conflicts += 1
         elif outcome == "error":
-            live[base + 2] += 1
+            self._errors += 1
+        if end >= self._next_publish:
+            self.publish()
+            self._next_publish = end + _PUBLISH_EVERY
         if self.recording:
             self.recorder.add(op, outcome, end - start, int(end - self.start))
         else:
             self.recorder.count_only(op, outcome)
         return outcome, value
+
+    def publish(self) -> None:
+        """Copy this client's running totals to the live counters the progress line reads.
+
+        Done a few times a second, not per operation: in process mode the counters are shared
+        memory, and writing them on every operation would bounce one cache line between cores.
+        """
+        base = self.client * 3
+        self._live[base] = self._ops
+        self._live[base + 1] = self._conflicts
+        self._live[base + 2] = self._errors
 
     def event(self, *values: Any) -> None:
         """Append one history event (kept only when recording is on)."""

@@ -188,6 +188,8 @@ def _run_client(scenario: Scenario, ctx: ClientContext) -> None:
     except BaseException as error:
         ctx.recorder.error(f"client {ctx.client} crashed: {type(error).__name__}: {error}")
         log.debug("client %d crashed", ctx.client, exc_info=True)
+    finally:
+        ctx.publish()
 
 
 class _Run:
