@@ -405,7 +405,7 @@ class Catalog:
         in both cases nothing was written.
         """
         dataset = _checked(dataset)
-        validation.count("expected_version", expected_version)
+        validation.version("expected_version", expected_version)
         stamp = _now()
         with self.transaction():
             session = self._pool.session()
@@ -480,7 +480,7 @@ class Catalog:
         other datasets hold to `name` are kept: they name an upstream that no longer exists.
         """
         validation.dataset_name(name)
-        validation.count("expected_version", expected_version)
+        validation.version("expected_version", expected_version)
         with self.transaction():
             session = self._pool.session()
             conn = session.conn

@@ -17,6 +17,9 @@ class ValidationError(CatalogError, ValueError):
         shown = "" if value is None else f" (got {_preview(value)})"
         super().__init__(f"invalid {what}{shown}: {rule}")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.what, self.rule, self.value)
+
 
 class ConflictError(CatalogError):
     """The dataset's stored version is not the one the write expected; nothing was written."""
@@ -33,6 +36,9 @@ class ConflictError(CatalogError):
             message = f"dataset {name!r} is at version {actual}, not the expected {expected}"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return ConflictError, (self.name, self.expected, self.actual)
+
 
 class RetriesExhaustedError(ConflictError):
     """`Catalog.update` met a conflict on every one of its attempts."""
@@ -40,7 +46,11 @@ class RetriesExhaustedError(ConflictError):
     def __init__(self, name: str, attempts: int, last: ConflictError) -> None:
         super().__init__(name, last.expected, last.actual)
         self.attempts = attempts
+        self.last = last
         self.args = (f"dataset {name!r}: still conflicting after {attempts} attempts ({last})",)
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return RetriesExhaustedError, (self.name, self.attempts, self.last)
 
 
 class NotFoundError(CatalogError, LookupError):
@@ -49,6 +59,9 @@ class NotFoundError(CatalogError, LookupError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"dataset {name!r} does not exist")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return NotFoundError, (self.name,)
 
 
 class BusyError(CatalogError):
@@ -59,6 +72,9 @@ class BusyError(CatalogError):
         self.timeout = timeout
         super().__init__(f"catalog {path} is locked by another writer (waited {timeout:g} s)")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return BusyError, (self.path, self.timeout)
+
 
 class CatalogFileError(CatalogError):
     """The catalog file cannot be used: missing directory, not a catalog, newer schema, read-only."""
@@ -67,6 +83,9 @@ class CatalogFileError(CatalogError):
         self.path = path
         self.problem = problem
         super().__init__(f"catalog {path}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.problem)
 
 
 class StorageError(CatalogFileError):
@@ -79,6 +98,9 @@ class CatalogClosedError(CatalogError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"catalog {path} is closed")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return CatalogClosedError, (self.path,)
 
 
 def _preview(value: object, limit: int = 60) -> str:

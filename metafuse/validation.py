@@ -110,6 +110,13 @@ def count(what: str, value: object) -> int | None:
     return value
 
 
+def version(what: str, value: object) -> int:
+    """Return `value` if it is a whole number >= 0 (an expected version is never optional)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(what, "must be a whole number >= 0", value)
+    return value
+
+
 def unique(what: str, values: Iterable[str]) -> None:
     """Raise if any value appears twice."""
     seen: set[str] = set()

@@ -1,0 +1,1 @@
+"""Unit tests for `metafuse`, one module per package module."""

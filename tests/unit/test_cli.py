@@ -1,0 +1,533 @@
+"""Tests for metafuse.cli: every command, its exit codes, one-line errors, JSON output, help text."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metafuse import Catalog, Dataset, Field
+from metafuse.cli import CATALOG_ENV, build_parser, main
+
+from ._support import make
+
+REPO_ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_catalog_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A catalog path (as a string) with three datasets in it."""
+    path = tmp_path / "cli.db"
+    with Catalog(path) as catalog:
+        catalog.create_many(
+            [
+                make("raw.orders", domain="sales", tags=["pii"], description="raw customer orders"),
+                make(
+                    "clean.orders",
+                    domain="sales",
+                    owner="bo",
+                    tags=[],
+                    upstream=["raw.orders"],
+                    description="cleaned",
+                ),
+                make("hr.staff", domain="hr", tags=[], description="employees"),
+            ]
+        )
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str) -> None:
+    assert err.startswith("metafuse: error: ")
+    assert err.endswith("\n")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def write_json(path: Path, value: Any) -> str:
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return str(path)
+
+
+# -- init ------------------------------------------------------------------------------------
+
+
+def test_init_creates_the_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "new.db"
+    code, out, err = run(capsys, "--catalog", str(path), "init")
+    assert code == 0
+    assert err == ""
+    assert out == f"catalog {path} ready: 0 datasets, version 0\n"
+    with Catalog(path) as catalog:
+        assert catalog.count == 0
+
+
+def test_init_on_an_existing_catalog_reports_its_contents(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "init")
+    assert code == 0
+    assert "3 datasets, version 3" in out
+
+
+def test_init_on_a_file_that_is_not_a_catalog_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    code, out, err = run(capsys, "--catalog", str(path), "init")
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err)
+    assert str(path) in err
+    assert path.read_text() == "hello"
+
+
+def test_catalog_env_var_is_used_when_no_option_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "from-env.db"
+    monkeypatch.setenv(CATALOG_ENV, str(path))
+    assert run(capsys, "init")[0] == 0
+    assert path.exists()
+
+
+def test_catalog_option_beats_the_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_path = tmp_path / "env.db"
+    option_path = tmp_path / "option.db"
+    monkeypatch.setenv(CATALOG_ENV, str(env_path))
+    assert run(capsys, "--catalog", str(option_path), "init")[0] == 0
+    assert option_path.exists()
+    assert not env_path.exists()
+
+
+def test_default_catalog_path_is_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "init")[0] == 0
+    assert (tmp_path / "metafuse_catalog.db").exists()
+
+
+# -- put -------------------------------------------------------------------------------------
+
+
+def test_put_creates_a_dataset(tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    source = make("new.set", fields=[Field("k", "int")], upstream=["raw.orders"])
+    code, out, err = run(capsys, "--catalog", db, "put", write_json(tmp_path / "d.json", source.to_dict()))
+    assert (code, out, err) == (0, "new.set version 1\n", "")
+    with Catalog(db) as catalog:
+        stored = catalog.get("new.set")
+        assert stored is not None
+        assert stored.content() == source.content()
+
+
+def test_put_reads_stdin(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"name": "piped", "uri": "s3://p"})))
+    assert run(capsys, "--catalog", db, "put", "-") == (0, "piped version 1\n", "")
+
+
+def test_put_existing_without_expected_version_is_a_conflict(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "--catalog", db, "put", write_json(tmp_path / "d.json", make("hr.staff").to_dict())
+    )
+    assert code == 1
+    assert out == ""
+    assert_one_line_error(err)
+    assert "already exists" in err
+
+
+def test_put_with_expected_version_saves_and_a_stale_one_conflicts(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "get", "hr.staff", "--json")
+    assert code == 0
+    data = json.loads(out)
+    data["description"] = "edited by the CLI"
+    file = write_json(tmp_path / "d.json", data)  # get --json output is valid put input
+    assert run(capsys, "--catalog", db, "put", file, "--expected-version", "1") == (
+        0,
+        "hr.staff version 2\n",
+        "",
+    )
+    code, out, err = run(capsys, "--catalog", db, "put", file, "--expected-version", "1")
+    assert code == 1
+    assert out == ""
+    assert_one_line_error(err)
+    assert "version 2, not the expected 1" in err
+    with Catalog(db) as catalog:
+        stored = catalog.get("hr.staff")
+        assert stored is not None
+        assert (stored.version, stored.description) == (2, "edited by the CLI")
+
+
+def test_put_with_expected_version_of_a_missing_dataset_exits_1(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = write_json(tmp_path / "d.json", {"name": "ghost", "uri": "s3://g"})
+    code, _, err = run(capsys, "--catalog", db, "put", file, "--expected-version", "3")
+    assert code == 1
+    assert_one_line_error(err)
+    assert "'ghost' does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"name": "a", "uri": ', "not valid JSON"),
+        ("{'name': 'a'}", "not valid JSON"),
+        ("", "not valid JSON"),
+        ('{"name": "a", "uri": "s3://a", "colour": "red"}', "unknown key(s) colour"),
+        ('{"name": "a", "uri": "s3://a", "fields": [{"name": "f", "type": "int"}]}', "unknown key(s) type"),
+        ('["a"]', "must be a JSON object"),
+        ('{"uri": "s3://a"}', "needs 'name'"),
+        ('{"name": "-a", "uri": "s3://a"}', "dataset name"),
+        ('{"name": "a", "uri": "file:///x/../y"}', "'..'"),
+        ('{"name": "a", "uri": "s3://a", "description": "\\ud800"}', "description"),
+    ],
+)
+def test_put_bad_input_exits_2_with_one_line(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str], content: str, fragment: str
+) -> None:
+    file = tmp_path / "bad.json"
+    file.write_text(content, encoding="utf-8")
+    code, out, err = run(capsys, "--catalog", db, "put", str(file))
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err)
+    assert fragment in err
+    with Catalog(db) as catalog:
+        assert catalog.count == 3
+
+
+def test_put_missing_file_exits_2(tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--catalog", db, "put", str(tmp_path / "nope.json"))
+    assert code == 2
+    assert_one_line_error(err)
+    assert "cannot be read" in err
+
+
+def test_put_non_utf8_file_exits_2(tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "latin1.json"
+    file.write_bytes(b'{"name": "a", "uri": "caf\xe9"}')
+    code, _, err = run(capsys, "--catalog", db, "put", str(file))
+    assert code == 2
+    assert_one_line_error(err)
+    assert "UTF-8" in err
+
+
+def test_put_bad_json_does_not_create_the_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog_file = tmp_path / "never.db"
+    file = tmp_path / "bad.json"
+    file.write_text("{")
+    assert run(capsys, "--catalog", str(catalog_file), "put", str(file))[0] == 2
+    assert not catalog_file.exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1.5", ""])
+def test_put_bad_expected_version_is_a_usage_error(
+    db: str, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--catalog", db, "put", "x.json", "--expected-version", value])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--expected-version" in err
+
+
+# -- get -------------------------------------------------------------------------------------
+
+
+def test_get_prints_the_dataset(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--catalog", db, "get", "clean.orders")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert "name: clean.orders" in lines
+    assert "owner: bo" in lines
+    assert "upstream: raw.orders" in lines
+    assert "version: 1" in lines
+    assert "fields:" in lines
+    assert "  id bigint not null" in lines
+    assert "  amount decimal(10,2)" in lines
+    assert "format: parquet" in lines
+
+
+def test_get_json_is_the_dataset_dict(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "get", "raw.orders", "--json")
+    assert code == 0
+    data = json.loads(out)
+    with Catalog(db) as catalog:
+        stored = catalog.get("raw.orders")
+    assert stored is not None
+    assert data == stored.to_dict()
+    assert Dataset.from_dict(data).name == "raw.orders"
+
+
+def test_get_keeps_non_ascii_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "u.db"
+    with Catalog(path) as catalog:
+        catalog.create(make("u", description="caf\u00e9 \U0001f600 '; DROP TABLE datasets; --"))
+    code, out, _ = run(capsys, "--catalog", str(path), "get", "u", "--json")
+    assert code == 0
+    assert json.loads(out)["description"] == "caf\u00e9 \U0001f600 '; DROP TABLE datasets; --"
+
+
+def test_get_missing_exits_1(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--catalog", db, "get", "nope")
+    assert code == 1
+    assert out == ""
+    assert_one_line_error(err)
+    assert "'nope' does not exist" in err
+
+
+def test_get_invalid_name_exits_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--catalog", db, "get", "bad name")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+# -- list, search, lineage, stats ------------------------------------------------------------
+
+
+def test_list_prints_one_line_per_dataset(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "list")
+    assert code == 0
+    assert out.splitlines() == [
+        "clean.orders  v1  sales  bo",
+        "hr.staff  v1  hr  ana",
+        "raw.orders  v1  sales  ana",
+    ]
+
+
+def test_list_filters_and_pages(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def listed(*args: str) -> list[str]:
+        code, out, _ = run(capsys, "--catalog", db, "list", "--json", *args)
+        assert code == 0
+        return [d["name"] for d in json.loads(out)]
+
+    assert listed("--domain", "sales") == ["clean.orders", "raw.orders"]
+    assert listed("--owner", "bo") == ["clean.orders"]
+    assert listed("--tag", "pii") == ["raw.orders"]
+    assert listed("--limit", "1") == ["clean.orders"]
+    assert listed("--limit", "1", "--after", "clean.orders") == ["hr.staff"]
+    assert listed("--domain", "nowhere") == []
+
+
+def test_list_empty_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--catalog", str(tmp_path / "e.db"), "list") == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list", "--limit", "abc"],
+        ["list", "--limit", "0"],
+        ["list", "--limit", "-3"],
+        ["list", "--limit", "2.5"],
+        ["search", "x", "--limit", "zero"],
+        ["search", "x", "--limit", "0"],
+        ["lineage", "a", "--depth", "0"],
+        ["lineage", "a", "--depth", "deep"],
+        ["lineage", "a", "--direction", "sideways"],
+        ["get"],
+        ["frobnicate"],
+        [],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    db: str, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--catalog", db, *argv])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "error:" in err
+    assert "--help" in err
+
+
+def test_limit_out_of_the_library_range_exits_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--catalog", db, "list", "--limit", "10001")
+    assert code == 2
+    assert_one_line_error(err)
+    assert "limit" in err
+
+
+def test_search(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "search", "customer")
+    assert code == 0
+    assert out.splitlines() == ["raw.orders  v1  sales  ana"]
+    code, out, _ = run(capsys, "--catalog", db, "search", "orders OR employees", "--json", "--limit", "5")
+    assert code == 0
+    assert {d["name"] for d in json.loads(out)} == {"raw.orders", "clean.orders", "hr.staff"}
+    code, out, _ = run(capsys, "--catalog", db, "search", '"unbalanced', "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_search_empty_query_exits_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--catalog", db, "search", "  ")
+    assert code == 2
+    assert_one_line_error(err)
+
+
+def test_lineage(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "lineage", "clean.orders")
+    assert (code, out) == (0, "1  clean.orders <- raw.orders\n")
+    code, out, _ = run(
+        capsys, "--catalog", db, "lineage", "raw.orders", "--direction", "downstream", "--json"
+    )
+    assert code == 0
+    assert json.loads(out) == [{"downstream": "clean.orders", "upstream": "raw.orders", "depth": 1}]
+    code, out, _ = run(capsys, "--catalog", db, "lineage", "hr.staff", "--depth", "4", "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_lineage_missing_exits_1(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--catalog", db, "lineage", "nope")
+    assert code == 1
+    assert_one_line_error(err)
+
+
+def test_stats(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--catalog", db, "stats")
+    assert code == 0
+    assert "datasets: 3" in out.splitlines()
+    assert "catalog_version: 3" in out.splitlines()
+    code, out, _ = run(capsys, "--catalog", db, "stats", "--json")
+    facts = json.loads(out)
+    assert (facts["datasets"], facts["catalog_version"], facts["path"]) == (3, 3, db)
+    assert facts["search_backend"] == "fts5"
+    assert facts["cache_freshness"] == "shared-memory slots"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get", "raw.orders"],
+        ["list"],
+        ["list", "--domain", "none"],
+        ["search", "orders"],
+        ["search", "nothing-matches"],
+        ["lineage", "clean.orders"],
+        ["lineage", "raw.orders", "--direction", "downstream"],
+        ["stats"],
+    ],
+)
+def test_json_output_of_every_read_command_parses(
+    db: str, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run(capsys, "--catalog", db, *argv, "--json")
+    assert (code, err) == (0, "")
+    parsed = json.loads(out)
+    assert isinstance(parsed, (dict, list))
+
+
+def test_every_read_command_has_a_json_flag() -> None:
+    parser = build_parser()
+    for name in ("get", "list", "search", "lineage", "stats"):
+        sub = _subcommands(parser)[name]
+        assert any("--json" in action.option_strings for action in sub._actions), name
+
+
+# -- help ------------------------------------------------------------------------------------
+
+
+def _subparsers_action(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any] | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = _subparsers_action(parser)
+    return {} if action is None else dict(action.choices)
+
+
+def _walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], str | None]]:
+    """Yield (command path, help text) for every subcommand, nested ones included."""
+    action = _subparsers_action(parser)
+    if action is None:
+        return
+    # Help is recorded under each command's main name; aliases share the same parser object.
+    helps = {id(action.choices[choice.dest]): choice.help for choice in action._choices_actions}
+    for name, sub in action.choices.items():
+        yield (*path, name), helps.get(id(sub))
+        yield from _walk(sub, (*path, name))
+
+
+def test_every_subcommand_has_help_text() -> None:
+    commands = list(_walk(build_parser()))
+    names = {path for path, _ in commands}
+    assert {("init",), ("put",), ("get",), ("list",), ("search",), ("lineage",), ("stats",)} <= names
+    missing = [" ".join(path) for path, text in commands if not (text and text.strip())]
+    assert missing == []
+
+
+def test_every_option_has_help_text() -> None:
+    def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+        yield parser.prog, parser
+        for sub in _subcommands(parser).values():
+            yield from parsers(sub)
+
+    undocumented = []
+    for prog, parser in parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if action.option_strings and not action.help and not action.choices:
+                undocumented.append(f"{prog} {action.option_strings[0]}")
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("command", ["init", "put", "get", "list", "search", "lineage", "stats"])
+def test_subcommand_help_exits_0(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    assert f"metafuse {command}" in capsys.readouterr().out
+
+
+def test_python_dash_m_metafuse_help() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in (CATALOG_ENV, "METAFUSE_FAULTS")}
+    done = subprocess.run(
+        [sys.executable, "-m", "metafuse", "--help"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: metafuse")
+    for command in ("init", "put", "get", "list", "search", "lineage", "stats"):
+        assert command in done.stdout
+    assert done.stderr == ""
