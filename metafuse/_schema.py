@@ -7,8 +7,10 @@ import datetime as _dt
 import os
 import sqlite3
 import threading
+import urllib.parse
 
-from .errors import CatalogFileError
+from ._sqlite_errors import translate
+from .errors import BusyError, CatalogFileError, StorageError
 
 SCHEMA_VERSION = 1
 """The newest schema this code reads and writes."""
@@ -103,6 +105,8 @@ def check_file(path: str) -> bool:
 
     Runs before SQLite touches the file, so a file that is not a catalog is never modified.
     """
+    if not path or path == ":memory:":
+        raise CatalogFileError(repr(path), "is not a file path; a catalog lives in a file")
     if os.path.isdir(path):
         raise CatalogFileError(path, "is a directory, not a catalog file")
     if not os.path.exists(path):
@@ -159,6 +163,10 @@ def _user_version(conn: sqlite3.Connection, path: str) -> int:
     try:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.DatabaseError as error:
+        # A full disk or a lock is not damage; everything else here means an unreadable file.
+        meant = translate(error, path, 0.0)
+        if isinstance(meant, (StorageError, BusyError)):
+            raise meant from None
         raise CatalogFileError(path, f"is damaged or not a catalog ({error})") from None
 
 
@@ -202,6 +210,16 @@ def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
 
+def sqlite_uri(path: str, *, read_only: bool = False) -> str:
+    """Return the `file:` URI that opens exactly `path`.
+
+    Names like ':memory:' or 'file:x.db' mean something else to SQLite when passed as plain
+    file names; an absolute, quoted URI always names the file itself.
+    """
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}"
+    return f"{uri}?mode=ro" if read_only else uri
+
+
 def create_atomically(path: str) -> None:
     """Create a new, empty catalog at `path` so that no other process ever sees it half-made.
 
@@ -216,26 +234,35 @@ def create_atomically(path: str) -> None:
         f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.creating",
     )
     try:
-        conn = sqlite3.connect(temporary, isolation_level=None)
+        _build(temporary, path)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            # No hard links on this file system: a rename, which could replace a racing
+            # creator's brand-new, still-empty catalog; both are empty, so nothing is lost.
+            if not os.path.exists(path):
+                os.replace(temporary, path)
+    finally:
+        for leftover in (temporary, f"{temporary}-wal", f"{temporary}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _build(temporary: str, path: str) -> None:
+    directory = os.path.dirname(temporary)
+    try:
+        conn = sqlite3.connect(sqlite_uri(temporary), isolation_level=None, uri=True)
     except sqlite3.Error as error:
         raise CatalogFileError(path, f"cannot be created in {directory} ({error})") from None
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         migrate(conn, path, read_only=False)
     except sqlite3.Error as error:
+        meant = translate(error, path, 0.0)
+        if isinstance(meant, StorageError):
+            raise meant from None
         raise CatalogFileError(path, f"cannot be created in {directory} ({error})") from None
     finally:
         conn.close()  # the last connection checkpoints and removes the -wal file
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    except OSError:
-        # No hard links on this file system: a rename, which could replace a racing creator's
-        # brand-new, still-empty catalog; both are empty, so nothing is lost.
-        if not os.path.exists(path):
-            os.replace(temporary, path)
-    finally:
-        for leftover in (temporary, f"{temporary}-wal", f"{temporary}-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)

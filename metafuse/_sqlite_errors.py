@@ -22,6 +22,10 @@ def translate(error: sqlite3.Error, path: str, busy_timeout: float) -> CatalogEr
         return CatalogFileError(path, "is read-only; writes are refused")
     if message in _DAMAGED:
         return CatalogFileError(path, f"is damaged or unreadable ({error})")
+    if isinstance(error, sqlite3.IntegrityError):
+        # Every write checks names and versions first, so a constraint failure means the
+        # file's indexes disagree with its tables: a damaged file, not a user error.
+        return CatalogFileError(path, f"is damaged: {error} (run integrity_check)")
     return None
 
 

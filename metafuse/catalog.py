@@ -12,7 +12,6 @@ import random
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -122,16 +121,12 @@ class Catalog:
         self._cache = DatasetCache(cache_size if self._slots is not None else 0)
 
     def _connect(self) -> sqlite3.Connection:
-        if self.read_only:
-            target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
-        else:
-            target = self.path
         conn = sqlite3.connect(
-            target,
+            _schema.sqlite_uri(self.path, read_only=self.read_only),
             timeout=self.busy_timeout,
             isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE for every write
             check_same_thread=False,  # only the owning thread uses it; close() may come from any
-            uri=self.read_only,
+            uri=True,
         )
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
@@ -353,11 +348,10 @@ class Catalog:
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise BusyError(self.path, self.busy_timeout)
         try:
-            with self._sqlite_errors():
-                conn.execute("BEGIN IMMEDIATE")
-            session.depth = 1
             try:
                 with self._sqlite_errors():
+                    conn.execute("BEGIN IMMEDIATE")
+                    session.depth = 1
                     yield
                     conn.execute("COMMIT")
             except BaseException:
@@ -368,9 +362,11 @@ class Catalog:
                 raise
             finally:
                 session.depth = 0
-                self._settle(session)
+                self._write_lock.release()
         finally:
-            self._write_lock.release()
+            # Outside the writer lock: the next writer need not wait for these system calls,
+            # and `ChangeSlots.finish` leaves a slot alone once a newer writer has marked it.
+            self._settle(session)
 
     def create(self, dataset: Dataset) -> Dataset:
         """Add a new dataset at version 1 and return it; `ConflictError` if the name exists."""
@@ -616,7 +612,9 @@ def _replace_children(
 
 
 def _as_plain_words(query: str) -> str:
-    return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+    # NUL ends an FTS5 string early ("unterminated string"): it separates words instead.
+    words = query.replace("\x00", " ").split()
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
 
 
 _CATALOG_VERSION = "SELECT version FROM catalog_meta WHERE id = 1"

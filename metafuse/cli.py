@@ -205,17 +205,18 @@ def _read_json(path: str) -> Any:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
     except OSError as error:
-        raise ValidationError("dataset file", f"cannot be read ({error.strerror})", path) from None
+        raise ValidationError(f"dataset file {path}", f"cannot be read ({error.strerror})") from None
     except UnicodeDecodeError:
-        raise ValidationError("dataset file", "is not UTF-8 text", path) from None
+        raise ValidationError(f"dataset file {path}", "is not UTF-8 text") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise ValidationError(
-            "dataset file",
+            f"dataset file {path}",
             f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
-            path,
         ) from None
+    except (ValueError, RecursionError) as error:  # absurdly long numbers, absurd nesting
+        raise ValidationError(f"dataset file {path}", f"is not usable JSON ({error})") from None
 
 
 def _print_json(value: Any) -> None:

@@ -22,6 +22,8 @@ TAGS_MAX = 100
 """Most tags one dataset may have."""
 UPSTREAM_MAX = 1_000
 """Most upstream datasets (lineage edges) one dataset may name."""
+COUNT_MAX = 2**63 - 1
+"""Largest size_bytes or row_count: SQLite's largest integer."""
 PAGE_MAX = 10_000
 """Largest `limit` accepted by `Catalog.list` and `Catalog.search`."""
 LINEAGE_DEPTH_MAX = 100

@@ -29,7 +29,12 @@ class Field:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the field as plain JSON-ready values."""
-        return dataclasses.asdict(self)
+        return {
+            "name": self.name,
+            "data_type": self.data_type,
+            "nullable": self.nullable,
+            "description": self.description,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Field:
@@ -167,7 +172,8 @@ _DATASET_KEYS = frozenset(f.name for f in dataclasses.fields(Dataset))
 
 
 def _as_tuple(what: str, values: Iterable[Any]) -> tuple[Any, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    # A mapping or a set iterates, but in no order the caller chose: refuse it like a string.
+    if isinstance(values, (str, bytes, Mapping, set, frozenset)) or not isinstance(values, Iterable):
         raise ValidationError(what, "must be a list", values)
     return tuple(values)
 

@@ -107,6 +107,8 @@ def count(what: str, value: object) -> int | None:
         raise ValidationError(what, f"must be a whole number, not {type(value).__name__}", value)
     if value < 0:
         raise ValidationError(what, "must not be negative", value)
+    if value > limits.COUNT_MAX:
+        raise ValidationError(what, f"must be at most {limits.COUNT_MAX} (2**63 - 1)", value)
     return value
 
 

@@ -6,14 +6,15 @@ import logging
 import random
 import time
 from collections.abc import Callable, MutableSequence
+from time import monotonic_ns
 from typing import Any, Protocol, TypeVar
 
 from ..catalog import Catalog
 from ..errors import BusyError, ConflictError
-from .recorder import Recorder
+from .recorder import BUSY, CONFLICT, ERROR, OK, OUTCOMES, Recorder
 
 T = TypeVar("T")
-_PUBLISH_EVERY = 0.2  # seconds between updates of the live progress counters
+_PUBLISH_EVERY_NS = 200_000_000  # between updates of the live progress counters
 log = logging.getLogger("metafuse.stress")
 
 
@@ -62,12 +63,12 @@ class ClientContext:
         self.deadline = deadline
         self.recording = record
         self.recorder = Recorder(client=client)
-        self.last_start = 0.0
-        self.last_end = 0.0
+        self._start_ns = self._end_ns = 0
+        self._run_start_ns = int(start * 1e9)
         self.last_error: Exception | None = None
         self._live = live
         self._ops = self._conflicts = self._errors = 0
-        self._next_publish = 0.0
+        self._next_publish = 0
         self._gate = gate
         self._report = report
         self._stopped = stopped
@@ -85,40 +86,48 @@ class ClientContext:
 
     def call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[str, T | None]:
         """Run `fn(*args, **kwargs)` as operation `op`; return (outcome, value or None)."""
-        start = time.monotonic()
+        start = monotonic_ns()
         value: T | None = None
         self.last_error = None
         try:
             value = fn(*args, **kwargs)
-            outcome = "ok"
+            outcome = OK
         except ConflictError as error:
             self.last_error = error
-            outcome = "conflict"
+            outcome = CONFLICT
+            self._conflicts += 1
             log.debug("client %d: %s conflict: %s", self.client, op, error)
         except BusyError as error:
             self.last_error = error
-            outcome = "busy"
+            outcome = BUSY
             log.debug("client %d: %s busy: %s", self.client, op, error)
         except Exception as error:  # an unexpected error is a result to report, not a crash
             self.last_error = error
-            outcome = "error"
+            outcome = ERROR
+            self._errors += 1
             self.recorder.error(f"{op}: {type(error).__name__}: {error}")
             log.debug("client %d: %s error", self.client, op, exc_info=True)
-        end = time.monotonic()
-        self.last_start, self.last_end = start, end
+        end = monotonic_ns()
+        self._start_ns, self._end_ns = start, end
         self._ops += 1
-        if outcome == "conflict":
-            self._conflicts += 1
-        elif outcome == "error":
-            self._errors += 1
         if end >= self._next_publish:
             self.publish()
-            self._next_publish = end + _PUBLISH_EVERY
+            self._next_publish = end + _PUBLISH_EVERY_NS
         if self.recording:
-            self.recorder.add(op, outcome, end - start, int(end - self.start))
+            self.recorder.add(op, outcome, end - start, (end - self._run_start_ns) // 1_000_000_000)
         else:
             self.recorder.count_only(op, outcome)
-        return outcome, value
+        return OUTCOMES[outcome], value
+
+    @property
+    def last_start(self) -> float:
+        """When the last `call` started (`time.monotonic` seconds, comparable across processes)."""
+        return self._start_ns / 1e9
+
+    @property
+    def last_end(self) -> float:
+        """When the last `call` returned (`time.monotonic` seconds)."""
+        return self._end_ns / 1e9
 
     def publish(self) -> None:
         """Copy this client's running totals to the live counters the progress line reads.

@@ -9,7 +9,24 @@ from .histogram import Histogram
 
 OUTCOMES = ("ok", "conflict", "busy", "error")
 """How an operation can end: done, refused by a version check, lock timeout, anything else."""
+OK, CONFLICT, BUSY, ERROR = range(4)
 MAX_ERROR_SAMPLES = 20
+
+
+class OpStats:
+    """Counts per outcome (indexed like `OUTCOMES`) and latencies of one operation kind."""
+
+    __slots__ = ("counts", "histogram")
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0, 0]
+        self.histogram = Histogram()
+
+    def merge(self, other: OpStats) -> None:
+        """Add `other`'s counts and latencies to these."""
+        for index, count in enumerate(other.counts):
+            self.counts[index] += count
+        self.histogram.merge(other.histogram)
 
 
 @dataclasses.dataclass
@@ -21,8 +38,7 @@ class Recorder:
     """
 
     client: int
-    counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
-    latencies: dict[str, Histogram] = dataclasses.field(default_factory=dict)
+    ops: dict[str, OpStats] = dataclasses.field(default_factory=dict)
     per_second: list[int] = dataclasses.field(default_factory=list)
     events: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -33,30 +49,41 @@ class Recorder:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     finished: bool = False
 
-    def add(self, op: str, outcome: str, seconds: float, second: int) -> None:
-        """Count one operation, its latency, and the run second it finished in."""
-        counts = self.counts.get(op)
-        if counts is None:
-            counts = self.counts[op] = dict.fromkeys(OUTCOMES, 0)
-            self.latencies[op] = Histogram()
-        counts[outcome] += 1
-        self.latencies[op].add(seconds)
-        per_second = self.per_second
-        while len(per_second) <= second:
-            per_second.append(0)
-        per_second[second] += 1
-        if outcome == "conflict":
+    def add(self, op: str, outcome: int, ns: int, second: int) -> None:
+        """Count one operation (`outcome` indexes `OUTCOMES`), its latency and its run second."""
+        stats = self.ops.get(op)
+        if stats is None:
+            stats = self.ops[op] = OpStats()
+        stats.counts[outcome] += 1
+        stats.histogram.add_ns(ns)
+        try:
+            self.per_second[second] += 1
+        except IndexError:
+            self.per_second.extend([0] * (second + 1 - len(self.per_second)))
+            self.per_second[second] += 1
+        if outcome == CONFLICT:
             self.conflict_streak += 1
-            self.longest_conflict_streak = max(self.longest_conflict_streak, self.conflict_streak)
-        elif outcome == "ok":
+            if self.conflict_streak > self.longest_conflict_streak:
+                self.longest_conflict_streak = self.conflict_streak
+        elif outcome == OK:
             self.conflict_streak = 0
 
-    def count_only(self, op: str, outcome: str) -> None:
+    def count_only(self, op: str, outcome: int) -> None:
         """Count one operation without timing it (recording switched off)."""
-        counts = self.counts.get(op)
-        if counts is None:
-            counts = self.counts[op] = dict.fromkeys(OUTCOMES, 0)
-        counts[outcome] += 1
+        stats = self.ops.get(op)
+        if stats is None:
+            stats = self.ops[op] = OpStats()
+        stats.counts[outcome] += 1
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Outcome counts per operation kind, by outcome name."""
+        return {op: dict(zip(OUTCOMES, stats.counts)) for op, stats in self.ops.items()}
+
+    @property
+    def latencies(self) -> dict[str, Histogram]:
+        """Latency histogram per operation kind."""
+        return {op: stats.histogram for op, stats in self.ops.items()}
 
     def error(self, message: str) -> None:
         """Keep a sample of an unexpected error's message."""
@@ -72,20 +99,17 @@ class Recorder:
     def total(self, outcome: str | None = None) -> int:
         """Return the number of operations (of one outcome, if given) over every kind."""
         if outcome is None:
-            return sum(sum(counts.values()) for counts in self.counts.values())
-        return sum(counts[outcome] for counts in self.counts.values())
+            return sum(sum(stats.counts) for stats in self.ops.values())
+        index = OUTCOMES.index(outcome)
+        return sum(stats.counts[index] for stats in self.ops.values())
 
 
 def merge(recorders: list[Recorder]) -> Recorder:
     """Return one recorder holding every client's counts (events and metrics concatenated)."""
     merged = Recorder(client=-1)
     for recorder in recorders:
-        for op, counts in recorder.counts.items():
-            target = merged.counts.setdefault(op, dict.fromkeys(OUTCOMES, 0))
-            for outcome, count in counts.items():
-                target[outcome] += count
-        for op, histogram in recorder.latencies.items():
-            merged.latencies.setdefault(op, Histogram()).merge(histogram)
+        for op, stats in recorder.ops.items():
+            merged.ops.setdefault(op, OpStats()).merge(stats)
         for second, count in enumerate(recorder.per_second):
             while len(merged.per_second) <= second:
                 merged.per_second.append(0)
