@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -30,6 +31,8 @@ from .errors import (
     ValidationError,
 )
 from .model import Dataset
+
+log = logging.getLogger("metafuse.catalog")
 
 DEFAULT_PATH = "metafuse_catalog.db"
 """Catalog file used when no path is given (the CLI also honours `$METAFUSE_CATALOG`)."""
@@ -346,6 +349,7 @@ class Catalog:
         # Threads of this catalog queue on a lock instead of in SQLite's busy handler, which
         # polls with sleeps of up to 100 ms; other processes still meet the busy handler.
         if not self._write_lock.acquire(timeout=self.busy_timeout):
+            log.debug("%s: another thread held the write lock for %g s", self.path, self.busy_timeout)
             raise BusyError(self.path, self.busy_timeout)
         try:
             try:
@@ -467,7 +471,11 @@ class Catalog:
                 if attempt >= max_attempts and not faults.active("unbounded_retry"):
                     raise RetriesExhaustedError(name, attempt, conflict) from conflict
                 ceiling = min(max_backoff, backoff * 2 ** min(attempt - 1, 30))
-                time.sleep(random.uniform(0, ceiling))
+                delay = random.uniform(0, ceiling)
+                log.debug(
+                    "update %s: conflict on attempt %d; retrying in %.1f ms", name, attempt, delay * 1e3
+                )
+                time.sleep(delay)
 
     def delete(self, name: str, *, expected_version: int) -> None:
         """Delete a dataset if its stored version is `expected_version`.
@@ -528,6 +536,7 @@ class Catalog:
             translated = translate(error, self.path, self.busy_timeout)
             if translated is None:
                 raise
+            log.debug("%s: %s", self.path, translated)
             raise translated from error
 
 
