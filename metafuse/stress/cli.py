@@ -117,12 +117,20 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 def configure_logging(verbose: bool) -> None:
     """Send `metafuse` logs to stderr: warnings always, everything with --verbose or METAFUSE_LOG."""
     debug = verbose or os.environ.get(LOG_ENV, "").strip().lower() == "debug"
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("metafuse: %(levelname)s: %(message)s"))
     logger = logging.getLogger("metafuse")
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of each record, not at setup."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ class StressConfig:
     kills: int = 50
     record: bool = True
     backoff_scale: float = 1.0
+    max_attempts: int = 5
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""

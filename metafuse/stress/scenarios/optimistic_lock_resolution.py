@@ -13,7 +13,6 @@ from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import recreate, tokened
 
 NAME = "stress.counter"
-MAX_ATTEMPTS = 5
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
@@ -21,7 +20,11 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     # Full-jitter windows must be wide enough for every client to get a turn within the
     # attempt bound: they grow with the number of clients contending each round.
     backoff = 0.002 * setup.clients * setup.config.backoff_scale
-    return {"backoff": backoff, "max_backoff": max(0.05, 16 * backoff)}
+    return {
+        "backoff": backoff,
+        "max_backoff": max(0.05, 16 * backoff),
+        "max_attempts": setup.config.max_attempts,
+    }
 
 
 def _increment(dataset: Dataset) -> Dataset:
@@ -35,7 +38,7 @@ def _increment(dataset: Dataset) -> Dataset:
     setup=_setup,
 )
 def optimistic_lock_resolution(ctx: ClientContext) -> None:
-    """Each round: wait for everyone, then increment the counter with at most 5 attempts."""
+    """Each round: wait for everyone, then increment the counter within the attempt bound (5)."""
     conflicts: list[int] = []
 
     def note(_: ConflictError, attempt: int) -> None:
@@ -48,7 +51,7 @@ def optimistic_lock_resolution(ctx: ClientContext) -> None:
             ctx.catalog.update,
             NAME,
             _increment,
-            max_attempts=MAX_ATTEMPTS,
+            max_attempts=ctx.shared["max_attempts"],
             backoff=ctx.shared["backoff"],
             max_backoff=ctx.shared["max_backoff"],
             on_conflict=note,
@@ -80,10 +83,13 @@ def _no_lost_update(run: RunView) -> Verdict:
     return counter == successes, f"counter {counter}, successful updates {successes}"
 
 
-@optimistic_lock_resolution.invariant("attempts_bounded", f"no update made more than {MAX_ATTEMPTS} attempts")
+@optimistic_lock_resolution.invariant(
+    "attempts_bounded", "no update made more attempts than its max_attempts (5)"
+)
 def _attempts_bounded(run: RunView) -> Verdict:
+    bound = run.shared["max_attempts"]
     most = max((attempts for _, attempts in run.merged.events), default=0)
-    return most <= MAX_ATTEMPTS, f"most attempts by one update: {most}"
+    return most <= bound, f"most attempts by one update: {most} (bound {bound})"
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
