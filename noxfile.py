@@ -12,6 +12,11 @@ nox.needs_version = ">=2024.4.15"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "yes"
 
+# Tools are pinned so a new release cannot turn CI red without a change here.
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
+CHECK_JSONSCHEMA = "check-jsonschema==0.39.0"
+ZIZMOR = "zizmor==1.32.0"
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 """Every supported Python, in one place."""
 TOOLS_PYTHON = "3.11"
@@ -30,7 +35,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=TOOLS_PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and format; schema check and zizmor on the GitHub workflows."""
-    session.install("ruff", "check-jsonschema", "zizmor")
+    session.install(RUFF, CHECK_JSONSCHEMA, ZIZMOR)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     if WORKFLOWS:
@@ -41,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=TOOLS_PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".", MYPY)
     session.run("mypy", "--strict", "metafuse", *session.posargs)
 
 

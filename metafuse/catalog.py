@@ -131,7 +131,11 @@ class Catalog:
             check_same_thread=False,  # only the owning thread uses it; close() may come from any
             uri=True,
         )
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        try:
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except BaseException:
+            conn.close()  # a damaged file can fail here, before the pool tracks the connection
+            raise
         return conn
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -272,7 +276,7 @@ class Catalog:
             try:
                 if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
                     raise NotFoundError(name)
-                rows = conn.execute(walk, (name, depth)).fetchall()
+                rows = conn.execute(walk, {"name": name, "depth": depth}).fetchall()
             finally:
                 if own:
                     conn.execute("COMMIT")
@@ -642,12 +646,12 @@ _BUMP_CATALOG = "UPDATE catalog_meta SET version = version + ?, last_modified = 
 _UPSTREAM_WALK = """
 WITH RECURSIVE walk (downstream, upstream, depth) AS (
     SELECT d.name, l.upstream, 1 FROM datasets AS d JOIN lineage AS l ON l.dataset_id = d.id
-     WHERE d.name = ?1
+     WHERE d.name = :name
     UNION
     SELECT w.upstream, l.upstream, w.depth + 1
       FROM walk AS w JOIN datasets AS d ON d.name = w.upstream
       JOIN lineage AS l ON l.dataset_id = d.id
-     WHERE w.depth < ?2
+     WHERE w.depth < :depth
 )
 SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
  ORDER BY 3, 1, 2
@@ -655,12 +659,12 @@ SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
 _DOWNSTREAM_WALK = """
 WITH RECURSIVE walk (downstream, upstream, depth) AS (
     SELECT d.name, l.upstream, 1 FROM lineage AS l JOIN datasets AS d ON d.id = l.dataset_id
-     WHERE l.upstream = ?1
+     WHERE l.upstream = :name
     UNION
     SELECT d.name, l.upstream, w.depth + 1
       FROM walk AS w JOIN lineage AS l ON l.upstream = w.downstream
       JOIN datasets AS d ON d.id = l.dataset_id
-     WHERE w.depth < ?2
+     WHERE w.depth < :depth
 )
 SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
  ORDER BY 3, 1, 2

@@ -26,6 +26,30 @@ class Gate(Protocol):
         ...
 
 
+class Board:
+    """A few integers every client of a run can read at any time, without a lock or a syscall.
+
+    Threads share a list; processes share memory (`multiprocessing.RawArray`). Readers load a
+    value directly; `raise_to` takes a lock, so concurrent writers never lower a value.
+    """
+
+    SIZE = 8
+
+    def __init__(self, values: MutableSequence[int], lock: Any) -> None:
+        self._values = values
+        self._lock = lock
+
+    def read(self, index: int) -> int:
+        """Return the value at `index`."""
+        return int(self._values[index])
+
+    def raise_to(self, index: int, value: int) -> None:
+        """Set the value at `index` to `value` if that is larger."""
+        with self._lock:
+            if value > self._values[index]:
+                self._values[index] = value
+
+
 class ClientContext:
     """One client's view of a run. Used by exactly one client (thread or process).
 
@@ -51,6 +75,7 @@ class ClientContext:
         gate: Gate,
         report: Callable[[Any], None],
         stopped: Callable[[], bool],
+        board: Board,
     ) -> None:
         self.client = client
         self.clients = clients
@@ -72,6 +97,7 @@ class ClientContext:
         self._gate = gate
         self._report = report
         self._stopped = stopped
+        self.board = board
 
     @property
     def catalog(self) -> Catalog:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import faults as fault_hooks
 from ..catalog import Catalog
-from .client import ClientContext
+from .client import Board, ClientContext
 from .config import StressConfig
 from .gate import BarrierGate, Flag
 from .progress import Progress
@@ -222,6 +222,7 @@ class _ThreadRun(_Run):
         live: MutableSequence[int] = [0] * (3 * self.clients)
         stop = threading.Event()
         gate = BarrierGate(threading.Barrier(self.clients), Flag())
+        board = Board([0] * Board.SIZE, threading.Lock())
         reports: list[Any] = []
         start = time.monotonic()
         deadline = start + self.duration
@@ -241,6 +242,7 @@ class _ThreadRun(_Run):
                 gate=gate,
                 report=reports.append,
                 stopped=stop.is_set,
+                board=board,
             )
             for client in range(self.clients)
         ]
@@ -315,6 +317,8 @@ class _ProcessRun(_Run):
         self.stop = spawn.Event()
         self.barrier = spawn.Barrier(self.clients)
         self.flag = spawn.RawValue("b", 0)
+        self.board_values = spawn.RawArray("q", Board.SIZE)
+        self.board_lock = spawn.Lock()
         self.conns: dict[int, multiprocessing.connection.Connection] = {}
         self.procs: dict[int, Any] = {}
         self.incarnations = [0] * self.clients
@@ -375,7 +379,15 @@ class _ProcessRun(_Run):
         receiver, sender = self.spawn_ctx.Pipe(duplex=False)
         proc = self.spawn_ctx.Process(
             target=_process_main,
-            args=(job, sender, self.live, self.barrier, self.flag, self.stop, self.go, self.start_at),
+            args=(
+                job,
+                sender,
+                self.live,
+                (self.barrier, self.flag, self.board_values, self.board_lock),
+                self.stop,
+                self.go,
+                self.start_at,
+            ),
             name=f"stress-{slot}.{incarnation}",
             daemon=True,
         )
@@ -441,13 +453,13 @@ def _process_main(
     job: _Job,
     sender: multiprocessing.connection.Connection,
     live: MutableSequence[int],
-    barrier: Any,
-    flag: Any,
+    shared: tuple[Any, Any, Any, Any],
     stop: Any,
     go: Any,
     start_at: Any,
 ) -> None:
     """Entry point of a client process (spawn context)."""
+    barrier, flag, board_values, board_lock = shared
     logging.basicConfig(level=job.log_level, format="%(processName)s %(name)s: %(message)s")
     __import__(job.module)
     # Imported here, not at the top: the scenarios import this module.
@@ -473,6 +485,7 @@ def _process_main(
             gate=BarrierGate(barrier, flag),
             report=lambda value: sender.send(("report", value)),
             stopped=stop.is_set,
+            board=Board(board_values, board_lock),
         )
         try:
             _run_client(scenario, ctx)

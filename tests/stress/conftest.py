@@ -15,9 +15,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Skip every stress test, saying how to enable them, unless RUN_STRESS_TESTS=1."""
     if os.environ.get(stress_config.ENABLE_ENV, "").strip() == "1":
         return
-    skip = pytest.mark.skip(
-        reason=f"stress tests are off; enable them with {stress_config.ENABLE_ENV}=1"
-    )
+    skip = pytest.mark.skip(reason=f"stress tests are off; enable them with {stress_config.ENABLE_ENV}=1")
     for item in items:
         if "tests/stress" in str(item.path).replace(os.sep, "/"):
             item.add_marker(skip)

@@ -1,13 +1,14 @@
 """Scenario 4: a third of the clients write one dataset, the rest read it through the cache.
 
-History kept: one event per successful write, and one per *run* of consecutive reads that
-returned the same object (first and last start time, count). Memory therefore grows with the
-number of writes, not reads: about 100 bytes per write.
+Checked online, in constant memory however long the run: writers publish the newest version
+they have had acknowledged on the run's shared board; a reader loads that number *before* each
+read, so a read that returns an older version is stale by definition. Every write carries a
+token naming the version it will become, in the dataset row and in one of its fields, so a read
+whose two tokens differ, or name another version, is torn.
 """
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 from ...catalog import Catalog
@@ -15,19 +16,31 @@ from ...errors import ConflictError
 from ...model import Dataset
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._content import checksum, recreate, tokened
+from ._content import recreate, tokened
 
 NAME = "stress.cache_race"
+NEWEST_ACKNOWLEDGED = 0  # board slot: the newest version any writer has had acknowledged
+
+
+def _token(version: int, client: int, sequence: int) -> str:
+    return f"v{version}-client-{client}-write-{sequence}"
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
-    (created,) = recreate(catalog, [tokened(NAME, "initial")])
-    return {"initial": checksum(created)}
+    recreate(catalog, [tokened(NAME, _token(1, -1, 0))])
+    return {}
 
 
 def writers_for(clients: int) -> int:
     """How many of `clients` write: a third, at least one."""
     return max(1, clients // 3)
+
+
+def _torn(seen: Dataset) -> bool:
+    """Whether the row's token and its field's token disagree, or name another version."""
+    field = next((f for f in seen.fields if f.name == "token"), None)
+    row_token = seen.description or ""
+    return field is None or field.description != row_token or not row_token.startswith(f"v{seen.version}-")
 
 
 @scenario(
@@ -38,79 +51,61 @@ def writers_for(clients: int) -> int:
     default_duration=15,
 )
 def cache_invalidation_race(ctx: ClientContext) -> None:
-    """Writers save new tokens continuously; readers read and log what they saw, and when."""
+    """Writers save new tokens continuously; readers check every read as it returns."""
     writer = ctx.client < writers_for(ctx.clients)
     reader = not writer or ctx.clients == 1  # a lone client does both
-    sequence = 0
+    board = ctx.board
     known_version = 1  # setup created version 1
-    run: list[Any] | None = None  # [version, checksum, first_start, last_start, count]
+    sequence = stale = behind = backwards = torn = changes = 0
     last: Dataset | None = None
     while not ctx.should_stop():
         if writer:
             # Blind writes: the content does not depend on a read, and a conflict says which
             # version to name next, so writers advance whatever the read cache returns.
             sequence += 1
-            proposed = tokened(NAME, f"client-{ctx.client}-write-{sequence}")
+            proposed = tokened(NAME, _token(known_version + 1, ctx.client, sequence))
             outcome, stored = ctx.call("write", ctx.catalog.save, proposed, expected_version=known_version)
             if outcome == "ok" and stored is not None:
                 known_version = stored.version
-                ctx.event("write", stored.version, checksum(stored), ctx.last_start, ctx.last_end)
+                board.raise_to(NEWEST_ACKNOWLEDGED, stored.version)
             elif isinstance(ctx.last_error, ConflictError) and ctx.last_error.actual is not None:
                 known_version = ctx.last_error.actual
         if reader:
+            newest = board.read(NEWEST_ACKNOWLEDGED)  # acknowledged before this read starts
             _, seen = ctx.call("read", ctx.catalog.get, NAME)
             if seen is None:
                 continue
-            if seen is last and run is not None:
-                run[3] = ctx.last_start
-                run[4] += 1
-            else:
-                if run is not None:
-                    ctx.event("read", ctx.client, *run)
-                run = [seen.version, checksum(seen), ctx.last_start, ctx.last_start, 1]
+            if seen.version < newest:
+                stale += 1
+                behind = max(behind, newest - seen.version)
+            if seen is not last:
+                if last is not None:
+                    if seen.version < last.version:
+                        backwards += 1
+                    if seen.version != last.version:
+                        changes += 1
+                if _torn(seen):
+                    torn += 1
                 last = seen
-    if run is not None:
-        ctx.event("read", ctx.client, *run)
+    ctx.recorder.metrics.update(
+        stale_reads=stale,
+        max_versions_behind=behind,
+        backwards_reads=backwards,
+        torn_reads=torn,
+        versions_seen=changes + 1 if last is not None else 0,
+        reader=reader,
+    )
 
 
 SCENARIO = cache_invalidation_race
 
 
-class _History:
-    def __init__(self, run: RunView) -> None:
-        writes = sorted((end, version, digest) for kind, version, digest, _, end in _of(run, "write"))
-        self.ack_ends = [end for end, _, _ in writes]
-        self.ack_max: list[int] = []
-        newest = 1
-        for _, version, _ in writes:
-            newest = max(newest, version)
-            self.ack_max.append(newest)
-        self.content = {1: {run.shared["initial"]}}
-        for _, version, digest in writes:
-            self.content.setdefault(version, set()).add(digest)
-        self.reads = [event[2:] for event in run.merged.events if event[0] == "read"]
-
-    def newest_acknowledged_before(self, moment: float) -> int:
-        index = bisect.bisect_left(self.ack_ends, moment)
-        return self.ack_max[index - 1] if index else 1
+def _sum(run: RunView, key: str) -> int:
+    return sum(int(recorder.metrics.get(key, 0)) for recorder in run.recorders)
 
 
-def _of(run: RunView, kind: str) -> list[tuple[Any, ...]]:
-    return [event for event in run.merged.events if event[0] == kind]
-
-
-def _stale(run: RunView) -> tuple[int, int]:
-    """Return (stale reads found, most versions behind) over every reader."""
-    history = _History(run)
-    stale = behind = 0
-    for version, _, first_start, last_start, count in history.reads:
-        newest = history.newest_acknowledged_before(last_start)
-        if version < newest:
-            # Reads in a run returned the same object; if the first was already stale, all were.
-            first_newest = history.newest_acknowledged_before(first_start)
-            stale += count if version < first_newest else 1
-            behind = max(behind, newest - version)
-    return stale, behind
+def _most(run: RunView, key: str) -> int:
+    return max((int(recorder.metrics.get(key, 0)) for recorder in run.recorders), default=0)
 
 
 @cache_invalidation_race.invariant(
@@ -118,18 +113,13 @@ def _stale(run: RunView) -> tuple[int, int]:
     "no read returned a version older than the newest write acknowledged before it started",
 )
 def _no_stale_read(run: RunView) -> Verdict:
-    stale, behind = _stale(run)
-    return stale == 0, f"{stale} stale reads, up to {behind} versions behind"
+    stale = _sum(run, "stale_reads")
+    return stale == 0, f"{stale} stale reads, up to {_most(run, 'max_versions_behind')} versions behind"
 
 
 @cache_invalidation_race.invariant("monotonic_reads", "versions seen by each reader never went backwards")
 def _monotonic(run: RunView) -> Verdict:
-    backwards = 0
-    last: dict[int, int] = {}
-    for _, client, version, *_ in _of(run, "read"):
-        if version < last.get(client, 0):
-            backwards += 1
-        last[client] = version
+    backwards = _sum(run, "backwards_reads")
     return backwards == 0, f"{backwards} reads went back to an older version"
 
 
@@ -137,20 +127,16 @@ def _monotonic(run: RunView) -> Verdict:
     "no_torn_read", "every read's content is exactly the content written for its version"
 )
 def _no_torn_read(run: RunView) -> Verdict:
-    history = _History(run)
-    torn = 0
-    for version, digest, *_ in history.reads:
-        if digest not in history.content.get(version, ()):
-            torn += 1
-    return torn == 0, f"{torn} runs of reads returned content no writer wrote for that version"
+    torn = _sum(run, "torn_reads")
+    return torn == 0, f"{torn} reads mixed two writes or carried another version's content"
 
 
 @cache_invalidation_race.invariant(
     "versions_advanced", "readers observed more than one version (the race was exercised)"
 )
 def _versions_advanced(run: RunView) -> Verdict:
-    seen = {event[2] for event in _of(run, "read")}
-    return len(seen) > 1, f"{len(seen)} unique versions observed"
+    seen = _most(run, "versions_seen")
+    return seen > 1, f"up to {seen} versions observed by one reader"
 
 
 @cache_invalidation_race.invariant("no_errors", "no read or write failed unexpectedly")
@@ -160,13 +146,12 @@ def _no_errors(run: RunView) -> Verdict:
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
-    stale, behind = _stale(run)
     return {
         "writers": writers_for(run.clients),
-        "unique_versions": len({event[2] for event in _of(run, "read")}),
-        "stale_reads": stale,
-        "max_versions_behind": behind,
-        "history_events": len(run.merged.events),
+        "unique_versions": _most(run, "versions_seen"),
+        "stale_reads": _sum(run, "stale_reads"),
+        "max_versions_behind": _most(run, "max_versions_behind"),
+        "torn_reads": _sum(run, "torn_reads"),
     }
 
 
