@@ -94,6 +94,8 @@ def benchmark(session: nox.Session) -> None:
 @nox.session(name="benchmark-compare", python=TOOLS_PYTHON, default=False)
 def benchmark_compare(session: nox.Session) -> None:
     """Benchmarks compared with the newest saved run; fails when a mean is 20% slower."""
+    if not [p for p in glob.glob(".benchmarks/*/*.json") if "fixtures" not in p]:
+        session.error("no saved benchmark run to compare with: run `nox -s benchmark` first")
     session.install("-e", ".[bench]")
     threshold = os.environ.get("BENCHMARK_COMPARE_FAIL", "mean:20%")
     session.run(
