@@ -62,6 +62,20 @@ class RunView:
     fd_before: int
     fd_after: int
 
+    def metric_sum(self, key: str) -> int:
+        """Add up one per-client metric (`ctx.recorder.metrics[key]`) over every client."""
+        return sum(int(recorder.metrics.get(key, 0)) for recorder in self.recorders)
+
+    def metric_max(self, key: str) -> int:
+        """The largest value of one per-client metric over every client."""
+        return max((int(recorder.metrics.get(key, 0)) for recorder in self.recorders), default=0)
+
+    def no_unexpected_errors(self) -> Verdict:
+        """The verdict most scenarios need: no operation ended in an unexpected error."""
+        errors = self.merged.total("error")
+        first = f", first: {self.merged.errors[0]}" if errors and self.merged.errors else ""
+        return errors == 0, f"{errors} errors{first}"
+
 
 @dataclasses.dataclass(frozen=True)
 class Invariant:

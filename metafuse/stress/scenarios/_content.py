@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ...catalog import Catalog
 from ...model import Dataset, Field
+from ..client import ClientContext
 
 
 def checksum(dataset: Dataset) -> str:
@@ -46,6 +47,25 @@ def rewrite(current: Dataset, token: str) -> Dataset:
         for field in current.fields
     )
     return current.replace(description=token, fields=fields, row_count=(current.row_count or 0) + 1)
+
+
+def write_loop(ctx: ClientContext, names: list[str], token: Callable[[int], str]) -> Iterator[Dataset]:
+    """Read a random dataset, save a new token over the version read; yield each stored write.
+
+    The read-modify-save loop of the writer scenarios: conflicts are counted by `ctx.call` and
+    the client simply moves on to its next write.
+    """
+    sequence = 0
+    while not ctx.should_stop():
+        _, current = ctx.call("read", ctx.catalog.get, ctx.rng.choice(names))
+        if current is None:
+            continue
+        sequence += 1
+        outcome, stored = ctx.call(
+            "write", ctx.catalog.save, rewrite(current, token(sequence)), expected_version=current.version
+        )
+        if outcome == "ok" and stored is not None:
+            yield stored
 
 
 def recreate(catalog: Catalog, datasets: Iterable[Dataset]) -> list[Dataset]:

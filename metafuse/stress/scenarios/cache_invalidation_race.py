@@ -100,26 +100,18 @@ def cache_invalidation_race(ctx: ClientContext) -> None:
 SCENARIO = cache_invalidation_race
 
 
-def _sum(run: RunView, key: str) -> int:
-    return sum(int(recorder.metrics.get(key, 0)) for recorder in run.recorders)
-
-
-def _most(run: RunView, key: str) -> int:
-    return max((int(recorder.metrics.get(key, 0)) for recorder in run.recorders), default=0)
-
-
 @cache_invalidation_race.invariant(
     "no_stale_read",
     "no read returned a version older than the newest write acknowledged before it started",
 )
 def _no_stale_read(run: RunView) -> Verdict:
-    stale = _sum(run, "stale_reads")
-    return stale == 0, f"{stale} stale reads, up to {_most(run, 'max_versions_behind')} versions behind"
+    stale = run.metric_sum("stale_reads")
+    return stale == 0, f"{stale} stale reads, up to {run.metric_max('max_versions_behind')} versions behind"
 
 
 @cache_invalidation_race.invariant("monotonic_reads", "versions seen by each reader never went backwards")
 def _monotonic(run: RunView) -> Verdict:
-    backwards = _sum(run, "backwards_reads")
+    backwards = run.metric_sum("backwards_reads")
     return backwards == 0, f"{backwards} reads went back to an older version"
 
 
@@ -127,7 +119,7 @@ def _monotonic(run: RunView) -> Verdict:
     "no_torn_read", "every read's content is exactly the content written for its version"
 )
 def _no_torn_read(run: RunView) -> Verdict:
-    torn = _sum(run, "torn_reads")
+    torn = run.metric_sum("torn_reads")
     return torn == 0, f"{torn} reads mixed two writes or carried another version's content"
 
 
@@ -135,23 +127,22 @@ def _no_torn_read(run: RunView) -> Verdict:
     "versions_advanced", "readers observed more than one version (the race was exercised)"
 )
 def _versions_advanced(run: RunView) -> Verdict:
-    seen = _most(run, "versions_seen")
+    seen = run.metric_max("versions_seen")
     return seen > 1, f"up to {seen} versions observed by one reader"
 
 
 @cache_invalidation_race.invariant("no_errors", "no read or write failed unexpectedly")
 def _no_errors(run: RunView) -> Verdict:
-    errors = run.merged.total("error")
-    return errors == 0, f"{errors} errors" + (f", first: {run.merged.errors[0]}" if errors else "")
+    return run.no_unexpected_errors()
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
     return {
         "writers": writers_for(run.clients),
-        "unique_versions": _most(run, "versions_seen"),
-        "stale_reads": _sum(run, "stale_reads"),
-        "max_versions_behind": _most(run, "max_versions_behind"),
-        "torn_reads": _sum(run, "torn_reads"),
+        "unique_versions": run.metric_max("versions_seen"),
+        "stale_reads": run.metric_sum("stale_reads"),
+        "max_versions_behind": run.metric_max("max_versions_behind"),
+        "torn_reads": run.metric_sum("torn_reads"),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from ...catalog import Catalog
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._content import checksum, recreate, rewrite, tokened
+from ._content import checksum, recreate, tokened, write_loop
 
 DATASETS = 5
 
@@ -26,20 +26,8 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
 )
 def concurrent_writers(ctx: ClientContext) -> None:
     """Read a random dataset, write a unique token over the version read; record successes."""
-    names = ctx.shared["names"]
-    sequence = 0
-    while not ctx.should_stop():
-        name = ctx.rng.choice(names)
-        _, current = ctx.call("read", ctx.catalog.get, name)
-        if current is None:
-            continue
-        sequence += 1
-        token = f"client-{ctx.client}-write-{sequence}"
-        outcome, stored = ctx.call(
-            "write", ctx.catalog.save, rewrite(current, token), expected_version=current.version
-        )
-        if outcome == "ok" and stored is not None:
-            ctx.event(name, stored.version, checksum(stored))
+    for stored in write_loop(ctx, ctx.shared["names"], lambda n: f"client-{ctx.client}-write-{n}"):
+        ctx.event(stored.name, stored.version, checksum(stored))
 
 
 SCENARIO = concurrent_writers
@@ -54,8 +42,7 @@ def _writes(run: RunView) -> dict[str, list[tuple[int, str]]]:
 
 @concurrent_writers.invariant("no_errors", "no read or write failed with an unexpected error")
 def _no_errors(run: RunView) -> Verdict:
-    errors = run.merged.total("error")
-    return errors == 0, f"{errors} errors" + (f", first: {run.merged.errors[0]}" if errors else "")
+    return run.no_unexpected_errors()
 
 
 @concurrent_writers.invariant("writes_succeeded", "at least one write succeeded")

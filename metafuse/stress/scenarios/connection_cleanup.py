@@ -57,16 +57,15 @@ def connection_cleanup(ctx: ClientContext) -> None:
 SCENARIO = connection_cleanup
 
 
-def _sum(run: RunView, key: str) -> int:
-    return sum(int(recorder.metrics.get(key, 0)) for recorder in run.recorders)
-
-
 @connection_cleanup.invariant(
     "connections_closed", "every catalog's stats() showed zero open connections after close()"
 )
 def _connections_closed(run: RunView) -> Verdict:
-    leaked = _sum(run, "leaked_connections")
-    return leaked == 0, f"{leaked} connections still open after close, over {_sum(run, 'sessions')} sessions"
+    leaked = run.metric_sum("leaked_connections")
+    return (
+        leaked == 0,
+        f"{leaked} connections still open after close, over {run.metric_sum('sessions')} sessions",
+    )
 
 
 @connection_cleanup.invariant(
@@ -74,7 +73,7 @@ def _connections_closed(run: RunView) -> Verdict:
 )
 def _fds_restored(run: RunView) -> Verdict:
     if run.mode == "process":
-        leaky = _sum(run, "leaked_fd_sessions")
+        leaky = run.metric_sum("leaked_fd_sessions")
         return leaky == 0, f"{leaky} client sessions left file descriptors open"
     if run.fd_before < 0:
         return False, "cannot count file descriptors here (no /proc/self/fd)"
@@ -104,14 +103,13 @@ def _checkpoint(run: RunView) -> Verdict:
 
 @connection_cleanup.invariant("no_errors", "no operation failed unexpectedly")
 def _no_errors(run: RunView) -> Verdict:
-    errors = run.merged.total("error")
-    return errors == 0, f"{errors} errors" + (f", first: {run.merged.errors[0]}" if errors else "")
+    return run.no_unexpected_errors()
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
     return {
-        "sessions": _sum(run, "sessions"),
-        "leaked_connections": _sum(run, "leaked_connections"),
+        "sessions": run.metric_sum("sessions"),
+        "leaked_connections": run.metric_sum("leaked_connections"),
         "fd_before": run.fd_before,
         "fd_after": run.fd_after,
     }
