@@ -37,7 +37,7 @@ STARTUP_TIMEOUT = 60.0
 @dataclasses.dataclass
 class _Outcome:
     recorders: list[Recorder]
-    reports: list[Any]
+    reports: Any
     elapsed: float
     hung: list[int]
     crashed: list[int]
@@ -223,7 +223,7 @@ class _ThreadRun(_Run):
         stop = threading.Event()
         gate = BarrierGate(threading.Barrier(self.clients), Flag())
         board = Board([0] * Board.SIZE, threading.Lock())
-        reports: list[Any] = []
+        reports = self.scenario.report_sink()
         start = time.monotonic()
         deadline = start + self.duration
         contexts = [
@@ -323,7 +323,7 @@ class _ProcessRun(_Run):
         self.procs: dict[int, Any] = {}
         self.incarnations = [0] * self.clients
         self.recorders: list[Recorder] = []
-        self.reports: list[Any] = []
+        self.reports = self.scenario.report_sink()
         self.killed: list[int] = []
         self.crashed: list[int] = []
         self.go = spawn.Event()

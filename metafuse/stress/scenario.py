@@ -53,7 +53,7 @@ class RunView:
     shared: dict[str, Any]
     recorders: list[Recorder]
     merged: Recorder
-    reports: list[Any]
+    reports: Any
     catalog: Catalog
     elapsed: float
     hung: list[int]
@@ -116,6 +116,8 @@ class Scenario:
     metrics: Callable[[RunView], dict[str, Any]] = lambda run: {}
     headline: Headline = lambda result: []
     driver: Optional[Callable[[Any], None]] = None  # noqa: UP045
+    report_sink: Callable[[], Any] = list
+    """Makes what `ctx.report` values are appended to (a list, or a structure that folds them)."""
 
     @property
     def test_name(self) -> str:

@@ -8,6 +8,7 @@ from ...catalog import Catalog
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import checksum, recreate, tokened, write_loop
+from ._ledger import WriteLedger
 
 DATASETS = 5
 
@@ -26,18 +27,22 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
 )
 def concurrent_writers(ctx: ClientContext) -> None:
     """Read a random dataset, write a unique token over the version read; record successes."""
+    ledger = WriteLedger()
+    ctx.recorder.metrics["ledger"] = ledger
     for stored in write_loop(ctx, ctx.shared["names"], lambda n: f"client-{ctx.client}-write-{n}"):
-        ctx.event(stored.name, stored.version, checksum(stored))
+        ledger.append((stored.name, stored.version, checksum(stored)))
 
 
 SCENARIO = concurrent_writers
 
 
-def _writes(run: RunView) -> dict[str, list[tuple[int, str]]]:
-    by_name: dict[str, list[tuple[int, str]]] = {name: [] for name in run.shared["names"]}
-    for name, version, digest in run.merged.events:
-        by_name[name].append((version, digest))
-    return by_name
+def _ledger(run: RunView) -> WriteLedger:
+    merged = WriteLedger()
+    for recorder in run.recorders:
+        ledger = recorder.metrics.get("ledger")
+        if isinstance(ledger, WriteLedger):
+            merged.merge(ledger)
+    return merged
 
 
 @concurrent_writers.invariant("no_errors", "no read or write failed with an unexpected error")
@@ -65,13 +70,12 @@ def _conflicts_detected(run: RunView) -> Verdict:
     "version_chain", "each dataset's successful writes got versions 2, 3, ... with no gap or duplicate"
 )
 def _version_chain(run: RunView) -> Verdict:
-    problems = []
-    for name, writes in _writes(run).items():
-        versions = sorted(version for version, _ in writes)
-        expected = list(range(2, 2 + len(versions)))
-        if versions != expected:
-            duplicates = len(versions) - len(set(versions))
-            problems.append(f"{name}: {len(versions)} writes, {duplicates} duplicate versions")
+    ledger = _ledger(run)
+    problems = [
+        f"{name}: {ledger.writes(name)} writes, {ledger.duplicates(name)} duplicate versions"
+        for name in ledger.names()
+        if not ledger.chain_complete(name, first=2)
+    ]
     return not problems, "; ".join(problems) or "every chain is complete"
 
 
@@ -79,17 +83,20 @@ def _version_chain(run: RunView) -> Verdict:
     "final_content", "each dataset's stored content is the content of its last successful write"
 )
 def _final_content(run: RunView) -> Verdict:
+    ledger = _ledger(run)
     problems = []
-    for name, writes in _writes(run).items():
+    for name in run.shared["names"]:
         stored = run.catalog.get(name)
         if stored is None:
             problems.append(f"{name} is missing")
             continue
-        if not writes:
+        version, digests = ledger.newest(name)
+        if not version:
             continue
-        version, digest = max(writes)
-        if stored.version != version or checksum(stored) != digest:
+        if stored.version != version:
             problems.append(f"{name}: stored v{stored.version}, last successful write v{version}")
+        elif checksum(stored) not in digests or len(digests) > 1:
+            problems.append(f"{name}: stored v{version} is not the content acknowledged for it")
     return not problems, "; ".join(problems) or "stored content matches the last write everywhere"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from ...catalog import Catalog
@@ -10,6 +9,7 @@ from ..client import ClientContext
 from ..runner import ProcessControl
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import checksum, recreate, tokened, write_loop
+from ._ledger import WriteLedger
 
 DATASETS = 5
 
@@ -47,32 +47,30 @@ def _driver(control: ProcessControl) -> None:
 
 
 kill_writers.driver = _driver
+kill_writers.report_sink = WriteLedger
 SCENARIO = kill_writers
 
 
 def _lost(run: RunView) -> tuple[int, list[str]]:
-    acked: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for name, version, digest in run.reports:
-        acked[name][version].add(digest)
+    ledger: WriteLedger = run.reports
     lost = 0
     problems = []
-    for name, versions in acked.items():
+    for name in ledger.names():
+        duplicates = ledger.duplicates(name)
+        if duplicates:
+            lost += duplicates
+            problems.append(f"{name}: {duplicates} versions acknowledged to two writers")
+        newest, digests = ledger.newest(name)
         stored = run.catalog.get(name)
         if stored is None:
-            lost += sum(len(d) for d in versions.values())
+            lost += ledger.writes(name)
             problems.append(f"{name} missing")
-            continue
-        for version, digests in versions.items():
-            if len(digests) > 1:
-                lost += len(digests) - 1
-                problems.append(f"{name} v{version} acknowledged to {len(digests)} writers")
-        newer = [v for v in versions if v > stored.version]
-        if newer:
-            lost += len(newer)
-            problems.append(f"{name} stored v{stored.version}, acknowledged v{max(newer)}")
-        if stored.version in versions and checksum(stored) not in versions[stored.version]:
+        elif stored.version < newest:
             lost += 1
-            problems.append(f"{name} v{stored.version} content differs from the acknowledged write")
+            problems.append(f"{name} stored v{stored.version}, acknowledged v{newest}")
+        elif stored.version == newest and checksum(stored) not in digests:
+            lost += 1
+            problems.append(f"{name} v{newest} content differs from the acknowledged write")
     return lost, problems
 
 
@@ -85,7 +83,7 @@ def _integrity(run: RunView) -> Verdict:
 @kill_writers.invariant("no_lost_write", "every acknowledged write is present with its content")
 def _no_lost_write(run: RunView) -> Verdict:
     lost, problems = _lost(run)
-    return lost == 0, f"{len(run.reports)} acknowledged, {lost} lost" + (
+    return lost == 0, f"{run.reports.total()} acknowledged, {lost} lost" + (
         f": {'; '.join(problems[:3])}" if problems else ""
     )
 
@@ -102,7 +100,7 @@ def _survivors(run: RunView) -> Verdict:
 
 def _metrics(run: RunView) -> dict[str, Any]:
     lost, _ = _lost(run)
-    return {"kills": len(run.killed), "acknowledged_writes": len(run.reports), "lost_writes": lost}
+    return {"kills": len(run.killed), "acknowledged_writes": run.reports.total(), "lost_writes": lost}
 
 
 def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -42,6 +42,9 @@ def _increment(dataset: Dataset) -> Dataset:
 def optimistic_lock_resolution(ctx: ClientContext) -> None:
     """Each round: wait for everyone, then increment the counter within the attempt bound (5)."""
     conflicts: list[int] = []
+    attempts_seen: Counter[int] = Counter()  # attempts per update -> updates (constant memory)
+    failures: Counter[str] = Counter()
+    ctx.recorder.metrics.update(attempts=attempts_seen, failures=failures)
 
     def note(_: ConflictError, attempt: int) -> None:
         conflicts.append(attempt)
@@ -58,28 +61,40 @@ def optimistic_lock_resolution(ctx: ClientContext) -> None:
             max_backoff=ctx.shared["max_backoff"],
             on_conflict=note,
         )
-        attempts = len(conflicts) + (1 if outcome == "ok" else 0)
+        attempts_seen[len(conflicts) + (1 if outcome == "ok" else 0)] += 1
+        if outcome != "ok":
+            failures[outcome] += 1
         ctx.recorder.retried(len(conflicts))
-        ctx.event(outcome, attempts)
 
 
 SCENARIO = optimistic_lock_resolution
+
+
+def _merged(run: RunView, key: str) -> Counter[Any]:
+    total: Counter[Any] = Counter()
+    for recorder in run.recorders:
+        total.update(recorder.metrics.get(key, {}))
+    return total
+
+
+def _updates(run: RunView) -> int:
+    return sum(_merged(run, "attempts").values())
 
 
 @optimistic_lock_resolution.invariant(
     "every_client_succeeds", "every client's update succeeded in every round"
 )
 def _every_client_succeeds(run: RunView) -> Verdict:
-    failed = Counter(outcome for outcome, _ in run.merged.events if outcome != "ok")
-    rounds = len(run.merged.events) // max(1, run.clients)
-    if not run.merged.events:
+    failed = _merged(run, "failures")
+    if not _updates(run):
         return False, "no round completed"
+    rounds = _updates(run) // max(1, run.clients)
     return not failed, f"{rounds} rounds; failures: {dict(failed) or 'none'}"
 
 
 @optimistic_lock_resolution.invariant("no_lost_update", "the counter equals the number of successful updates")
 def _no_lost_update(run: RunView) -> Verdict:
-    successes = sum(1 for outcome, _ in run.merged.events if outcome == "ok")
+    successes = _updates(run) - sum(_merged(run, "failures").values())
     stored = run.catalog.get(NAME)
     counter = stored.row_count if stored is not None else None
     return counter == successes, f"counter {counter}, successful updates {successes}"
@@ -90,14 +105,14 @@ def _no_lost_update(run: RunView) -> Verdict:
 )
 def _attempts_bounded(run: RunView) -> Verdict:
     bound = run.shared["max_attempts"]
-    most = max((attempts for _, attempts in run.merged.events), default=0)
+    most = max(_merged(run, "attempts"), default=0)
     return most <= bound, f"most attempts by one update: {most} (bound {bound})"
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
-    histogram = Counter(attempts for _, attempts in run.merged.events)
+    histogram = _merged(run, "attempts")
     return {
-        "rounds": len(run.merged.events) // max(1, run.clients),
+        "rounds": _updates(run) // max(1, run.clients),
         "attempts_histogram": {str(k): histogram[k] for k in sorted(histogram)},
         "conflicts": run.merged.total_retries,
     }
