@@ -36,6 +36,13 @@ from types import TracebackType
 from typing import Any
 
 from metafuse import Catalog, Dataset, Field
+
+# Imported as part of the tests package, or run as a script (`python reliability_helpers.py ...`)
+# with its own folder first on sys.path.
+try:
+    from . import _support
+except ImportError:
+    import _support  # type: ignore[no-redef]
 from metafuse.errors import CatalogError, CatalogFileError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,17 +59,7 @@ SAFETY_SECONDS = 60.0
 
 def make(name: str = "reliability.sample", **changes: Any) -> Dataset:
     """Return a valid dataset called `name`, with `changes` applied over typical values."""
-    values: dict[str, Any] = {
-        "uri": f"s3://bucket/{name}",
-        "format": "parquet",
-        "description": f"rows of {name}",
-        "owner": "ana",
-        "domain": "sales",
-        "tags": ("pii",),
-        "fields": (Field("id", "bigint", nullable=False), Field("amount", "decimal(10,2)")),
-    }
-    values.update(changes)
-    return Dataset(name=name, **values)
+    return _support.make(name, **changes)
 
 
 def child_env(**extra: str) -> dict[str, str]:
