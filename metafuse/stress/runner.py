@@ -42,6 +42,7 @@ class _Outcome:
     hung: list[int]
     crashed: list[int]
     killed: list[int]
+    rss: tuple[int, int] = (0, 0)  # thread mode: this process after warm-up, and as clients stop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,46 @@ class _Job:
     synchronous: str
     faults: tuple[str, ...]
     log_level: int
+
+
+def resident_bytes() -> int:
+    """Return this process's resident set size in bytes (0 where /proc is unavailable)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def warmup_seconds(duration: float) -> float:
+    """When memory counts as warmed up: after the first minute, or the first sixth of a short run."""
+    return min(60.0, duration / 6)
+
+
+class RssProbe:
+    """Reads resident memory once the run has warmed up, and again when asked at the end."""
+
+    def __init__(self, duration: float) -> None:
+        self.warm = 0
+        self._timer = threading.Timer(warmup_seconds(duration), self._sample)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _sample(self) -> None:
+        self.warm = resident_bytes()
+
+    def finish(self) -> tuple[int, int]:
+        """Stop waiting and return (RSS after warm-up, RSS now); 0 where warm-up never came."""
+        self._timer.cancel()
+        return self.warm, resident_bytes()
+
+
+def rss_growth(warm: int, end: int) -> float | None:
+    """Growth of resident memory from warm-up to the end, or None when not measured."""
+    return (end - warm) / warm if warm and end else None
 
 
 def count_open_fds() -> int:
@@ -129,6 +170,7 @@ def run_scenario(
                 verdicts = [_clients_finished(view)]
                 verdicts += [_evaluate(invariant, view) for invariant in scenario.invariants]
                 metrics = _metrics(scenario, view)
+                metrics.update(_memory(mode, outcome))
         merged = view.merged
         return ScenarioResult(
             scenario=scenario.name,
@@ -179,6 +221,27 @@ def _metrics(scenario: Scenario, view: RunView) -> dict[str, Any]:
         return scenario.metrics(view)
     except Exception as error:
         return {"metrics_error": f"{type(error).__name__}: {error}"}
+
+
+def _memory(mode: str, outcome: _Outcome) -> dict[str, Any]:
+    """Resident memory after warm-up and as the clients stopped, of whichever process grew most:
+    this one (it holds every client in thread mode, the reports in process mode) or a client
+    process (those killed before reporting, or younger than the warm-up, are not counted)."""
+    pairs = [outcome.rss]
+    if mode == "process":
+        pairs += [
+            (int(r.metrics.get("rss_warm", 0)), int(r.metrics.get("rss_end", 0))) for r in outcome.recorders
+        ]
+    measured = [(rss_growth(warm, end), warm, end) for warm, end in pairs]
+    measured = [item for item in measured if item[0] is not None]
+    if not measured:
+        return {}
+    growth, warm, end = max(measured)
+    return {
+        "rss_warm_mb": round(warm / 2**20, 1),
+        "rss_end_mb": round(end / 2**20, 1),
+        "rss_growth": round(float(growth or 0.0), 4),
+    }
 
 
 def _run_client(scenario: Scenario, ctx: ClientContext) -> None:
@@ -252,6 +315,7 @@ class _ThreadRun(_Run):
             )
             for ctx in contexts
         ]
+        probe = RssProbe(self.duration)
         try:
             for thread in threads:
                 thread.start()
@@ -265,6 +329,7 @@ class _ThreadRun(_Run):
             gate.abort()
             raise
         elapsed = min(time.monotonic(), deadline) - start
+        rss = probe.finish()
         hung = [index for index, thread in enumerate(threads) if thread.is_alive()]
         if hung:
             stop.set()
@@ -274,7 +339,7 @@ class _ThreadRun(_Run):
             catalog.close()
         recorders = [ctx.recorder for ctx in contexts]
         crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
-        return _Outcome(recorders, reports, elapsed, hung, crashed, [])
+        return _Outcome(recorders, reports, elapsed, hung, crashed, [], rss)
 
 
 class ProcessControl:
@@ -341,6 +406,7 @@ class _ProcessRun(_Run):
             self.start = self.start_at.value = time.monotonic()
             self.deadline = self.start + self.duration
             self.go.set()
+            probe = RssProbe(self.duration)
             hard_stop = self.deadline + WATCHDOG_GRACE
             while self.conns and time.monotonic() < hard_stop:
                 self._pump(0.05)
@@ -348,6 +414,7 @@ class _ProcessRun(_Run):
                     self.scenario.driver(control)
                 self.meter.update(self.live, time.monotonic() - self.start)
             hung = sorted(self.conns)
+            rss = probe.finish()
         finally:
             self.stop.set()
             for slot in list(self.conns):
@@ -357,7 +424,7 @@ class _ProcessRun(_Run):
         elapsed = min(time.monotonic(), self.deadline) - self.start
         if hung:
             log.warning("%s: client processes %s hung and were killed", self.scenario.name, hung)
-        return _Outcome(self.recorders, self.reports, elapsed, hung, self.crashed, self.killed)
+        return _Outcome(self.recorders, self.reports, elapsed, hung, self.crashed, self.killed, rss)
 
     def _spawn(self, slot: int) -> None:
         incarnation = self.incarnations[slot]
@@ -487,10 +554,12 @@ def _process_main(
             stopped=stop.is_set,
             board=Board(board_values, board_lock),
         )
+        probe = RssProbe(job.duration)
         try:
             _run_client(scenario, ctx)
         finally:
             if catalog is not None:
                 catalog.close()
+            ctx.recorder.metrics["rss_warm"], ctx.recorder.metrics["rss_end"] = probe.finish()
     sender.send(("final", ctx.recorder))
     sender.close()

@@ -2,17 +2,17 @@
 
 `python -m metafuse.stress.soak` (or `nox -s soak`) runs each scenario in each mode and passes
 when every invariant holds, no operation failed unexpectedly, this process's open file
-descriptors are back to their starting count after every run, and its resident memory grew by at most
-`RSS_GROWTH_LIMIT` between the end of the first minute (or the first sixth of a shorter run)
-and the end of each scenario. Defaults: 50 clients, 300 s, thread and process mode.
+descriptors are back to their starting count after every run, and resident memory grew by at
+most `RSS_GROWTH_LIMIT` from the end of the first minute (or the first sixth of a shorter run) to
+the moment the clients stopped: this process's in thread mode, each client process's in process
+mode (the runner measures both; see `metafuse.stress.runner.RssProbe`). Defaults: 50 clients,
+300 s, thread and process mode.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import sys
-import threading
-import time
 from collections.abc import Sequence
 
 from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
@@ -24,50 +24,6 @@ from .scenario import REGISTRY
 
 RSS_GROWTH_LIMIT = 0.10
 """Largest accepted growth of resident memory from the first minute to the end of a scenario."""
-
-
-def resident_bytes() -> int:
-    """Return this process's resident set size in bytes (0 where /proc is unavailable)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-class RssSampler:
-    """Samples resident memory every `interval` seconds on a daemon thread."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.samples: list[tuple[float, int]] = []
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._start = time.monotonic()
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append((time.monotonic() - self._start, resident_bytes()))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.samples.append((time.monotonic() - self._start, resident_bytes()))
-
-    def growth(self, warmup: float) -> tuple[int, int, float]:
-        """Return (RSS after `warmup` seconds, RSS at the end, growth fraction)."""
-        if not self.samples:
-            return 0, 0, 0.0
-        after = [rss for moment, rss in self.samples if moment >= warmup] or [self.samples[-1][1]]
-        first, last = after[0], self.samples[-1][1]
-        return first, last, (last - first) / first if first else 0.0
 
 
 def warm_up_multiprocessing() -> None:
@@ -117,16 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 clients=args.clients, duration=args.duration, mode=mode, seed=seed
             )
             print(f"soak: {name} {mode} {args.clients} clients {args.duration} s", flush=True)
-            with RssSampler() as sampler:
-                result = run_scenario(REGISTRY[name], config)
-            first, last, growth = sampler.growth(warmup=min(60.0, args.duration / 6))
-            result.metrics["rss_after_warmup_mb"] = round(first / 2**20, 1)
-            result.metrics["rss_end_mb"] = round(last / 2**20, 1)
-            result.metrics["rss_growth"] = round(growth, 4)
+            result = run_scenario(REGISTRY[name], config)
             results.append(result)
             fd_counts.append(count_open_fds())
             print(format_result(result))
-            print(f"  RSS {first / 2**20:.1f} MB -> {last / 2**20:.1f} MB ({growth:+.1%})\n", flush=True)
+            growth = result.metrics.get("rss_growth")
+            if growth is None:
+                problems.append(f"{name} {mode}: resident memory was not measured")
+                growth = 0.0
+            print(
+                f"  RSS {result.metrics.get('rss_warm_mb')} MB after warm-up -> "
+                f"{result.metrics.get('rss_end_mb')} MB at the end ({growth:+.1%})\n",
+                flush=True,
+            )
             if not result.passed:
                 problems.append(f"{name} {mode}: an invariant failed")
             if result.total("error"):
