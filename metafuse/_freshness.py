@@ -78,7 +78,7 @@ class ChangeSlots:
 
     def token(self, name: str) -> int:
         """Return the slot token for `name` as it is now (may have PENDING set)."""
-        return int(_SLOT.unpack_from(self._map, slot_of(name))[0])
+        return self.token_at(slot_of(name))
 
     def token_at(self, offset: int) -> int:
         """Return the token in the slot at byte `offset` (see `slot_of`)."""

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser, whole_number
+from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
 from ..errors import ValidationError
 from ..faults import FAULTS
 from . import config as stress_config
@@ -240,6 +240,3 @@ def _cell(value: Any) -> str:
 
 def _replace(config: stress_config.StressConfig, **changes: Any) -> stress_config.StressConfig:
     return dataclasses.replace(config, **changes)
-
-
-__all__ = ["EXIT_USAGE", "add_stress_commands", "configure_logging"]
