@@ -19,9 +19,9 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     recreate(catalog, [tokened(NAME, "counter").replace(row_count=0)])
     # Full-jitter windows must be wide enough for every client to get a turn within the
     # attempt bound: they grow with the number of clients contending each round.
-    # 4 ms per client: at 2 ms, one update in 2,500 still ran out of attempts at 50 clients on
-    # a loaded machine.
-    backoff = 0.004 * setup.clients * setup.config.backoff_scale
+    # 10 ms per client: at 2 ms one update in 2,500 ran out of attempts at 50 clients on a
+    # loaded machine, and at 4 ms 6 in 23,200 did in a 300 s soak on an overloaded one.
+    backoff = 0.01 * setup.clients * setup.config.backoff_scale
     return {
         "backoff": backoff,
         "max_backoff": max(0.05, 16 * backoff),
