@@ -67,4 +67,4 @@ def test_kill_writers(stress_settings: StressConfig) -> None:
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_scenario_has_a_test(name: str) -> None:
     """Adding a scenario without a test here is caught."""
-    assert f"test_{name}" in globals()
+    assert REGISTRY[name].test_name in globals()
