@@ -11,6 +11,12 @@ EXIT_FAILED = 1
 """A conflict, a missing dataset, or (for stress) an invariant that did not hold."""
 EXIT_USAGE = 2
 """Bad input or an unusable catalog."""
+EXIT_BUSY = 3
+"""The catalog stayed locked by another writer for longer than the busy timeout: try again."""
+EXIT_THRESHOLD = 4
+"""(stress) Every invariant held, but a `--threshold` on a figure did not."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT); a stress run still prints and writes what it measured."""
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -6,7 +6,9 @@ fails when the bug it names is present. Never enable a fault outside a test: eve
 loses or corrupts data on purpose.
 
 Faults are enabled with `enabled(...)` in-process, or with `METAFUSE_FAULTS=name,...` in the
-environment, which child processes inherit (read once, at import).
+environment, which child processes inherit. The variable is read at import but checked lazily:
+an unknown name does not break `import metafuse`; it raises `ValidationError` the first time a
+fault is consulted (and the CLI reports it up front as one line, exit 2).
 """
 
 from __future__ import annotations
@@ -22,14 +24,20 @@ FAULTS: dict[str, str] = {
     "stale_cache": "the read cache ignores commits made through other connections (threads or processes)",
     "connection_leak": "Catalog.close leaves its connections open",
     "torn_write": "a write commits the dataset row and its fields in separate transactions",
-    "unbounded_retry": "update ignores max_attempts and retries until it succeeds",
+    "unbounded_retry": "update never takes its locked last attempt and retries conflicts past max_attempts",
+    "outside_blind": "the read cache ignores commits made by other SQLite clients (no WAL-index check)",
+    "conflict_keeps_cache": "a ConflictError leaves the stale cached entry in place",
+    "path_spelling": "change slots are keyed by the path as spelled, not by the file it names",
+    "close_unguarded": "close() closes connections other threads are using, and later calls are not refused",
+    "fork_unsafe": "a forked child keeps the parent's locks and connections instead of fresh ones",
 }
 """Every fault's name and the bug it introduces."""
 
 ENV_VAR = "METAFUSE_FAULTS"
-"""Environment variable naming the faults to enable at import, comma-separated."""
+"""Environment variable naming the faults to enable, comma-separated."""
 
 _active: frozenset[str] = frozenset()
+_env_error: ValidationError | None = None
 
 
 def parse(text: str) -> frozenset[str]:
@@ -43,13 +51,22 @@ def parse(text: str) -> frozenset[str]:
     return names
 
 
+def check_environment() -> None:
+    """Raise the `ValidationError` for a bad `METAFUSE_FAULTS`, if it has one (the CLI calls this first)."""
+    if _env_error is not None:
+        raise _env_error
+
+
 def active(name: str) -> bool:
     """Return whether the fault `name` is switched on (cheap enough for hot paths)."""
+    if _env_error is not None:
+        raise _env_error
     return name in _active
 
 
 def current() -> frozenset[str]:
     """Return the names of the faults switched on now."""
+    check_environment()
     return _active
 
 
@@ -57,6 +74,7 @@ def current() -> frozenset[str]:
 def enabled(*names: str) -> Iterator[None]:
     """Switch faults on for the duration of a `with` block (process-wide, not thread-local)."""
     global _active
+    check_environment()
     previous = _active
     _active = previous | parse(",".join(names))
     try:
@@ -65,4 +83,7 @@ def enabled(*names: str) -> Iterator[None]:
         _active = previous
 
 
-_active = parse(os.environ.get(ENV_VAR, ""))
+try:
+    _active = parse(os.environ.get(ENV_VAR, ""))
+except ValidationError as _error:
+    _env_error = _error

@@ -24,6 +24,11 @@ def test_every_fault_has_a_description() -> None:
         "connection_leak",
         "torn_write",
         "unbounded_retry",
+        "outside_blind",
+        "conflict_keeps_cache",
+        "path_spelling",
+        "close_unguarded",
+        "fork_unsafe",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 
@@ -126,3 +131,28 @@ def test_torn_write_still_ends_with_the_whole_dataset(catalog: Catalog, other: C
     fetched = other.get("a")
     assert fetched == saved
     assert fetched.tags == ("y", "z")
+
+
+def test_a_bad_environment_value_breaks_neither_import_nor_unrelated_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import metafuse\n"
+        "from metafuse import faults\n"
+        "print('imported')\n"
+        "try:\n"
+        "    faults.active('lost_update')\n"
+        "except metafuse.ValidationError as error:\n"
+        "    print('raised', error.value)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**__import__("os").environ, faults.ENV_VAR: "bogus"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["imported", "raised", "bogus"]
