@@ -26,10 +26,10 @@ FAULTS: dict[str, str] = {
     "torn_write": "a write commits the dataset row and its fields in separate transactions",
     "unbounded_retry": "update never takes its locked last attempt and retries conflicts past max_attempts",
     "outside_blind": "the read cache ignores commits made by other SQLite clients (no WAL-index check)",
-    "conflict_keeps_cache": "a ConflictError leaves the stale cached entry in place",
-    "path_spelling": "change slots are keyed by the path as spelled, not by the file it names",
+    "path_spelling": "change slots are keyed by the path as spelled, and trusted without the WAL-index check",
     "close_unguarded": "close() closes connections other threads are using, and later calls are not refused",
     "fork_unsafe": "a forked child keeps the parent's locks and connections instead of fresh ones",
+    "stall": "about one write in 100 holds the writer lock for 0.2 s (a planted pause, for latency demos)",
 }
 """Every fault's name and the bug it introduces."""
 

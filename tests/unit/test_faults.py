@@ -25,10 +25,10 @@ def test_every_fault_has_a_description() -> None:
         "torn_write",
         "unbounded_retry",
         "outside_blind",
-        "conflict_keeps_cache",
         "path_spelling",
         "close_unguarded",
         "fork_unsafe",
+        "stall",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 
