@@ -1,16 +1,18 @@
 """One SQLite connection per thread per catalog, opened lazily and all tracked so `close` reaches them.
 
 A connection is only ever used by the thread that owns it, and only while that thread holds its
-session's `lock` (taken for one statement, or for a whole transaction). `close_all`, called from
-any thread, closes a connection only when it can take that lock without waiting; a connection in
-use is closed by its owner the moment it lets go. So closing a catalog under other threads' feet
-never closes a connection inside an SQLite call (which can crash the process).
+session's `lock` (taken for one call, or for a whole transaction). `close_all`, called from any
+thread, closes a connection only when it can take that lock without waiting; a connection in use
+is closed by its owner the moment it lets go. So closing a catalog under other threads' feet never
+closes a connection inside an SQLite call (which can crash the process).
 
-Across `os.fork()` the same locks tell which connections were idle: before the fork every idle
-connection is claimed, so no thread of ours is inside SQLite when the child is created; the child
-closes those (its copies; the parent keeps its own) and starts with none. A connection that was
-busy at the fork is left untouched in the child: its SQLite mutex may be held by a thread that
-does not exist there.
+Across `os.fork()`: a session is inside a catalog call (and so perhaps inside SQLite, holding the
+connection's mutex) exactly when `uses > depth`; between statements of a transaction, in the
+caller's own code, `uses == depth`. Before a fork we wait briefly for calls in flight to end. The
+child then closes its copy of every connection that was not inside a call at the fork (closing
+only touches the child's copies: the parent's locks are its own), so SQLite's per-process lock
+bookkeeping starts afresh; one still inside a call is left untouched, since its mutex may be held
+by a thread that does not exist in the child.
 """
 
 from __future__ import annotations
@@ -91,7 +93,6 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._sessions: list[Session] = []
         self._closed = False
-        self._claimed: list[Session] = []
         _pools.add(self)
 
     def session(self) -> Session:
@@ -107,6 +108,8 @@ class ConnectionPool:
     def using(self) -> Iterator[Session]:
         """Hold the calling thread's session for one statement or one whole transaction (nests)."""
         session = self.session()
+        if _gate.pending:
+            _gate.wait()
         if session.uses == 0:
             session.lock.acquire()
             if self._closed and not faults.active("close_unguarded"):
@@ -204,33 +207,22 @@ class ConnectionPool:
 
     # -- fork ---------------------------------------------------------------------------------
 
-    def _before_fork(self) -> None:
+    def _in_call_elsewhere(self) -> bool:
         me = threading.current_thread()
-        deadline = time.monotonic() + FORK_WAIT
-        self._lock.acquire()
-        claimed = []
-        for session in self._sessions:
-            if session.owner() is me and session.uses:
-                continue  # the forking thread's own call: handled in the child
-            if session.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                claimed.append(session)
-        self._claimed = claimed
+        return any(session.uses > session.depth and session.owner() is not me for session in self._sessions)
 
-    def _after_fork_in_parent(self) -> None:
-        for session in self._claimed:
-            session.lock.release()
-        self._claimed = []
-        self._lock.release()
+    def _before_fork(self, deadline: float) -> None:
+        while self._in_call_elsewhere() and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def _after_fork_in_child(self) -> None:
-        # SQLite connections must not be used across fork(). Idle ones (claimed before the fork)
-        # are closed here, which only touches this process's copies; busy ones are left alone.
-        claimed = self._claimed
         own: Session | None = getattr(self._local, "session", None)
-        for session in claimed:
-            with contextlib.suppress(sqlite3.Error):
-                session._close()
-        self._claimed = []
+        for session in self._sessions:
+            if session.uses <= session.depth:  # not inside SQLite at the fork
+                with contextlib.suppress(sqlite3.Error):
+                    session._close()
+            else:
+                _orphans.append(session)  # keep it alive, untouched: closing could deadlock
         self._sessions = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -247,9 +239,7 @@ class ConnectionPool:
 
 _pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
 _leaked: list[sqlite3.Connection] = []  # keeps leaked connections alive, as a real leak would
-
-
-_forking: list[ConnectionPool] = []  # the pools prepared by _before_fork, in that order
+_orphans: list[Session] = []  # a forked child's copies of connections that were inside SQLite
 
 
 def _fork_unsafe() -> bool:
@@ -259,24 +249,46 @@ def _fork_unsafe() -> bool:
         return False
 
 
+class _ForkGate:
+    """Holds new catalog calls back while a fork waits for the calls in flight to end."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._done = threading.Condition()
+
+    def wait(self) -> None:
+        with self._done:
+            self._done.wait_for(lambda: not self.pending, timeout=FORK_WAIT)
+
+    def close(self) -> None:
+        with self._done:
+            self.pending = False
+            self._done.notify_all()
+
+
+_gate = _ForkGate()
+
+
 def _before_fork() -> None:
     if _fork_unsafe():
         return
-    _forking[:] = list(_pools)
-    for pool in _forking:
-        pool._before_fork()
+    _gate.pending = True
+    deadline = time.monotonic() + FORK_WAIT
+    for pool in list(_pools):
+        pool._before_fork(deadline)
 
 
 def _after_fork_in_parent() -> None:
-    for pool in _forking:
-        pool._after_fork_in_parent()
-    _forking.clear()
+    _gate.close()
 
 
 def _after_fork_in_child() -> None:
-    for pool in _forking:
+    global _gate
+    _gate = _ForkGate()
+    if _fork_unsafe():
+        return
+    for pool in list(_pools):
         pool._after_fork_in_child()
-    _forking.clear()
 
 
 os.register_at_fork(

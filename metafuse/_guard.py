@@ -28,7 +28,7 @@ import sqlite3
 import time
 
 from . import faults
-from ._freshness import PENDING, ChangeSlots, slot_of
+from ._freshness import ChangeSlots, slot_of
 from ._walindex import WalIndex
 
 SETTLE = 0.02
@@ -69,8 +69,9 @@ class FreshnessGuard:
     def stamp(self, name: str) -> Stamp:
         """Load what a read of `name` must be stamped with, before it reads the database.
 
-        The token has PENDING set (so the read is not cached) while an outside commit is not yet
-        accounted for.
+        Storing a read made while an outside commit is unaccounted for is safe: no hit is served
+        until `known` catches up with the header, and catching up with an unaccounted commit bumps
+        the epoch this read was stamped with.
         """
         slots = self.slots
         offset = slot_of(name)
@@ -81,7 +82,6 @@ class FreshnessGuard:
             header = self.wal.header()
             if header != slots.known():
                 self._settle_mismatch(header)
-                token |= PENDING
         return offset, token, epoch
 
     def _settle_mismatch(self, header: bytes) -> None:

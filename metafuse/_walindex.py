@@ -8,20 +8,54 @@ two moments, no transaction committed in between, whoever the writer was: a Meta
 `sqlite3` shell, a migration script.
 
 Reading them is a load from a read-only shared mapping: no system call, no lock, no GIL release.
-The view keeps one SQLite connection of its own open for as long as it lives, so the `-shm` file
-is never truncated and rebuilt under the mapping (SQLite does that only when the first
-connection to a database opens it).
+
+Two hazards shape how the mapping is held:
+- POSIX drops *every* lock a process holds on a file when the process closes *any* descriptor of
+  that file. SQLite locks `-shm`; closing a descriptor we opened on it would silently release
+  SQLite's locks (and let another process re-initialise the file under our feet). So a `-shm` file
+  is opened and mapped once per process and inode, and that descriptor is never closed
+  (`_MAPS`): one descriptor per database a process has ever cached, not per Catalog.
+- SQLite truncates and rebuilds `-shm` when the *first* connection to a database opens it; reading
+  a mapping while the file is shorter raises SIGBUS. Each view keeps one SQLite connection of its
+  own open while it lives, so no other process is ever first while we read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable
 
 HEADER = 48
 """Bytes of the WAL-index header compared (the first of its two copies)."""
+
+_MAPS: dict[tuple[int, int], mmap.mmap] = {}
+_MAPS_LOCK = threading.Lock()
+
+
+def _mapping(path: str) -> mmap.mmap:
+    """The process-wide read-only mapping of the `-shm` file at `path` (never closed: see above)."""
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino)
+    with _MAPS_LOCK:
+        mapped = _MAPS.get(key)
+        if mapped is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if os.fstat(fd).st_size < HEADER or (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != key:
+                # Never close it (that would drop SQLite's locks): keep it with the others.
+                _ORPHAN_FDS.append(fd)
+                raise OSError(f"{path} holds no WAL-index header")
+            mapped = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+            _ORPHAN_FDS.append(fd)  # mmap keeps a duplicate; this one must stay open as well
+            _MAPS[key] = mapped
+        return mapped
+
+
+_ORPHAN_FDS: list[int] = []
 
 
 class WalIndex:
@@ -29,32 +63,37 @@ class WalIndex:
 
     def __init__(self, db_path: str, connect: Callable[[], sqlite3.Connection]) -> None:
         self.path = f"{db_path}-shm"
+        self._connect = connect
         self._conn = connect()
         try:
             # The first read transaction maps the WAL-index and holds it open with this connection.
             self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if os.fstat(fd).st_size < HEADER:
-                    raise OSError(f"{self.path} holds no WAL-index header")
-                self._map = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-            finally:
-                os.close(fd)
+            self._map = _mapping(self.path)
         except BaseException:
             self._conn.close()
             raise
+        _live.add(self)
 
     def header(self) -> bytes:
         """The header as it is now; equal values at two moments mean no commit in between."""
         return self._map[:HEADER]
 
-    def data_version(self) -> int:
-        """`PRAGMA data_version` of this view's own connection (changes when anyone commits)."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
     def close(self) -> None:
-        """Close the connection; the mapping goes when the last reader drops this object."""
+        """Close this view's connection (the shared mapping stays for the process)."""
+        _live.discard(self)
         self._conn.close()
+
+    def _after_fork_in_child(self) -> None:
+        # This connection is never inside a call at a fork (it runs one statement, at open):
+        # closing the child's copy is safe, and a new one keeps the WAL-index open here.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn = self._connect()
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
+_live: weakref.WeakSet[WalIndex] = weakref.WeakSet()
 
 
 def open_walindex(db_path: str, connect: Callable[[], sqlite3.Connection]) -> WalIndex | None:
@@ -63,3 +102,13 @@ def open_walindex(db_path: str, connect: Callable[[], sqlite3.Connection]) -> Wa
         return WalIndex(db_path, connect)
     except (OSError, sqlite3.Error, ValueError):
         return None
+
+
+def _after_fork_in_child() -> None:
+    global _MAPS_LOCK
+    _MAPS_LOCK = threading.Lock()
+    for view in list(_live):
+        view._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -377,13 +377,23 @@ class Catalog:
         """
         if self.read_only:
             raise CatalogFileError(self.path, "was opened read-only; writes are refused")
-        with self._pool.using() as session:
-            if session.depth:
-                with self._savepoint(session):
-                    yield
-            else:
-                with self._outermost(session):
-                    yield
+        if self._pool.session().depth:
+            with self._pool.using() as session, self._savepoint(session):
+                yield
+            return
+        # Threads of this catalog queue on a lock instead of in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms; other processes still meet the busy handler.
+        # Waited for before the session counts as in a call (see metafuse._connections).
+        writer_lock = self._write_lock
+        if not writer_lock.acquire(timeout=self.busy_timeout):
+            log.debug("%s: another thread held the write lock for %g s", self.path, self.busy_timeout)
+            raise BusyError(self.path, self.busy_timeout)
+        held = _Held(writer_lock)
+        try:
+            with self._pool.using() as session, self._outermost(session, held):
+                yield
+        finally:
+            held.release()
 
     @contextlib.contextmanager
     def _savepoint(self, session: Session) -> Iterator[None]:
@@ -392,12 +402,19 @@ class Catalog:
         with self._sqlite_errors(session):
             conn.execute(f"SAVEPOINT {savepoint}")
         session.depth += 1
+        level = session.depth
+        # `depth` counts the blocks the caller's code is inside; it drops before this block's
+        # closing statement runs, so `uses > depth` holds whenever SQLite is at work (see
+        # metafuse._connections on fork).
         try:
             yield
             self._still_open(session)
+            session.depth -= 1
             with self._sqlite_errors(session):
                 conn.execute(f"RELEASE {savepoint}")
         except BaseException:
+            if session.depth == level:
+                session.depth -= 1
             # Roll back only this block, and only if SQLite has not already ended the whole
             # transaction (then `ROLLBACK TO` would fail, and later statements would autocommit).
             if self._transaction_lost(session) is None:
@@ -407,17 +424,9 @@ class Catalog:
                 except sqlite3.Error as error:
                     session.aborted = session.aborted or f"rolling back a savepoint failed: {error}"
             raise
-        finally:
-            session.depth -= 1
 
     @contextlib.contextmanager
-    def _outermost(self, session: Session) -> Iterator[None]:
-        # Threads of this catalog queue on a lock instead of in SQLite's busy handler, which
-        # polls with sleeps of up to 100 ms; other processes still meet the busy handler.
-        writer_lock = self._write_lock
-        if not writer_lock.acquire(timeout=self.busy_timeout):
-            log.debug("%s: another thread held the write lock for %g s", self.path, self.busy_timeout)
-            raise BusyError(self.path, self.busy_timeout)
+    def _outermost(self, session: Session, writer_lock: _Held) -> Iterator[None]:
         guard = session.guard = self._guard
         committed = False
         try:
@@ -425,19 +434,21 @@ class Catalog:
                 conn = session.check(self.path)
                 with self._sqlite_errors(session):
                     conn.execute("BEGIN IMMEDIATE")
-                    session.depth = 1
                     if guard is not None:
                         session.wal_mark = guard.writer_mark(conn)
+                session.depth = 1
                 if faults.active("stall") and random.random() < 0.01:
                     time.sleep(0.2)
                 yield
                 if session.pid != os.getpid():
                     raise TransactionAbortedError(self.path, "the process forked inside this transaction")
                 self._still_open(session)
+                session.depth = 0
                 with self._sqlite_errors(session):
                     conn.execute("COMMIT")
                 committed = True
             except BaseException:
+                session.depth = 0
                 if session.pid == os.getpid():
                     self._roll_back(session)
                 raise
@@ -639,11 +650,13 @@ class Catalog:
         """After the outermost commit or rollback: publish fresh slot tokens, drop local entries."""
         try:
             if guard is not None:
-                for name, mark in session.marks:
-                    guard.slots.finish(name, mark)
+                # Account for the commit first: until then every hit misses; the slots of the
+                # names written stay PENDING a moment longer, which only those names pay for.
                 conn = None if session.closed else session.conn
                 with self._sqlite_errors():
                     guard.writer_done(conn, session.wal_mark, committed=committed)
+                for name, mark in session.marks:
+                    guard.slots.finish(name, mark)
         finally:
             if not faults.active("stale_cache"):
                 for name in session.touched:
@@ -672,6 +685,18 @@ class Catalog:
     def _after_fork_in_child(self) -> None:
         self._write_lock = threading.Lock()
         self._cache._after_fork()
+
+
+class _Held:
+    """The writer lock as held by one transaction: released once, by whichever path gets there first."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock: threading.Lock | None = lock
+
+    def release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
 
 _catalogs: weakref.WeakSet[Catalog] = weakref.WeakSet()
