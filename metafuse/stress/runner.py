@@ -46,6 +46,7 @@ class _Outcome:
     crashed: list[int]
     killed: list[int]
     rss: tuple[int, int] = (0, 0)  # thread mode: this process after warm-up, and as clients stop
+    left_open: bool = False  # thread mode: the shared catalog stayed open under a hung client
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,7 @@ def run_scenario(
     duration = config.duration_for(scenario.default_duration)
     mode = "process" if scenario.always_process else config.mode
     workdir = None
+    outcome = None
     if path is None:
         workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
         path = os.path.join(workdir, "catalog.db")
@@ -150,7 +152,10 @@ def run_scenario(
             faults=sorted(faults),
         )
     finally:
-        if workdir is not None:
+        if workdir is not None and outcome is not None and outcome.left_open:
+            # Removing the files would pull them from under the hung client, like a close.
+            log.warning("%s: kept %s for the client still using it", scenario.name, workdir)
+        elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -300,7 +305,9 @@ class _ThreadRun(_Run):
             catalog.close()
         recorders = [ctx.recorder for ctx in contexts]
         crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
-        return _Outcome(recorders, reports, elapsed, hung, crashed, [], rss)
+        return _Outcome(
+            recorders, reports, elapsed, hung, crashed, [], rss, catalog is not None and bool(hung)
+        )
 
 
 class _Control:
