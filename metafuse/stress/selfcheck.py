@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 from .config import StressConfig
+from .result import ScenarioResult
 from .runner import run_scenario
 from .scenario import REGISTRY
 
@@ -70,6 +70,20 @@ class BugVerdict:
         return bool(self.caught_by) and not self.control_failures
 
 
+def probe_config(probe: Probe, mode: str, *, duration: int, clients: int, seed: int) -> StressConfig:
+    """Return the run settings of `probe` in `mode`: at least its own clients and duration."""
+    return StressConfig(
+        clients=max(clients, probe.min_clients),
+        duration=max(duration, probe.min_duration),
+        mode=mode,
+        seed=seed,
+        kills=10,
+        backoff_scale=probe.backoff_scale,
+        max_attempts=probe.max_attempts,
+        lockstep=probe.lockstep,
+    )
+
+
 def run_selfcheck(
     modes: tuple[str, ...],
     *,
@@ -87,21 +101,12 @@ def run_selfcheck(
             caught_by: list[str] = []
             control_failures: list[str] = []
             for probe in PROBES[bug]:
-                config = StressConfig(
-                    clients=max(clients, probe.min_clients),
-                    duration=max(duration, probe.min_duration),
-                    mode=mode,
-                    seed=seed,
-                    kills=10,
-                    backoff_scale=probe.backoff_scale,
-                    max_attempts=probe.max_attempts,
-                    lockstep=probe.lockstep,
-                )
+                config = probe_config(probe, mode, duration=duration, clients=clients, seed=seed)
                 scenario = REGISTRY[probe.scenario]
                 key = (probe.scenario, config.clients or 0, config.duration or 0, str(probe))
                 if key not in controls:
-                    controls[key] = _failed(run_scenario(scenario, config))
-                failed = _failed(run_scenario(scenario, config, faults=(bug,)))
+                    controls[key] = failed_invariants(run_scenario(scenario, config))
+                failed = failed_invariants(run_scenario(scenario, config, faults=(bug,)))
                 caught_by += [f"{probe.scenario}.{name}" for name in probe.invariants if name in failed]
                 control_failures += [
                     f"{probe.scenario}.{name}" for name in probe.invariants if name in controls[key]
@@ -113,5 +118,6 @@ def run_selfcheck(
     return verdicts
 
 
-def _failed(result: Any) -> set[str]:
+def failed_invariants(result: ScenarioResult) -> set[str]:
+    """Return the names of the invariants that failed in `result`."""
     return {invariant.name for invariant in result.invariants if not invariant.ok}
