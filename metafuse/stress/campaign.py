@@ -18,7 +18,9 @@ The hogs stop by themselves when the time budget is over, even if the campaign i
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -102,9 +104,8 @@ class Tally:
             self.clean_by[key] = self.clean_by.get(key, 0) + 1
         return not failed
 
-    def record_crash(self, scenario: str, mode: str, seed: int, error: BaseException, command: str) -> None:
-        """Record a run with no fault on that raised instead of returning a result."""
-        detail = f"{type(error).__name__}: {error}"
+    def record_crash(self, scenario: str, mode: str, seed: int, detail: str, command: str) -> None:
+        """Record a run with no fault on that raised (`detail`) instead of returning a result."""
         self.failed_runs += 1
         self.false_failures.append(FalseFailure(scenario, mode, seed, "runner", detail, command))
 
@@ -250,39 +251,83 @@ def _command(result: ScenarioResult, run: _Run) -> str:
     return command
 
 
+def _execute(name: str, config: stress_config.StressConfig, fault: str | None) -> ScenarioResult | str:
+    """Run one scenario; return its result, or the error that kept it from returning one."""
+    try:
+        return run_scenario(REGISTRY[name], config, faults=(fault,) if fault else ())
+    except Exception as error:  # a runner that raises is a false alarm of its own kind
+        return f"{type(error).__name__}: {error}"
+
+
+def _record(run: _Run, outcome: ScenarioResult | str, tally: Tally) -> str:
+    label = f"{run.scenario.name} {run.config.mode} seed {run.config.seed}"
+    if isinstance(outcome, str):
+        if run.fault is None:
+            mode = "process" if run.scenario.always_process else run.config.mode
+            command = (
+                f"python -m metafuse stress run {run.scenario.name} --mode {mode} --seed {run.config.seed}"
+            )
+            tally.record_crash(run.scenario.name, mode, run.config.seed, outcome, command)
+        return f"{label}: the runner raised {outcome}"
+    command = _command(outcome, run)
+    if run.fault is None:
+        return f"{label}: {'clean' if tally.record_clean(outcome, command) else 'FALSE FAILURE'}"
+    assert run.probe is not None
+    caught = tally.record_fault(run.fault, run.probe, outcome, command)
+    return f"{label} with {run.fault}: {'caught' if caught else 'MISSED'}"
+
+
 def run_campaign(
     items: Iterator[_Run],
     *,
     budget: float,
     tally: Tally,
+    jobs: int = 1,
     on_run: Callable[[str], None] = lambda line: None,
 ) -> int:
-    """Run `items` until they are done or `budget` seconds have passed; return the runs made."""
+    """Run `items`, `jobs` at a time, until done or `budget` seconds passed; return the runs made.
+
+    With `jobs` above 1 each run happens in a worker process (faults are switched on
+    process-wide, so two runs never share a process at the same time).
+    """
     started = time.monotonic()
     made = 0
-    for run in items:
+    iterator = iter(items)
+
+    def next_run() -> _Run | None:
         if time.monotonic() - started >= budget:
-            break
-        made += 1
-        faults = (run.fault,) if run.fault else ()
-        label = f"{run.scenario.name} {run.config.mode} seed {run.config.seed}"
-        try:
-            result = run_scenario(run.scenario, run.config, faults=faults)
-        except Exception as error:  # a runner that raises is a false alarm of its own kind
-            if run.fault is None:
-                mode = "process" if run.scenario.always_process else run.config.mode
-                command = f"python -m metafuse stress run {run.scenario.name} --mode {mode}"
-                tally.record_crash(run.scenario.name, mode, run.config.seed, error, command)
-            on_run(f"[{made}] {label}: runner raised {type(error).__name__}: {error}")
-            continue
-        command = _command(result, run)
-        if run.fault is None:
-            ok = tally.record_clean(result, command)
-            on_run(f"[{made}] {label}: {'clean' if ok else 'FALSE FAILURE'}")
-        else:
-            assert run.probe is not None
-            caught = tally.record_fault(run.fault, run.probe, result, command)
-            on_run(f"[{made}] {label} with {run.fault}: {'caught' if caught else 'MISSED'}")
+            return None
+        return next(iterator, None)
+
+    if jobs <= 1:
+        run = next_run()
+        while run is not None:
+            made += 1
+            on_run(f"[{made}] {_record(run, _execute(run.scenario.name, run.config, run.fault), tally)}")
+            run = next_run()
+        return made
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
+        pending: dict[concurrent.futures.Future[ScenarioResult | str], _Run] = {}
+
+        def submit() -> None:
+            run = next_run()
+            if run is not None:
+                pending[pool.submit(_execute, run.scenario.name, run.config, run.fault)] = run
+
+        for _ in range(jobs):
+            submit()
+        while pending:
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                run = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as error:  # the worker itself died
+                    outcome = f"{type(error).__name__}: {error}"
+                made += 1
+                on_run(f"[{made}] {_record(run, outcome, tally)}")
+                submit()
     return made
 
 
@@ -322,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", default=".stress/false-alarms.json", help="results file (default .stress/false-alarms.json)"
     )
+    parser.add_argument(
+        "--jobs", type=whole_number(1, 64), default=1, help="runs at a time, each in a process (default 1)"
+    )
     parser.add_argument("--seed", type=whole_number(0), help="first random seed (default random)")
     args = parser.parse_args(argv)
     configure_logging(False)
@@ -334,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = _load()
     print(
         f"False-alarm campaign: {args.runs} rounds of {len(scenarios)} scenarios x {len(modes)} modes"
-        f" and {len(faults)} faults, {args.duration}s x {args.clients} clients, {args.hogs} CPU hogs"
+        f" and {len(faults)} faults, {args.duration}s x {args.clients} clients, {args.jobs} at a time,"
+        f" {args.hogs} CPU hogs"
         f" on {cpus} cores, budget {args.budget}s, seed {seed}",
         flush=True,
     )
@@ -343,7 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with CpuHog(args.hogs, time.time() + args.budget + _HOG_MARGIN) as hog:
         made = run_campaign(
-            items, budget=args.budget, tally=tally, on_run=lambda line: print(line, flush=True)
+            items,
+            budget=args.budget,
+            tally=tally,
+            jobs=args.jobs,
+            on_run=lambda line: print(line, flush=True),
         )
         hogs_alive = hog.alive()
         load_during = _load()
@@ -359,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "budget": args.budget,
             "seed": seed,
             "cpu_hogs": args.hogs,
+            "jobs": args.jobs,
             "cpus": cpus,
         },
         "load": {"before": load_before, "at_end": load_during, "hogs_alive_at_end": hogs_alive},

@@ -64,7 +64,7 @@ def test_tally_rates_each_probe_and_fails_on_a_single_miss() -> None:
 
 def test_a_clean_run_that_raises_is_a_false_failure() -> None:
     tally = Tally()
-    tally.record_crash("s1", "process", 3, RuntimeError("boom"), "cmd")
+    tally.record_crash("s1", "process", 3, "RuntimeError: boom", "cmd")
     assert tally.runs == 1
     assert tally.false_failures[0].detail == "RuntimeError: boom"
     assert not tally.passed
@@ -142,3 +142,15 @@ def test_an_unknown_scenario_is_one_line_and_exit_2(capsys: pytest.CaptureFixtur
         campaign.main(["--scenarios=nope"])
     assert raised.value.code == 2
     assert "unknown scenario 'nope'" in capsys.readouterr().err
+
+
+def test_runs_in_worker_processes_are_counted_like_the_others() -> None:
+    tally = Tally()
+    items = plan(
+        ["read_heavy_workload"], ["thread"], ["connection_leak"], runs=1, duration=1, clients=2, seed=4
+    )
+    lines: list[str] = []
+    assert run_campaign(items, budget=300, tally=tally, jobs=2, on_run=lines.append) == 2
+    assert (tally.runs, tally.clean_runs, tally.false_failures) == (1, 1, [])
+    assert [(d.fault, d.runs, d.caught) for d in tally.detections.values()] == [("connection_leak", 1, 1)]
+    assert len(lines) == 2
