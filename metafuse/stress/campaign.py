@@ -18,12 +18,15 @@ The hogs stop by themselves when the time budget is over, even if the campaign i
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import dataclasses
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -219,11 +222,13 @@ def plan(
     duration: int,
     clients: int,
     seed: int,
+    faults_every: int = 1,
 ) -> Iterator[_Run]:
     """Yield the campaign's runs, round by round, so that a budget cut leaves a fair sample.
 
     Each round runs every scenario in every mode with no fault (a scenario that always uses
-    processes once), then every probe of every fault in every mode.
+    processes once); every `faults_every`-th round, starting with the first, then runs every
+    probe of every fault in every mode.
     """
     for index in range(runs):
         round_seed = seed + 1_000 * index
@@ -236,6 +241,8 @@ def plan(
                     clients=clients, duration=duration, mode=mode, seed=round_seed + offset, kills=CLEAN_KILLS
                 )
                 yield _Run(scenario, config)
+        if index % faults_every:
+            continue
         for mode in modes:
             for fault in faults:
                 for probe in PROBES[fault]:
@@ -346,6 +353,10 @@ def _load() -> list[float]:
         return []
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the campaign; exit 0 when it passed, 1 when not, 2 on bad input."""
     parser = OneLineParser(prog="python -m metafuse.stress.campaign", description=__doc__)
@@ -368,11 +379,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json", default=".stress/false-alarms.json", help="results file (default .stress/false-alarms.json)"
     )
     parser.add_argument(
+        "--faults-every",
+        type=whole_number(1, 10_000),
+        default=1,
+        help="probe faults every Nth round (default 1)",
+    )
+    parser.add_argument(
         "--jobs", type=whole_number(1, 64), default=1, help="runs at a time, each in a process (default 1)"
     )
     parser.add_argument("--seed", type=whole_number(0), help="first random seed (default random)")
     args = parser.parse_args(argv)
     configure_logging(False)
+    if threading.current_thread() is not threading.main_thread():
+        return _campaign(args, parser, cpus)
+    # SIGTERM unwinds like Ctrl-C, so the hogs are stopped on the way out.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _campaign(args, parser, cpus)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _campaign(args: argparse.Namespace, parser: OneLineParser, cpus: int) -> int:
     modes = [stress_config.parse_mode(mode, "--modes") for mode in args.modes.split(",") if mode.strip()]
     scenarios = _names(args.scenarios, list(REGISTRY), "scenario", parser)
     faults = _names(args.faults, list(PROBES), "fault", parser) if args.faults.strip() else []
@@ -388,7 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     items = plan(
-        scenarios, modes, faults, runs=args.runs, duration=args.duration, clients=args.clients, seed=seed
+        scenarios,
+        modes,
+        faults,
+        runs=args.runs,
+        duration=args.duration,
+        clients=args.clients,
+        seed=seed,
+        faults_every=args.faults_every,
     )
     with CpuHog(args.hogs, time.time() + args.budget + _HOG_MARGIN) as hog:
         made = run_campaign(
@@ -411,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "faults": faults,
             "budget": args.budget,
             "seed": seed,
+            "faults_every": args.faults_every,
             "cpu_hogs": args.hogs,
             "jobs": args.jobs,
             "cpus": cpus,
