@@ -278,7 +278,10 @@ def _record(run: _Run, outcome: ScenarioResult | str, tally: Tally) -> str:
         return f"{label}: the runner raised {outcome}"
     command = _command(outcome, run)
     if run.fault is None:
-        return f"{label}: {'clean' if tally.record_clean(outcome, command) else 'FALSE FAILURE'}"
+        if tally.record_clean(outcome, command):
+            return f"{label}: clean"
+        failed = "; ".join(f"{i.name}: {i.detail}" for i in outcome.invariants if not i.ok)
+        return f"{label}: FALSE FAILURE {failed}\n    reproduce: {command}"
     assert run.probe is not None
     caught = tally.record_fault(run.fault, run.probe, outcome, command)
     return f"{label} with {run.fault}: {'caught' if caught else 'MISSED'}"
