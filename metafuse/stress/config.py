@@ -55,6 +55,8 @@ class StressConfig:
     record: bool = True
     backoff_scale: float = 1.0
     max_attempts: int = 5
+    lockstep: bool = False
+    """optimistic_lock_resolution: every optimistic attempt of a round conflicts (selfcheck)."""
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""
