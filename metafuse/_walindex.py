@@ -33,29 +33,36 @@ from collections.abc import Callable
 HEADER = 48
 """Bytes of the WAL-index header compared (the first of its two copies)."""
 
-_MAPS: dict[tuple[int, int], mmap.mmap] = {}
+_MAPS: dict[str, tuple[int, int, mmap.mmap, int]] = {}
+"""Per `-shm` path: (device, inode, mapping, descriptor) of the file mapped there."""
 _MAPS_LOCK = threading.Lock()
 
 
 def _mapping(path: str) -> mmap.mmap:
-    """The process-wide read-only mapping of the `-shm` file at `path` (never closed: see above)."""
-    info = os.stat(path)
-    key = (info.st_dev, info.st_ino)
+    """The process-wide read-only mapping of the `-shm` file at `path` (see the module docstring).
+
+    When the file at `path` is a new one (SQLite deletes `-shm` when the last connection anywhere
+    closes, and the next open makes a new file), the mapping of the old, deleted file is closed:
+    no connection of this process can still use a deleted `-shm`, so no SQLite lock is dropped.
+    """
     with _MAPS_LOCK:
-        mapped = _MAPS.get(key)
-        if mapped is None:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            if os.fstat(fd).st_size < HEADER or (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != key:
-                # Never close it (that would drop SQLite's locks): keep it with the others.
-                _ORPHAN_FDS.append(fd)
-                raise OSError(f"{path} holds no WAL-index header")
-            mapped = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-            _ORPHAN_FDS.append(fd)  # mmap keeps a duplicate; this one must stay open as well
-            _MAPS[key] = mapped
+        info = os.stat(path)
+        cached = _MAPS.get(path)
+        if cached is not None:
+            device, inode, mapped, fd = cached
+            if (device, inode) == (info.st_dev, info.st_ino):
+                return mapped
+            del _MAPS[path]
+            mapped.close()
+            os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        opened = os.fstat(fd)
+        if opened.st_size < HEADER:
+            _MAPS[path] = (opened.st_dev, opened.st_ino, mmap.mmap(-1, HEADER), fd)  # kept: see above
+            raise OSError(f"{path} holds no WAL-index header")
+        mapped = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        _MAPS[path] = (opened.st_dev, opened.st_ino, mapped, fd)  # never closed while the file lives
         return mapped
-
-
-_ORPHAN_FDS: list[int] = []
 
 
 class WalIndex:

@@ -13,8 +13,13 @@ from __future__ import annotations
 import os
 import threading
 
-CATALOG_SUFFIXES = ("", "-wal", "-shm", "-mfgen")
-"""The files a catalog at `path` owns: the database, SQLite's WAL and index, the change slots."""
+CATALOG_SUFFIXES = ("", "-wal", "-mfgen")
+"""The files a catalog at `path` holds descriptors on per Catalog: the database, its WAL, the slots.
+
+`-shm` is left out on purpose: its descriptors are per process, not per Catalog. SQLite keeps one
+while any connection of the process has the database open, and the cache's WAL-index view maps
+it once per process and never closes it (closing would drop SQLite's locks: see
+`metafuse._walindex`). A leaked connection still shows, in its database and `-wal` descriptors."""
 _DELETED = " (deleted)"
 
 

@@ -40,8 +40,9 @@ def make(name: str, description: str = "") -> Dataset:
 
 
 def catalog_fds(path: str) -> int:
-    """Descriptors of this process that refer to the catalog's own files."""
-    names = {path, f"{path}-wal", f"{path}-shm", f"{path}-mfgen"}
+    """Descriptors of this process on the catalog's per-Catalog files (not `-shm`, which is held
+    per process: see metafuse._walindex)."""
+    names = {path, f"{path}-wal", f"{path}-mfgen"}
     count = 0
     for entry in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):

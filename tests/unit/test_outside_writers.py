@@ -297,3 +297,36 @@ def _check_other_user_writer(path: Path) -> None:
         assert seen.description == "by nobody"
     finally:
         catalog.close()
+
+
+def _shm_locks(path: Path) -> int:
+    """POSIX locks this process holds on the catalog's `-shm` file (from /proc/locks)."""
+    inode = os.stat(f"{path}-shm").st_ino
+    held = 0
+    with open("/proc/locks", encoding="ascii") as locks:
+        for line in locks:
+            fields = line.split()
+            if "->" in fields:
+                continue  # a waiter, not a holder
+            if fields[4] == str(os.getpid()) and fields[5].endswith(f":{inode}"):
+                held += 1
+    return held
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs /proc/locks (Linux)")
+def test_opening_and_closing_a_catalog_keeps_sqlites_locks_on_shm(catalog_path: Path) -> None:
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it. A catalog
+    # must never do that to `-shm`, or another process would rebuild it under live connections.
+    Catalog(catalog_path).close()
+    conn = sqlite3.connect(catalog_path)
+    try:
+        conn.execute("SELECT count(*) FROM datasets").fetchone()
+        before = _shm_locks(catalog_path)
+        assert before > 0, "SQLite holds a lock on -shm while a connection is open"
+        for _ in range(3):
+            with Catalog(catalog_path) as catalog:
+                catalog.create(make(f"n{_}"))
+                catalog.get(f"n{_}")
+            assert _shm_locks(catalog_path) >= before
+    finally:
+        conn.close()
