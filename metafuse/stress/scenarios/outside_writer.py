@@ -31,7 +31,7 @@ NAMES = tuple(f"stress.outside.{index}" for index in range(DATASETS))
 OUTSIDE_MARK = "-outside-"
 """Part of every token the outside writer commits, so readers can tell they saw one."""
 PAUSE = 0.002
-"""Seconds the outside writer waits between commits, so readers get cache hits in between."""
+"""Seconds writers wait between writes, so readers get cache hits in between."""
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
@@ -137,6 +137,9 @@ def outside_writer(ctx: ClientContext) -> None:
                     board.raise_to(0, stored.version)
                 else:
                     failures[outcome] += 1
+                # SQLite's busy handler is not fair: an updater looping flat out can starve the
+                # outside writer, which waits in it, of the lock.
+                time.sleep(PAUSE)
             if reader:
                 for index, name in enumerate(NAMES):
                     newest = board.read(index)  # acknowledged before this read starts
