@@ -237,3 +237,15 @@ def test_nothing_lost_fails_on_a_missing_write_or_other_content(path: str) -> No
         halves = [{"acked": {name: (1, "initial")}, "half_written": 1}]
         assert not _check("nothing_lost", view(catalog, halves))[0]
         assert not _check("nothing_lost", view(catalog, [{}]))[0]
+
+
+def test_refusal_check_passes_on_a_catalog_that_refuses_calls_after_close(path: str) -> None:
+    assert scenario.refusal_check(path, NAMES["w0"]) == (0, [])
+
+
+def test_closed_refused_fails_when_the_refusal_check_failed(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.db") as catalog:
+        checked = [{"closed_served": 0, "refusal_failures": 1}]
+        ok, detail = _check("closed_refused", view(catalog, checked))
+        assert not ok
+        assert "1 calls after close() not refused" in detail
