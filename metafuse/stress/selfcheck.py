@@ -51,6 +51,10 @@ PROBES: dict[str, tuple[Probe, ...]] = {
             lockstep=True,
         ),
     ),
+    "outside_blind": (Probe("outside_writer", ("no_stale_read", "updates_within_bound")),),
+    "path_spelling": (Probe("path_aliases", ("no_stale_read",)),),
+    "close_unguarded": (Probe("lifecycle", ("closed_refused", "only_closed_errors")),),
+    "fork_unsafe": (Probe("lifecycle", ("children_ok",)),),
 }
 """For each fault, the probes expected to catch it."""
 
