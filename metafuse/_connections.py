@@ -6,13 +6,14 @@ thread, closes a connection only when it can take that lock without waiting; a c
 is closed by its owner the moment it lets go. So closing a catalog under other threads' feet never
 closes a connection inside an SQLite call (which can crash the process).
 
-Across `os.fork()`: a session is inside a catalog call (and so perhaps inside SQLite, holding the
-connection's mutex) exactly when `uses > depth`; between statements of a transaction, in the
-caller's own code, `uses == depth`. Before a fork we wait briefly for calls in flight to end. The
-child then closes its copy of every connection that was not inside a call at the fork (closing
-only touches the child's copies: the parent's locks are its own), so SQLite's per-process lock
-bookkeeping starts afresh; one still inside a call is left untouched, since its mutex may be held
-by a thread that does not exist in the child.
+Across `os.fork()`: a fork first waits (up to `FORK_WAIT`) until no other thread is inside a
+catalog call or transaction, holding back new ones at a gate. The child then closes its copies of
+the connections (closing touches only the child's copies: the parent's locks are its own), so
+SQLite's per-process lock bookkeeping starts afresh. A connection that was still inside a call or
+an open transaction at the fork is left untouched in the child: closing it could block forever on
+a mutex held by a thread that does not exist there, and rolling back its transaction would rewrite
+shared WAL-index memory under the parent's live transaction. The child then refuses to use that
+file (writes, or every call if a call was in flight) with a `CatalogFileError` that says why.
 """
 
 from __future__ import annotations
@@ -93,7 +94,18 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._sessions: list[Session] = []
         self._closed = False
+        self._on_empty: Callable[[], None] | None = None
         _pools.add(self)
+
+    def when_empty(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the pool is closed and its last connection really is."""
+        self._on_empty = callback
+
+    def _maybe_empty(self) -> None:
+        # Called with self._lock held.
+        if self._closed and not self._sessions and self._on_empty is not None:
+            callback, self._on_empty = self._on_empty, None
+            callback()
 
     def session(self) -> Session:
         """Return the calling thread's session, opening its connection on first use."""
@@ -108,7 +120,7 @@ class ConnectionPool:
     def using(self) -> Iterator[Session]:
         """Hold the calling thread's session for one statement or one whole transaction (nests)."""
         session = self.session()
-        if _gate.pending:
+        if _gate.pending and session.uses == 0:
             _gate.wait()
         if session.uses == 0:
             session.lock.acquire()
@@ -167,6 +179,7 @@ class ConnectionPool:
             with self._lock:
                 if session in self._sessions:
                     self._sessions.remove(session)
+                self._maybe_empty()
 
     @property
     def open_count(self) -> int:
@@ -204,25 +217,30 @@ class ConnectionPool:
                 else:
                     busy.append(session)  # its owner closes it when its call ends
             self._sessions = busy
+            self._maybe_empty()
 
     # -- fork ---------------------------------------------------------------------------------
 
-    def _in_call_elsewhere(self) -> bool:
+    def _busy_elsewhere(self) -> bool:
         me = threading.current_thread()
-        return any(session.uses > session.depth and session.owner() is not me for session in self._sessions)
+        return any(session.uses and session.owner() is not me for session in self._sessions)
 
     def _before_fork(self, deadline: float) -> None:
-        while self._in_call_elsewhere() and time.monotonic() < deadline:
+        while self._busy_elsewhere() and time.monotonic() < deadline:
             time.sleep(0.001)
 
     def _after_fork_in_child(self) -> None:
         own: Session | None = getattr(self._local, "session", None)
         for session in self._sessions:
-            if session.uses <= session.depth:  # not inside SQLite at the fork
+            if session.uses == 0:
                 with contextlib.suppress(sqlite3.Error):
                     session._close()
+                continue
+            _orphans.append(session)  # keep it alive and untouched (see the module docstring)
+            if session.uses > session.depth:
+                refuse(self._path, "any", "another thread was inside an SQLite call on it")
             else:
-                _orphans.append(session)  # keep it alive, untouched: closing could deadlock
+                refuse(self._path, "writes", "another thread had a transaction open on it")
         self._sessions = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -235,6 +253,30 @@ class ConnectionPool:
             placeholder.aborted = "the process forked inside this transaction; the child cannot continue it"
             placeholder.closed = True
             self._local.session = placeholder
+
+    def refused(self, writing: bool) -> str | None:
+        """Why this process may not use the file (after a fork), or None."""
+        kind_reason = _refused.get(self._path)
+        if kind_reason is None:
+            return None
+        kind, reason = kind_reason
+        if kind == "any" or writing:
+            return (
+                f"this process was forked while {reason}; SQLite's lock state for it cannot be"
+                f" cleared in the child, so {'it' if kind == 'any' else 'writing'} is refused here"
+                " (fork when no call or transaction is open, or start the process with spawn)"
+            )
+        return None
+
+
+_refused: dict[str, tuple[str, str]] = {}
+"""Files a forked child may not use: path -> ("writes" or "any", why)."""
+
+
+def refuse(path: str, kind: str, reason: str) -> None:
+    """Record that this (forked) process may not write (or use at all) the catalog at `path`."""
+    if _refused.get(path, ("writes", ""))[0] != "any":
+        _refused[path] = (kind, reason)
 
 
 _pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Iterator
 
 from ._sqlite_errors import translate
 from .errors import BusyError, CatalogFileError, StorageError
@@ -100,13 +101,57 @@ def fts5_available(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def check_file(path: str) -> bool:
-    """Refuse paths that cannot hold a catalog; return whether the file already exists.
+_open_catalogs: dict[str, int] = {}
+_open_lock = threading.RLock()  # re-entrant: creating a catalog may open another in this thread
 
-    Runs before SQLite touches the file, so a file that is not a catalog is never modified.
+
+@contextlib.contextmanager
+def registered(real_path: str) -> Iterator[bool]:
+    """Count one more open Catalog on `real_path` in this process; yield whether it is the first.
+
+    Held under one process-wide lock with the header check: closing any descriptor of a file drops
+    every POSIX lock the process holds on it, SQLite's included, so `check_file` may open the file
+    itself only while no catalog of this process has it open (and so no connection of ours can
+    hold a lock on it). If the body raises, the registration is undone.
     """
+    with _open_lock:
+        first = not _open_catalogs.get(real_path)
+        _open_catalogs[real_path] = _open_catalogs.get(real_path, 0) + 1
+        try:
+            yield first
+        except BaseException:
+            _release(real_path)
+            raise
+
+
+def unregister(real_path: str) -> None:
+    """Count one open Catalog on `real_path` fewer (its `close()`)."""
+    with _open_lock:
+        _release(real_path)
+
+
+def _release(real_path: str) -> None:
+    left = _open_catalogs.get(real_path, 0) - 1
+    if left > 0:
+        _open_catalogs[real_path] = left
+    else:
+        _open_catalogs.pop(real_path, None)
+
+
+def check_path_text(path: str) -> None:
+    """Refuse names that are not file paths ('' and ':memory:'), before any path is resolved."""
     if not path or path == ":memory:":
         raise CatalogFileError(repr(path), "is not a file path; a catalog lives in a file")
+
+
+def check_file(path: str, *, read_header: bool = True) -> bool:
+    """Refuse paths that cannot hold a catalog; return whether the file already exists.
+
+    Runs before SQLite touches the file, so a file that is not a catalog is never modified. With
+    `read_header=False` (another catalog of this process has the file open, see `registered`) the
+    file is not opened: it was checked when first opened.
+    """
+    check_path_text(path)
     if os.path.isdir(path):
         raise CatalogFileError(path, "is a directory, not a catalog file")
     if not os.path.exists(path):
@@ -114,6 +159,8 @@ def check_file(path: str) -> bool:
         if not os.path.isdir(parent):
             raise CatalogFileError(path, f"directory {parent} does not exist")
         return False
+    if not read_header:
+        return True
     try:
         with open(path, "rb") as handle:
             head = handle.read(100)

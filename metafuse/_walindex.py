@@ -33,36 +33,95 @@ from collections.abc import Callable
 HEADER = 48
 """Bytes of the WAL-index header compared (the first of its two copies)."""
 
-_MAPS: dict[str, tuple[int, int, mmap.mmap, int]] = {}
-"""Per `-shm` path: (device, inode, mapping, descriptor) of the file mapped there."""
+
+class _Mapped:
+    """One `-shm` file mapped for the process: its identity, mapping, descriptor and live views."""
+
+    __slots__ = ("device", "fd", "inode", "mapped", "users")
+
+    def __init__(self, device: int, inode: int, mapped: mmap.mmap, fd: int) -> None:
+        self.device = device
+        self.inode = inode
+        self.mapped = mapped
+        self.fd = fd
+        self.users = 0
+
+    def close(self) -> None:
+        self.mapped.close()
+        os.close(self.fd)
+
+
+_MAPS: dict[str, _Mapped] = {}
+"""Per `-shm` path, the file mapped there (see the module docstring)."""
 _MAPS_LOCK = threading.Lock()
 
 
-def _mapping(path: str) -> mmap.mmap:
-    """The process-wide read-only mapping of the `-shm` file at `path` (see the module docstring).
+def _mapping(path: str) -> _Mapped:
+    """The process-wide read-only mapping of the `-shm` file at `path`, one more user counted.
 
     When the file at `path` is a new one (SQLite deletes `-shm` when the last connection anywhere
     closes, and the next open makes a new file), the mapping of the old, deleted file is closed:
     no connection of this process can still use a deleted `-shm`, so no SQLite lock is dropped.
     """
     with _MAPS_LOCK:
+        _drain_released()
         info = os.stat(path)
         cached = _MAPS.get(path)
-        if cached is not None:
-            device, inode, mapped, fd = cached
-            if (device, inode) == (info.st_dev, info.st_ino):
-                return mapped
+        if cached is not None and (cached.device, cached.inode) != (info.st_dev, info.st_ino):
             del _MAPS[path]
-            mapped.close()
-            os.close(fd)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        opened = os.fstat(fd)
-        if opened.st_size < HEADER:
-            _MAPS[path] = (opened.st_dev, opened.st_ino, mmap.mmap(-1, HEADER), fd)  # kept: see above
-            raise OSError(f"{path} holds no WAL-index header")
-        mapped = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-        _MAPS[path] = (opened.st_dev, opened.st_ino, mapped, fd)  # never closed while the file lives
-        return mapped
+            cached.close()
+            cached = None
+        if cached is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            opened = os.fstat(fd)
+            if opened.st_size < HEADER:
+                # Kept open like any other: closing it could drop SQLite's locks on the file.
+                _MAPS[path] = _Mapped(opened.st_dev, opened.st_ino, mmap.mmap(-1, HEADER), fd)
+                raise OSError(f"{path} holds no WAL-index header")
+            mapped = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+            cached = _MAPS[path] = _Mapped(opened.st_dev, opened.st_ino, mapped, fd)
+        cached.users += 1
+        return cached
+
+
+_RELEASED: list[tuple[str, _Mapped]] = []
+"""Views gone since the last `_mapping` call. Finalizers only append here (an atomic step): they
+may run at any allocation, even inside `_mapping` with its lock held, so they must not lock."""
+
+
+def _release(path: str, entry: _Mapped) -> None:
+    """Finalizer of a view: queue its release for the next `_mapping` call."""
+    _RELEASED.append((path, entry))
+
+
+def _drain_released() -> None:
+    """Unmap entries whose last view is gone, unless SQLite may still hold a lock on the file.
+
+    Called with `_MAPS_LOCK` held. Views are garbage by then, so no cache hit is still reading
+    the mapping. SQLite may still lock the file for a connection of this process (one that
+    closes later, or a plain `sqlite3` connection): then the mapping stays, for reuse or a purge.
+    """
+    while _RELEASED:
+        path, entry = _RELEASED.pop()
+        entry.users -= 1
+        if entry.users or _MAPS.get(path) is not entry or _locked_by_us(entry.inode):
+            continue
+        del _MAPS[path]
+        entry.close()
+
+
+def _locked_by_us(inode: int) -> bool:
+    """Whether this process holds a POSIX lock on the file with `inode` (True when unsure)."""
+    mine = str(os.getpid())
+    try:
+        with open("/proc/locks", encoding="ascii") as locks:
+            for line in locks:
+                fields = line.split()
+                if len(fields) > 5 and fields[4] == mine and fields[5].endswith(f":{inode}"):
+                    return True
+    except OSError:
+        return True
+    return False
 
 
 class WalIndex:
@@ -75,10 +134,12 @@ class WalIndex:
         try:
             # The first read transaction maps the WAL-index and holds it open with this connection.
             self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            self._map = _mapping(self.path)
+            entry = _mapping(self.path)
         except BaseException:
             self._conn.close()
             raise
+        self._map = entry.mapped
+        weakref.finalize(self, _release, self.path, entry)
         _live.add(self)
 
     def header(self) -> bytes:

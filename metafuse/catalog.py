@@ -118,8 +118,13 @@ class Catalog:
         self.busy_timeout = float(busy_timeout)
         self.synchronous = mode
         self.read_only = read_only
-        exists = _schema.check_file(spelled)
+        _schema.check_path_text(spelled)
         self.path = os.path.realpath(spelled)
+        with _schema.registered(self.path) as first:
+            self._open(spelled, first, read_only=read_only, create=create, cache_size=cache_size)
+
+    def _open(self, spelled: str, first: bool, *, read_only: bool, create: bool, cache_size: int) -> None:
+        exists = _schema.check_file(spelled, read_header=first)
         if not exists:
             if read_only:
                 raise CatalogFileError(self.path, "does not exist (opened read-only)")
@@ -145,6 +150,8 @@ class Catalog:
             self._pool.close_all()
             raise
         self._cache = DatasetCache(cache_size if self._guard is not None else 0)
+        path = self.path
+        self._pool.when_empty(lambda: _schema.unregister(path))
         _catalogs.add(self)
 
     def _open_guard(self, spelled: str) -> FreshnessGuard | None:
@@ -181,11 +188,13 @@ class Catalog:
         holds them returns. Every call that starts after `close()` raises `CatalogClosedError`.
         """
         self._closed = True
-        self._pool.close_all()
         guard, self._guard = self._guard, None
-        self._cache.clear()
         if guard is not None and guard.wal is not None:
             guard.wal.close()
+        # The file stays registered as open in this process until the last connection is really
+        # closed (a busy one closes when its call ends): see `_schema.registered`.
+        self._pool.close_all()
+        self._cache.clear()
         if guard is not None and faults.active("close_unguarded"):
             guard.slots.close()  # the bug: unmaps under the feet of calls still reading it
 
@@ -381,6 +390,9 @@ class Catalog:
             with self._pool.using() as session, self._savepoint(session):
                 yield
             return
+        refused = self._pool.refused(writing=True)
+        if refused is not None:
+            raise CatalogFileError(self.path, refused)
         # Threads of this catalog queue on a lock instead of in SQLite's busy handler, which
         # polls with sleeps of up to 100 ms; other processes still meet the busy handler.
         # Waited for before the session counts as in a call (see metafuse._connections).
@@ -635,6 +647,9 @@ class Catalog:
     @contextlib.contextmanager
     def _statement(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection, held for one call, with SQLite errors translated."""
+        refused = self._pool.refused(writing=False)
+        if refused is not None:
+            raise CatalogFileError(self.path, refused)
         with self._pool.using() as session, self._sqlite_errors(session):
             yield session.check(self.path)
 

@@ -137,20 +137,21 @@ def _fork_and_check(
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid:
-        # The parent's thread may hold SQLite's write lock: the child's writes wait for it.
-        release.set()
+        release.set()  # a transaction held across the fork ends now, in the parent
     else:
         os.close(read_end)
         report: dict[str, str] = {}
         try:
-            catalog.create(make(f"child.{os.getpid()}"))
             got = catalog.get("shared")
             assert got is not None
+            report["read"] = "ok"
+            catalog.create(make(f"child.{os.getpid()}"))
             report["inherited"] = "ok"
         except Exception as error:
             report["inherited"] = f"{type(error).__name__}: {error}"
         try:
             with Catalog(path, busy_timeout=5) as fresh:
+                fresh.get("shared")
                 fresh.update("shared", lambda d: d.replace(description="child"))
             report["new"] = "ok"
         except Exception as error:

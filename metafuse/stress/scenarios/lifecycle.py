@@ -28,6 +28,7 @@ import signal
 import threading
 import time
 import warnings
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ from ...errors import BusyError, CatalogClosedError, ConflictError
 from ...model import Dataset
 from ..client import ClientContext
 from ..recorder import OUTCOMES
+from ..resources import catalog_fds
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import recreate, rewrite, tokened
 
@@ -44,6 +46,8 @@ WORKERS = 2
 """Working threads inside each client process (process mode)."""
 CHILD_TIMEOUT = 3.0
 """Seconds a forked child gets to exit before it is killed and counted as hung."""
+HOLD_SECONDS = 10.0
+"""Seconds the lock holder keeps its transaction open at most, if no fork comes to release it."""
 FORK_SLOT = 1.5
 """Seconds of each process client's turn to fork (client 0 first): a fork holds the write lock
 while it waits for the transaction it interrupts, so forks by every process at once would keep
@@ -67,25 +71,6 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [name for client in range(setup.clients) for name in dataset_names(client).values()]
     recreate(catalog, [tokened(name, "initial") for name in names])
     return {}
-
-
-def catalog_fds(path: str) -> int:
-    """Count this process's descriptors on `path`'s catalog files (-1 where /proc is unavailable)."""
-    real = os.path.realpath(path)
-    own = {real, f"{real}-wal", f"{real}-shm", f"{real}-mfgen"}
-    try:
-        entries = os.listdir("/proc/self/fd")
-    except OSError:
-        return -1
-    count = 0
-    for entry in entries:
-        try:
-            target = os.readlink(f"/proc/self/fd/{entry}")
-        except OSError:  # the descriptor listdir used, already closed
-            continue
-        if target.removesuffix(" (deleted)") in own:
-            count += 1
-    return count
 
 
 def _closed_ok(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -398,10 +383,14 @@ class LockHolder:
                     self._cond.notify_all()
 
     def _hold_until_released(self, number: int) -> None:
+        # Released by the fork itself (see `_release_holders_before_fork`): the catalog's own
+        # before-fork hook then waits for this transaction to commit, so the child starts clean.
+        # With the `fork_unsafe` fault that wait is skipped and the child inherits the open
+        # transaction and the writer lock: the bug shows in every round, not by chance.
         with self._cond:
             self._holding = number
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._released >= number, 10)
+            self._cond.wait_for(lambda: self._released >= number, HOLD_SECONDS)
 
     def hold(self, timeout: float) -> bool:
         """Ask the thread to enter and hold a write transaction; True once it holds this round's."""
@@ -418,10 +407,30 @@ class LockHolder:
             self._released = self._wanted
             self._cond.notify_all()
 
+    def __enter__(self) -> LockHolder:
+        _holders.add(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _holders.discard(self)
+
     def join(self, timeout: float) -> None:
         """Wait for the thread to stop (it stops when the run does)."""
         self.release()
         self._thread.join(timeout)
+
+
+_holders: weakref.WeakSet[LockHolder] = weakref.WeakSet()
+
+
+def _release_holders_before_fork() -> None:
+    # Registered after metafuse's own hooks, so it runs before them (Python runs before-fork
+    # hooks in reverse order of registration).
+    for holder in list(_holders):
+        holder.release()
+
+
+os.register_at_fork(before=_release_holders_before_fork)
 
 
 def _child(inherited: Catalog, path: str, name: str, token: str) -> int:
@@ -491,7 +500,7 @@ class Forker:
             self.rounds += 1
             token = f"{self.label}-fork-{self.rounds}"
             inherited, _ = self.shelf.current()
-            with warnings.catch_warnings():
+            with self.holder, warnings.catch_warnings():
                 # Python 3.12+ warns that forking a process with threads may deadlock the child;
                 # that hazard is what this scenario tests, with the threads parked at safe points.
                 warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
