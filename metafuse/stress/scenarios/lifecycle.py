@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ... import faults
 from ...catalog import Catalog
 from ...errors import BusyError, CatalogClosedError, ConflictError
 from ...model import Dataset
@@ -543,9 +544,23 @@ class Forker:
 
 
 def fork_helper(
+    path: str,
+    client: int,
+    deadline: float,
+    sender: multiprocessing.connection.Connection,
+    fault_names: tuple[str, ...] = (),
+) -> None:
+    """Spawned helper for thread mode: run fork rounds until `deadline`, then send their metrics.
+
+    The run's faults are passed along: a spawned process does not inherit those switched on
+    in-process with `faults.enabled` (as selfcheck does)."""
+    with faults.enabled(*fault_names):
+        _fork_rounds(path, client, deadline, sender)
+
+
+def _fork_rounds(
     path: str, client: int, deadline: float, sender: multiprocessing.connection.Connection
 ) -> None:
-    """Spawned helper for thread mode: run fork rounds until `deadline`, then send their metrics."""
     shelf = Shelf(path)
     stop = threading.Event()
     forker = Forker(shelf, dataset_names(client), f"helper-{client}", Pause(0), stop.is_set)
@@ -663,7 +678,7 @@ def _start_helper(ctx: ClientContext) -> tuple[Any, multiprocessing.connection.C
     receiver, sender = spawn.Pipe(duplex=False)
     process = spawn.Process(
         target=fork_helper,
-        args=(ctx.path, ctx.client, ctx.deadline, sender),
+        args=(ctx.path, ctx.client, ctx.deadline, sender, tuple(sorted(faults.current()))),
         name="lifecycle-forks",
         daemon=True,
     )
