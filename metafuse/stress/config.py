@@ -55,6 +55,7 @@ class StressConfig:
     record: bool = True
     backoff_scale: float = 1.0
     max_attempts: int = 5
+    history: str | None = None  # a file to write every operation to (see stress/history.py)
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""
