@@ -78,7 +78,7 @@ class Counterexample:
             f"longest linearizable prefix: {self.prefix} operations, ending in state {_show(self.state)}"
         )
         if self.last:
-            lines.append("its last operations:")
+            lines.append("its last operations, in linearization order:")
             lines += [f"  {describe_operation(op, origin)}" for op in self.last]
         return lines
 
