@@ -116,6 +116,13 @@ def soak(session: nox.Session) -> None:
     session.run("python", "-m", "metafuse.stress.soak", *session.posargs)
 
 
+@nox.session(name="false-alarms", python=TOOLS_PYTHON, default=False)
+def false_alarms(session: nox.Session) -> None:
+    """Every scenario again and again under CPU overload, then every planted fault (~30 min)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "metafuse.stress.campaign", *session.posargs)
+
+
 @nox.session(python=TOOLS_PYTHON, default=False)
 def perf(session: nox.Session) -> None:
     """The performance targets as a table of ratios to raw sqlite3 (~2 min); a report, not a gate."""

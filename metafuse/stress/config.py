@@ -55,7 +55,10 @@ class StressConfig:
     record: bool = True
     backoff_scale: float = 1.0
     max_attempts: int = 5
-    history: str | None = None  # a file to write every operation to (see stress/history.py)
+    lockstep: bool = False
+    """optimistic_lock_resolution: every optimistic attempt of a round conflicts (selfcheck)."""
+    history: str | None = None
+    """A file to write every operation to as JSON lines (`stress run --history`; stress/history.py)."""
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""

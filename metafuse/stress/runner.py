@@ -19,11 +19,14 @@ from typing import Any
 from .. import faults as fault_hooks
 from ..catalog import Catalog
 from . import history as op_history
+from . import scenarios as _builtin  # noqa: F401 - registers the built-in scenarios by name
 from .client import Board, ClientContext
 from .config import StressConfig
+from .control import ProcessControl
 from .gate import BarrierGate, Flag
 from .progress import Progress
 from .recorder import Recorder, merge
+from .resources import RssProbe, catalog_fds, count_open_fds, rss_growth
 from .result import ScenarioResult, operations_table
 from .scenario import REGISTRY, InvariantResult, RunView, Scenario, SetupContext
 
@@ -44,6 +47,7 @@ class _Outcome:
     crashed: list[int]
     killed: list[int]
     rss: tuple[int, int] = (0, 0)  # thread mode: this process after warm-up, and as clients stop
+    left_open: bool = False  # thread mode: the shared catalog stayed open under a hung client
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,54 +70,6 @@ class _Job:
     history: str | None = None
 
 
-def resident_bytes() -> int:
-    """Return this process's resident set size in bytes (0 where /proc is unavailable)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def warmup_seconds(duration: float) -> float:
-    """When memory counts as warmed up: after the first minute, or the first sixth of a short run."""
-    return min(60.0, duration / 6)
-
-
-class RssProbe:
-    """Reads resident memory once the run has warmed up, and again when asked at the end."""
-
-    def __init__(self, duration: float) -> None:
-        self.warm = 0
-        self._timer = threading.Timer(warmup_seconds(duration), self._sample)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _sample(self) -> None:
-        self.warm = resident_bytes()
-
-    def finish(self) -> tuple[int, int]:
-        """Stop waiting and return (RSS after warm-up, RSS now); 0 where warm-up never came."""
-        self._timer.cancel()
-        return self.warm, resident_bytes()
-
-
-def rss_growth(warm: int, end: int) -> float | None:
-    """Growth of resident memory from warm-up to the end, or None when not measured."""
-    return (end - warm) / warm if warm and end else None
-
-
-def count_open_fds() -> int:
-    """Return this process's open file descriptors (-1 where /proc is unavailable)."""
-    try:
-        return len(os.listdir("/proc/self/fd")) - 1  # minus the descriptor listdir itself used
-    except OSError:
-        return -1
-
-
 def run_scenario(
     scenario: Scenario,
     config: StressConfig,
@@ -134,6 +90,7 @@ def run_scenario(
     duration = config.duration_for(scenario.default_duration)
     mode = "process" if scenario.always_process else config.mode
     workdir = None
+    outcome = None
     if path is None:
         workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
         path = os.path.join(workdir, "catalog.db")
@@ -145,13 +102,15 @@ def run_scenario(
                 op_history.start(config.history)
             with Catalog(path, synchronous=config.synchronous) as catalog:
                 shared = scenario.setup(catalog, setup)
-            fd_before = count_open_fds()
+            # Quiescent points: no client has started yet / every client has stopped. The
+            # verdict counts the catalog's own files; the whole process is a reported figure.
+            fd_before, process_fds_before = catalog_fds(path), count_open_fds()
             label = f"{scenario.name} ({clients} {mode} clients)"
             meter = Progress(label, duration, enabled=progress)
             run_class = _ProcessRun if mode == "process" else _ThreadRun
             outcome = run_class(scenario, config, path, clients, duration, shared, faults, meter).run()
             meter.clear()
-            fd_after = count_open_fds()
+            fd_after, process_fds_after = catalog_fds(path), count_open_fds()
             with Catalog(path, synchronous=config.synchronous) as catalog:
                 view = RunView(
                     scenario=scenario.name,
@@ -175,6 +134,7 @@ def run_scenario(
                 verdicts += [_evaluate(invariant, view) for invariant in scenario.invariants]
                 metrics = _metrics(scenario, view)
                 metrics.update(_memory(mode, outcome))
+                metrics.update(process_fds_before=process_fds_before, process_fds_after=process_fds_after)
         merged = view.merged
         return ScenarioResult(
             scenario=scenario.name,
@@ -196,7 +156,10 @@ def run_scenario(
             faults=sorted(faults),
         )
     finally:
-        if workdir is not None:
+        if workdir is not None and outcome is not None and outcome.left_open:
+            # Removing the files would pull them from under the hung client, like a close.
+            log.warning("%s: kept %s for the client still using it", scenario.name, workdir)
+        elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -342,15 +305,20 @@ class _ThreadRun(_Run):
             stop.set()
             gate.abort()
             log.warning("%s: clients %s still running after the watchdog", self.scenario.name, hung)
-        if catalog is not None:
+        # A hung client may still be inside the shared catalog: closing it under that client
+        # would turn a reported hang into a crash or a half-finished call. Leave it open (its
+        # descriptors then show in the leak count, next to the hang that explains them).
+        if catalog is not None and not hung:
             catalog.close()
         recorders = [ctx.recorder for ctx in contexts]
         crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
-        return _Outcome(recorders, reports, elapsed, hung, crashed, [], rss)
+        return _Outcome(
+            recorders, reports, elapsed, hung, crashed, [], rss, catalog is not None and bool(hung)
+        )
 
 
-class ProcessControl:
-    """What a scenario's driver may do to a process run: look, kill and replace clients."""
+class _Control:
+    """The process run's `ProcessControl`: what a scenario's driver may do while it runs."""
 
     def __init__(self, run: _ProcessRun, rng: random.Random) -> None:
         self._run = run
@@ -401,7 +369,7 @@ class _ProcessRun(_Run):
         self.go = spawn.Event()
         self.start_at = spawn.RawValue("d", 0.0)
         self.ready = 0
-        control = ProcessControl(self, random.Random(self.config.seed ^ 0x5EED))
+        control: ProcessControl = _Control(self, random.Random(self.config.seed ^ 0x5EED))
         try:
             for slot in range(self.clients):
                 self._spawn(slot)
@@ -537,9 +505,6 @@ def _process_main(
     barrier, flag, board_values, board_lock = shared
     logging.basicConfig(level=job.log_level, format="%(processName)s %(name)s: %(message)s")
     __import__(job.module)
-    # Imported here, not at the top: the scenarios import this module.
-    from . import scenarios  # noqa: F401, PLC0415
-
     scenario = REGISTRY[job.scenario]
     with fault_hooks.enabled(*job.faults):
         catalog = Catalog(job.path, synchronous=job.synchronous) if scenario.shared_catalog else None

@@ -5,7 +5,7 @@ when every invariant holds, no operation failed unexpectedly, this process's ope
 descriptors are back to their starting count after every run, and resident memory grew by at
 most `RSS_GROWTH_LIMIT` from the end of the first minute (or the first sixth of a shorter run) to
 the moment the clients stopped: this process's in thread mode, each client process's in process
-mode (the runner measures both; see `metafuse.stress.runner.RssProbe`). Defaults: 50 clients,
+mode (the runner measures both; see `metafuse.stress.resources.RssProbe`). Defaults: 50 clients,
 300 s, thread and process mode.
 """
 
@@ -19,7 +19,8 @@ from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
 from . import config as stress_config
 from .cli import configure_logging
 from .report import format_result, results_document, write_json
-from .runner import count_open_fds, run_scenario
+from .resources import count_open_fds
+from .runner import run_scenario
 from .scenario import REGISTRY
 
 RSS_GROWTH_LIMIT = 0.10

@@ -64,6 +64,21 @@ def test_kill_writers(stress_settings: StressConfig) -> None:
     _run("kill_writers", stress_settings)
 
 
+def test_outside_writer(stress_settings: StressConfig) -> None:
+    """A plain sqlite3 client commits while cached readers read and update: no stale read."""
+    _run("outside_writer", stress_settings)
+
+
+def test_path_aliases(stress_settings: StressConfig) -> None:
+    """Clients open the catalog through different path spellings: no stale read, hard links refused."""
+    _run("path_aliases", stress_settings)
+
+
+def test_lifecycle(stress_settings: StressConfig) -> None:
+    """Catalogs closed under working threads, forks mid-transaction: no crash, nothing lost."""
+    _run("lifecycle", stress_settings)
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_scenario_has_a_test(name: str) -> None:
     """Adding a scenario without a test here is caught."""

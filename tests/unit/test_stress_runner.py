@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,27 @@ def _crash(ctx: ClientContext) -> None:
         ctx.call("noop", time.sleep, 0.01)
 
 
+_late_release = threading.Event()
+_late_done = threading.Event()
+_late_outcome: list[str] = []
+
+
+def _hang_then_read(ctx: ClientContext) -> None:
+    """Client 0 hangs past the watchdog, then uses the shared catalog (thread mode only)."""
+    if ctx.client == 0:
+        _late_release.wait(60)
+        try:
+            ctx.catalog.get("stress.absent")
+            _late_outcome.append("ok")
+        except Exception as error:
+            _late_outcome.append(f"{type(error).__name__}: {error}")
+        finally:
+            _late_done.set()
+        return
+    while not ctx.should_stop():
+        ctx.call("noop", time.sleep, 0.01)
+
+
 def _counting(ctx: ClientContext) -> None:
     while not ctx.should_stop():
         ctx.call("noop", time.sleep, 0.005)
@@ -46,6 +68,9 @@ HANG = REGISTRY.get("test_hang") or scenario("test_hang", title="hang", summary=
 CRASH = REGISTRY.get("test_crash") or scenario("test_crash", title="crash", summary="one client crashes")(
     _crash
 )
+HANG_THEN_READ = REGISTRY.get("test_hang_then_read") or scenario(
+    "test_hang_then_read", title="hang then read", summary="a hung client still uses the catalog"
+)(_hang_then_read)
 COUNTING = REGISTRY.get("test_counting") or scenario(
     "test_counting", title="counting", summary="every client counts"
 )(_counting)
@@ -63,10 +88,11 @@ def _short_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
-def test_watchdog_ends_a_run_whose_client_hangs(mode: str) -> None:
+def test_watchdog_ends_a_run_whose_client_hangs(mode: str, tmp_path: Path) -> None:
     started = time.monotonic()
     try:
-        result = run_scenario(HANG, StressConfig(clients=3, duration=1, mode=mode, seed=1))
+        config = StressConfig(clients=3, duration=1, mode=mode, seed=1)
+        result = run_scenario(HANG, config, path=str(tmp_path / "catalog.db"))
     finally:
         _release.set()
     assert time.monotonic() - started < 1 + 10
@@ -104,3 +130,34 @@ def test_selfcheck_catches_every_bug(mode: str) -> None:
     assert {v.bug for v in verdicts} == set(PROBES)
     missed = [(v.bug, v.caught_by, v.control_failures) for v in verdicts if not v.caught]
     assert not missed
+
+
+def test_the_thread_runner_leaves_the_shared_catalog_open_under_a_hung_client(tmp_path: Path) -> None:
+    try:
+        config = StressConfig(clients=2, duration=1, mode="thread", seed=1)
+        result = run_scenario(HANG_THEN_READ, config, path=str(tmp_path / "catalog.db"))
+    finally:
+        _late_release.set()
+    finished = next(i for i in result.invariants if i.name == "clients_finished")
+    assert not finished.ok
+    assert "hung" in finished.detail
+    assert _late_done.wait(30)
+    assert _late_outcome == ["ok"]
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_lockstep_makes_every_optimistic_attempt_conflict(mode: str) -> None:
+    """With the bound ignored, the k-th update of every round needs exactly k attempts."""
+    config = StressConfig(clients=4, duration=1, mode=mode, seed=3, max_attempts=2, lockstep=True)
+    scenario = REGISTRY["optimistic_lock_resolution"]
+    result = run_scenario(scenario, config, faults=("unbounded_retry",))
+    histogram = result.metrics["attempts_histogram"]
+    rounds = result.metrics["rounds"]
+    assert rounds > 0
+    assert histogram == {str(k): rounds for k in range(1, 5)}
+    assert result.metrics["lockstep_broken"] == 0
+    bounded = next(i for i in result.invariants if i.name == "attempts_bounded")
+    assert not bounded.ok
+    control = run_scenario(scenario, config)
+    assert control.metrics["lockstep_broken"] == 0
+    assert all(i.ok for i in control.invariants if i.name in ("attempts_bounded", "no_lost_update"))

@@ -7,7 +7,10 @@ from . import (
     concurrent_writers,
     connection_cleanup,
     kill_writers,
+    lifecycle,
     optimistic_lock_resolution,
+    outside_writer,
+    path_aliases,
     read_heavy_workload,
 )
 
@@ -26,6 +29,9 @@ __all__ = [
     "concurrent_writers",
     "connection_cleanup",
     "kill_writers",
+    "lifecycle",
     "optimistic_lock_resolution",
+    "outside_writer",
+    "path_aliases",
     "read_heavy_workload",
 ]

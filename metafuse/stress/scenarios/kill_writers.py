@@ -6,7 +6,7 @@ from typing import Any
 
 from ...catalog import Catalog
 from ..client import ClientContext
-from ..runner import ProcessControl
+from ..control import ProcessControl
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import checksum, recreate, tokened, write_loop
 from ._ledger import WriteLedger

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -13,20 +17,82 @@ from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import recreate, tokened
 
 NAME = "stress.counter"
+BACKOFF = 0.002
+"""Base of the full-jitter backoff window (seconds), whatever the number of clients."""
+MAX_BACKOFF = 0.05
+"""Largest backoff window (seconds)."""
+_LOCKSTEP_GRACE = 5.0
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     recreate(catalog, [tokened(NAME, "counter").replace(row_count=0)])
-    # Full-jitter windows must be wide enough for every client to get a turn within the
-    # attempt bound: they grow with the number of clients contending each round.
-    # 10 ms per client: at 2 ms one update in 2,500 ran out of attempts at 50 clients on a
-    # loaded machine, and at 4 ms 6 in 23,200 did in a 300 s soak on an overloaded one.
-    backoff = 0.01 * setup.clients * setup.config.backoff_scale
-    return {
-        "backoff": backoff,
-        "max_backoff": max(0.05, 16 * backoff),
+    # A small constant: the bound no longer rests on the backoff. Update's last attempt runs
+    # under the writer lock and cannot conflict, so every update succeeds within max_attempts
+    # however many clients contend; backoff only spaces the optimistic attempts.
+    shared: dict[str, Any] = {
+        "backoff": BACKOFF * setup.config.backoff_scale,
         "max_attempts": setup.config.max_attempts,
+        "max_backoff": MAX_BACKOFF * setup.config.backoff_scale,
     }
+    if setup.config.lockstep:
+        shared["lockstep"] = _lockstep_primitives(setup.clients)
+    return shared
+
+
+def _lockstep_primitives(clients: int) -> dict[str, Any]:
+    # Spawn-context objects work between threads and reach spawned client processes in their
+    # job. One barrier per attempt level k = 1..clients, for the clients - k + 1 updates that
+    # make an attempt k in a round (every optimistic level has exactly one winner).
+    context = multiprocessing.get_context("spawn")
+    return {
+        "levels": [context.Barrier(clients - level) for level in range(clients)],
+        "probe_lock": context.Lock(),
+    }
+
+
+class Lockstep:
+    """Makes every optimistic attempt of a round conflict by construction (selfcheck's setting).
+
+    All updates still making an attempt of level k meet twice: after the conflict that ended
+    their attempt k - 1 (so no save of that level is still in flight), and inside `change`, after
+    their read and before their save, when the attempt is optimistic. They have then all read the
+    same version, so exactly one save wins and every other one conflicts. An attempt is
+    optimistic when the writer lock is free inside `change` (probed with a zero-timeout `BEGIN
+    IMMEDIATE`, one prober at a time): the locked last attempt holds it, and waiting there would
+    only stall the others, who queue for that lock. A barrier that times out breaks, and the run
+    goes on without lockstep at that level; `broken` counts such waits.
+    """
+
+    def __init__(self, ctx: ClientContext, primitives: dict[str, Any]) -> None:
+        self._levels = primitives["levels"]
+        self._probe_lock = primitives["probe_lock"]
+        self._ctx = ctx
+        self._probe = sqlite3.connect(ctx.path, timeout=0, isolation_level=None)
+        self.broken = 0
+
+    def writer_lock_free(self) -> bool:
+        """Return whether no connection holds the catalog's writer lock right now."""
+        with self._probe_lock:
+            try:
+                self._probe.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False
+            self._probe.execute("ROLLBACK")
+            return True
+
+    def meet(self, level: int) -> None:
+        """Wait until every update making an attempt of `level` this round has arrived."""
+        if level > len(self._levels):
+            return
+        timeout = max(0.0, self._ctx.deadline - time.monotonic()) + _LOCKSTEP_GRACE
+        try:
+            self._levels[level - 1].wait(timeout)
+        except threading.BrokenBarrierError:
+            self.broken += 1
+
+    def close(self) -> None:
+        """Close the probe's connection."""
+        self._probe.close()
 
 
 def _increment(dataset: Dataset) -> Dataset:
@@ -45,26 +111,39 @@ def optimistic_lock_resolution(ctx: ClientContext) -> None:
     attempts_seen: Counter[int] = Counter()  # attempts per update -> updates (constant memory)
     failures: Counter[str] = Counter()
     ctx.recorder.metrics.update(attempts=attempts_seen, failures=failures)
+    lockstep = Lockstep(ctx, ctx.shared["lockstep"]) if "lockstep" in ctx.shared else None
 
     def note(_: ConflictError, attempt: int) -> None:
         conflicts.append(attempt)
+        if lockstep is not None:
+            lockstep.meet(attempt + 1)
 
-    while ctx.next_round():
-        conflicts.clear()
-        outcome, _ = ctx.call(
-            "update",
-            ctx.catalog.update,
-            NAME,
-            _increment,
-            max_attempts=ctx.shared["max_attempts"],
-            backoff=ctx.shared["backoff"],
-            max_backoff=ctx.shared["max_backoff"],
-            on_conflict=note,
-        )
-        attempts_seen[len(conflicts) + (1 if outcome == "ok" else 0)] += 1
-        if outcome != "ok":
-            failures[outcome] += 1
-        ctx.recorder.retried(len(conflicts))
+    def change(dataset: Dataset) -> Dataset:
+        if lockstep is not None and lockstep.writer_lock_free():
+            lockstep.meet(len(conflicts) + 1)
+        return _increment(dataset)
+
+    try:
+        while ctx.next_round():
+            conflicts.clear()
+            outcome, _ = ctx.call(
+                "update",
+                ctx.catalog.update,
+                NAME,
+                change,
+                max_attempts=ctx.shared["max_attempts"],
+                backoff=ctx.shared["backoff"],
+                max_backoff=ctx.shared["max_backoff"],
+                on_conflict=note,
+            )
+            attempts_seen[len(conflicts) + (1 if outcome == "ok" else 0)] += 1
+            if outcome != "ok":
+                failures[outcome] += 1
+            ctx.recorder.retried(len(conflicts))
+    finally:
+        if lockstep is not None:
+            lockstep.close()
+            ctx.recorder.metrics["lockstep_broken"] = lockstep.broken
 
 
 SCENARIO = optimistic_lock_resolution
@@ -111,11 +190,16 @@ def _attempts_bounded(run: RunView) -> Verdict:
 
 def _metrics(run: RunView) -> dict[str, Any]:
     histogram = _merged(run, "attempts")
-    return {
+    metrics = {
         "rounds": _updates(run) // max(1, run.clients),
         "attempts_histogram": {str(k): histogram[k] for k in sorted(histogram)},
         "conflicts": run.merged.total_retries,
+        # Updates that succeeded on their last allowed attempt: the one run under the lock.
+        "pessimistic_updates": histogram[run.shared["max_attempts"]],
     }
+    if "lockstep" in run.shared:
+        metrics["lockstep_broken"] = run.metric_sum("lockstep_broken")
+    return metrics
 
 
 def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -125,6 +209,7 @@ def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Rounds", metrics.get("rounds", 0)),
         ("Successful updates", update.get("ok", 0)),
         ("Conflicts (retried)", metrics.get("conflicts", 0)),
+        ("Pessimistic updates (locked last attempt)", metrics.get("pessimistic_updates", 0)),
         ("Attempts histogram", metrics.get("attempts_histogram", {})),
         ("Errors", update.get("error", 0)),
     ]

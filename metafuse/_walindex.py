@@ -1,0 +1,121 @@
+"""A read-only view of SQLite's WAL-index header, which every commit by any SQLite client changes.
+
+In WAL mode SQLite keeps a shared-memory file `<db>-shm` (the "WAL-index", documented at
+https://sqlite.org/walformat.html). Its first 48 bytes are a header that the committing connection
+rewrites at the end of every transaction: among other fields, `iChange` ("incremented with each
+transaction"), `mxFrame` (the last valid frame) and the WAL salts. So if these 48 bytes are equal at
+two moments, no transaction committed in between, whoever the writer was: a MetaFuse catalog, the
+`sqlite3` shell, a migration script.
+
+Reading them is a load from a read-only shared mapping: no system call, no lock, no GIL release.
+
+Two hazards shape how the mapping is held:
+- POSIX drops *every* lock a process holds on a file when the process closes *any* descriptor of
+  that file. SQLite locks `-shm`; closing a descriptor we opened on it would silently release
+  SQLite's locks (and let another process re-initialise the file under our feet). So a `-shm` file
+  is opened and mapped once per process and inode, and that descriptor is never closed
+  (`_MAPS`): one descriptor per database a process has ever cached, not per Catalog.
+- SQLite truncates and rebuilds `-shm` when the *first* connection to a database opens it; reading
+  a mapping while the file is shorter raises SIGBUS. Each view keeps one SQLite connection of its
+  own open while it lives, so no other process is ever first while we read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable
+
+HEADER = 48
+"""Bytes of the WAL-index header compared (the first of its two copies)."""
+
+_MAPS: dict[str, tuple[int, int, mmap.mmap, int]] = {}
+"""Per `-shm` path: (device, inode, mapping, descriptor) of the file mapped there."""
+_MAPS_LOCK = threading.Lock()
+
+
+def _mapping(path: str) -> mmap.mmap:
+    """The process-wide read-only mapping of the `-shm` file at `path` (see the module docstring).
+
+    When the file at `path` is a new one (SQLite deletes `-shm` when the last connection anywhere
+    closes, and the next open makes a new file), the mapping of the old, deleted file is closed:
+    no connection of this process can still use a deleted `-shm`, so no SQLite lock is dropped.
+    """
+    with _MAPS_LOCK:
+        info = os.stat(path)
+        cached = _MAPS.get(path)
+        if cached is not None:
+            device, inode, mapped, fd = cached
+            if (device, inode) == (info.st_dev, info.st_ino):
+                return mapped
+            del _MAPS[path]
+            mapped.close()
+            os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        opened = os.fstat(fd)
+        if opened.st_size < HEADER:
+            _MAPS[path] = (opened.st_dev, opened.st_ino, mmap.mmap(-1, HEADER), fd)  # kept: see above
+            raise OSError(f"{path} holds no WAL-index header")
+        mapped = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        _MAPS[path] = (opened.st_dev, opened.st_ino, mapped, fd)  # never closed while the file lives
+        return mapped
+
+
+class WalIndex:
+    """The WAL-index header of one database file, readable at memory speed."""
+
+    def __init__(self, db_path: str, connect: Callable[[], sqlite3.Connection]) -> None:
+        self.path = f"{db_path}-shm"
+        self._connect = connect
+        self._conn = connect()
+        try:
+            # The first read transaction maps the WAL-index and holds it open with this connection.
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self._map = _mapping(self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+        _live.add(self)
+
+    def header(self) -> bytes:
+        """The header as it is now; equal values at two moments mean no commit in between."""
+        return self._map[:HEADER]
+
+    def close(self) -> None:
+        """Close this view's connection (the shared mapping stays for the process)."""
+        _live.discard(self)
+        self._conn.close()
+
+    def _after_fork_in_child(self) -> None:
+        # This connection is never inside a call at a fork (it runs one statement, at open):
+        # closing the child's copy is safe, and a new one keeps the WAL-index open here.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn = self._connect()
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
+_live: weakref.WeakSet[WalIndex] = weakref.WeakSet()
+
+
+def open_walindex(db_path: str, connect: Callable[[], sqlite3.Connection]) -> WalIndex | None:
+    """Return the WAL-index view of `db_path`, or None where there is none (not in WAL mode)."""
+    try:
+        return WalIndex(db_path, connect)
+    except (OSError, sqlite3.Error, ValueError):
+        return None
+
+
+def _after_fork_in_child() -> None:
+    global _MAPS_LOCK
+    _MAPS_LOCK = threading.Lock()
+    for view in list(_live):
+        view._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

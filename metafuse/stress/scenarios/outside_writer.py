@@ -1,0 +1,243 @@
+"""Extra scenario: a plain `sqlite3` client commits to the catalog while catalog clients read and update.
+
+The outside writer is what a migration script or the `sqlite3` shell does: one transaction that
+rewrites a dataset's description and bumps its version, through a connection that is not
+MetaFuse's. The catalog's clients keep their caches warm by reading the same datasets over and
+over, and some of them `update()` one of the datasets the outside writer also rewrites.
+
+Checked online, as in `cache_invalidation_race`: every writer (outside or not) publishes the
+newest version it has had acknowledged on the run's shared board, one slot per dataset, after its
+commit returned; a reader loads the slot *before* each read, so a read that returns an older
+version is stale by definition.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from typing import Any
+
+from ...catalog import Catalog
+from ...errors import ConflictError
+from ...model import Dataset
+from ..client import ClientContext
+from ..scenario import RunView, SetupContext, Verdict, scenario
+from ._content import recreate, rewrite, tokened
+
+DATASETS = 3
+"""Datasets the outside writer rewrites in turn; only the first is also updated through MetaFuse."""
+NAMES = tuple(f"stress.outside.{index}" for index in range(DATASETS))
+OUTSIDE_MARK = "-outside-"
+"""Part of every token the outside writer commits, so readers can tell they saw one."""
+PAUSE = 0.002
+"""Seconds writers wait between writes, so readers get cache hits in between."""
+
+
+def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
+    recreate(catalog, [tokened(name, "v1-initial") for name in NAMES])
+    backoff = 0.005 * setup.clients * setup.config.backoff_scale
+    return {
+        "max_attempts": setup.config.max_attempts,
+        "backoff": backoff,
+        "max_backoff": max(0.05, 8 * backoff),
+    }
+
+
+def outside_write(conn: sqlite3.Connection, name: str, sequence: int) -> int:
+    """Bump `name`'s version and rewrite its description in one transaction; return the new version.
+
+    Written as a migration script would write it, knowing only the schema: the description
+    becomes `v<new version>-outside-<sequence>`, and the search trigger on the version bump
+    refreshes the search index. Returns once COMMIT has returned (the write is acknowledged).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "UPDATE datasets SET description = 'v' || (version + 1) || ? || ?, version = version + 1"
+            " WHERE name = ?",
+            (OUTSIDE_MARK, str(sequence), name),
+        )
+        row = conn.execute("SELECT version FROM datasets WHERE name = ?", (name,)).fetchone()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if row is None:
+        raise LookupError(f"dataset {name} is missing from the catalog")
+    return int(row[0])
+
+
+def roles(client: int, clients: int) -> tuple[bool, bool, bool]:
+    """Return (outside writer, updater, reader) for `client` of `clients`.
+
+    Client 0 is the outside writer; about half of the others also update dataset 0; every
+    client but the outside writer reads (a lone client does everything).
+    """
+    outside = client == 0
+    updater = not outside and client <= max(1, (clients - 1) // 2)
+    reader = not outside or clients == 1
+    return outside, updater or clients == 1, reader
+
+
+def _with_token(client: int, sequence: int) -> Any:
+    def change(current: Dataset) -> Dataset:
+        return rewrite(current, f"v{current.version + 1}-client-{client}-update-{sequence}")
+
+    return change
+
+
+@scenario(
+    "outside_writer",
+    title="outside writer",
+    summary="A plain sqlite3 client commits to datasets while catalog clients read them and update one.",
+    setup=_setup,
+    default_clients=5,
+    default_duration=10,
+)
+def outside_writer(ctx: ClientContext) -> None:
+    """Client 0 commits through plain sqlite3; the others read with a warm cache, some update."""
+    outside, updater, reader = roles(ctx.client, ctx.clients)
+    board = ctx.board
+    conn = sqlite3.connect(ctx.path, timeout=30, isolation_level=None) if outside else None
+    attempts: Counter[int] = Counter()  # attempts per successful update -> updates
+    failures: Counter[str] = Counter()
+    sequence = stale = behind = outside_seen = versions_changed = 0
+    last: dict[str, int] = {}
+    conflicts: list[int] = []
+
+    def note(_: ConflictError, attempt: int) -> None:
+        conflicts.append(attempt)
+
+    try:
+        while not ctx.should_stop():
+            sequence += 1
+            if conn is not None:
+                index = sequence % DATASETS
+                outcome, version = ctx.call("outside_write", outside_write, conn, NAMES[index], sequence)
+                if outcome == "ok" and version is not None:
+                    board.raise_to(index, version)
+                time.sleep(PAUSE)
+            if updater:
+                conflicts.clear()
+                outcome, stored = ctx.call(
+                    "update",
+                    ctx.catalog.update,
+                    NAMES[0],
+                    _with_token(ctx.client, sequence),
+                    max_attempts=ctx.shared["max_attempts"],
+                    backoff=ctx.shared["backoff"],
+                    max_backoff=ctx.shared["max_backoff"],
+                    on_conflict=note,
+                )
+                ctx.recorder.retried(len(conflicts))
+                if outcome == "ok" and stored is not None:
+                    attempts[len(conflicts) + 1] += 1
+                    board.raise_to(0, stored.version)
+                else:
+                    failures[outcome] += 1
+                # SQLite's busy handler is not fair: an updater looping flat out can starve the
+                # outside writer, which waits in it, of the lock.
+                time.sleep(PAUSE)
+            if reader:
+                for index, name in enumerate(NAMES):
+                    newest = board.read(index)  # acknowledged before this read starts
+                    _, seen = ctx.call("read", ctx.catalog.get, name)
+                    if seen is None:
+                        continue
+                    if seen.version < newest:
+                        stale += 1
+                        behind = max(behind, newest - seen.version)
+                    if last.get(name) != seen.version:
+                        last[name] = seen.version
+                        versions_changed += 1
+                        if OUTSIDE_MARK in (seen.description or ""):
+                            outside_seen += 1
+    finally:
+        if conn is not None:
+            conn.close()
+    ctx.recorder.metrics.update(
+        stale_reads=stale,
+        max_versions_behind=behind,
+        outside_versions_seen=outside_seen,
+        outside_writes=ctx.recorder.counts.get("outside_write", {}).get("ok", 0),
+        attempts=attempts,
+        update_failures=failures,
+    )
+
+
+SCENARIO = outside_writer
+
+
+def _merged(run: RunView, key: str) -> Counter[Any]:
+    total: Counter[Any] = Counter()
+    for recorder in run.recorders:
+        total.update(recorder.metrics.get(key, {}))
+    return total
+
+
+@outside_writer.invariant(
+    "no_stale_read",
+    "no read returned a version older than a write (outside ones included) acknowledged before it started",
+)
+def _no_stale_read(run: RunView) -> Verdict:
+    stale = run.metric_sum("stale_reads")
+    return stale == 0, f"{stale} stale reads, up to {run.metric_max('max_versions_behind')} versions behind"
+
+
+@outside_writer.invariant(
+    "updates_within_bound", "every update succeeded within its max_attempts, despite the outside writes"
+)
+def _updates_within_bound(run: RunView) -> Verdict:
+    bound = run.shared["max_attempts"]
+    attempts = _merged(run, "attempts")
+    failures = _merged(run, "update_failures")
+    most = max(attempts, default=0)
+    ok = not failures and most <= bound and sum(attempts.values()) > 0
+    return ok, (
+        f"{sum(attempts.values())} updates, most attempts {most} (bound {bound}),"
+        f" failures: {dict(failures) or 'none'}"
+    )
+
+
+@outside_writer.invariant(
+    "outside_writes_seen", "the outside writer committed and readers saw its writes (the race was exercised)"
+)
+def _outside_writes_seen(run: RunView) -> Verdict:
+    writes = run.metric_sum("outside_writes")
+    seen = run.metric_sum("outside_versions_seen")
+    return writes > 0 and seen > 0, f"{writes} outside writes, {seen} of their versions seen by readers"
+
+
+@outside_writer.invariant("no_errors", "no read, update or outside write failed unexpectedly")
+def _no_errors(run: RunView) -> Verdict:
+    return run.no_unexpected_errors()
+
+
+def _metrics(run: RunView) -> dict[str, Any]:
+    attempts = _merged(run, "attempts")
+    return {
+        "outside_writes": run.metric_sum("outside_writes"),
+        "outside_versions_seen": run.metric_sum("outside_versions_seen"),
+        "stale_reads": run.metric_sum("stale_reads"),
+        "attempts_histogram": {str(k): attempts[k] for k in sorted(attempts)},
+    }
+
+
+def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    operations = result["operations"]
+    metrics = result["metrics"]
+    return [
+        ("Outside writes", metrics.get("outside_writes", 0)),
+        ("Outside versions seen", metrics.get("outside_versions_seen", 0)),
+        ("Reads", operations.get("read", {}).get("total", 0)),
+        ("Successful updates", operations.get("update", {}).get("ok", 0)),
+        ("Update attempts histogram", metrics.get("attempts_histogram", {})),
+        ("Stale reads", metrics.get("stale_reads", 0)),
+        ("Errors", sum(op.get("error", 0) for op in operations.values())),
+    ]
+
+
+outside_writer.metrics = _metrics
+outside_writer.headline = _headline

@@ -1,0 +1,251 @@
+"""lifecycle: descriptor counting, the shelf, the pause, the lock holder, reaping children, and
+that each invariant can fail. Nothing here forks the test process: children are spawned."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from metafuse import Catalog
+from metafuse.stress.scenarios import lifecycle as scenario
+from metafuse.stress.scenarios._content import recreate, rewrite, tokened
+
+from ._stress_views import view
+
+NAMES = scenario.dataset_names(0)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    catalog_path = str(tmp_path / "catalog.db")
+    with Catalog(catalog_path) as catalog:
+        recreate(catalog, [tokened(name, "initial") for name in NAMES.values()])
+    return catalog_path
+
+
+def _check(name: str, run: object) -> tuple[bool, str]:
+    invariant = next(i for i in scenario.SCENARIO.invariants if i.name == name)
+    return invariant.check(run)  # type: ignore[arg-type]
+
+
+def test_catalog_fds_counts_descriptors_on_the_catalog_files_only(path: str, tmp_path: Path) -> None:
+    before = scenario.catalog_fds(path)
+    other = open(tmp_path / "unrelated", "w")  # noqa: SIM115 - held open on purpose
+    try:
+        with open(path, "rb"), open(f"{path}-mfgen", "ab"):
+            assert scenario.catalog_fds(path) == before + 2
+    finally:
+        other.close()
+    assert scenario.catalog_fds(path) == before
+
+
+def test_shelf_replace_closes_the_old_catalog_and_shelves_a_working_one(path: str) -> None:
+    shelf = scenario.Shelf(path)
+    old, generation = shelf.current()
+    assert not shelf.closed(generation)
+    shelf.replace()
+    new, new_generation = shelf.current()
+    assert shelf.closed(generation)
+    assert not shelf.closed(new_generation)
+    assert new is not old
+    assert new.get(NAMES["w0"]) is not None
+    assert scenario._closed_ok(old.get, NAMES["w0"]) is scenario.CLOSED
+    shelf.close()
+    assert shelf.closed(new_generation)
+
+
+def test_a_worker_switches_catalogs_and_proves_the_old_one_refuses(path: str) -> None:
+    shelf = scenario.Shelf(path)
+    tally = scenario.Tally()
+    worker = scenario.Worker(shelf, NAMES["w0"], tally, "w")
+    for _ in range(8):
+        worker.step()
+    shelf.replace()
+    for _ in range(8):
+        worker.step()
+    shelf.close()
+    assert tally.counts[("closed_call", "ok")] == 1  # the call on the closed catalog, refused
+    assert worker.closed_seen == 1
+    assert worker.closed_served == 0
+    assert worker.half_written == 0
+    assert tally.errors == []
+    found = worker.metrics()["acked"][NAMES["w0"]]
+    with Catalog(path) as catalog:
+        stored = catalog.get(NAMES["w0"])
+    assert stored is not None
+    assert (stored.version, stored.description) == found
+
+
+def test_a_worker_counts_a_call_a_closed_catalog_served(path: str) -> None:
+    shelf = scenario.Shelf(path)
+    tally = scenario.Tally()
+    worker = scenario.Worker(shelf, NAMES["w0"], tally, "w")
+    shelf._closed_through = 0  # claims generation 0 closed while its catalog still serves calls
+    worker.step()
+    shelf.close()
+    assert worker.closed_served == 1
+
+
+@pytest.mark.parametrize(
+    ("seen", "half"),
+    [((3, "w-write-1"), 0), ((4, "w-write-2"), 0), ((4, "someone-else"), 1), ((2, "older"), 1)],
+)
+def test_a_write_cut_off_by_close_must_land_whole_or_not_at_all(
+    path: str, seen: tuple[int, str], half: int
+) -> None:
+    shelf = scenario.Shelf(path)
+    worker = scenario.Worker(shelf, NAMES["w0"], scenario.Tally(), "w")
+    worker.acked, worker.pending = (3, "w-write-1"), "w-write-2"
+    version, token = seen
+    worker._settle(rewrite(tokened(NAMES["w0"], "x"), token).replace(version=version))
+    shelf.close()
+    assert worker.half_written == half
+    assert worker.pending is None
+
+
+def test_a_read_with_torn_tokens_counts_as_half_written(path: str) -> None:
+    shelf = scenario.Shelf(path)
+    worker = scenario.Worker(shelf, NAMES["w0"], scenario.Tally(), "w")
+    worker._settle(tokened(NAMES["w0"], "field-token").replace(description="row-token"))
+    shelf.close()
+    assert worker.half_written == 1
+
+
+def test_pause_waits_for_every_worker_at_a_checkpoint() -> None:
+    pause = scenario.Pause(2)
+    arrived = threading.Barrier(3)
+    stop = threading.Event()
+
+    def work() -> None:
+        arrived.wait()
+        while not stop.is_set():
+            pause.checkpoint()
+        pause.leave()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    arrived.wait()
+    assert pause.pause(30)
+    pause.resume()
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert pause.pause(30)  # both left: nobody to wait for
+
+
+def test_pause_gives_up_on_a_worker_that_never_checks_in() -> None:
+    pause = scenario.Pause(1)
+    assert not pause.pause(0.01)
+
+
+def test_lock_holder_holds_the_writer_lock_until_released(path: str) -> None:
+    shelf = scenario.Shelf(path)
+    stop = threading.Event()
+    holder = scenario.LockHolder(shelf, NAMES["hold"], "h", stop.is_set)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        assert holder.hold(30)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        holder.release()
+        stop.set()
+        holder.join(30)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        shelf.close()
+    assert holder.acked is not None
+    assert holder.acked[1] == "h-hold-1"
+    assert holder.errors == []
+
+
+def _spawn(code: str) -> int:
+    return os.posix_spawn(sys.executable, [sys.executable, "-c", code], dict(os.environ))
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [
+        ("import os; os._exit(0)", "exit 0"),
+        ("import os; os._exit(5)", "exit 5"),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "signal 11"),
+    ],
+)
+def test_wait_child_reports_how_a_child_ended(code: str, outcome: str) -> None:
+    assert scenario.wait_child(_spawn(code), 60) == outcome
+
+
+def test_wait_child_kills_a_hung_child() -> None:
+    pid = _spawn("import time; time.sleep(600)")
+    assert scenario.wait_child(pid, 0.01) == "hung"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
+
+
+def test_children_ok_fails_on_a_hung_crashed_or_failed_child(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.db") as catalog:
+        good = [{"forks": {"exit 0": 3, "skipped": 2}}]
+        assert _check("children_ok", view(catalog, good))[0]
+        bad_ends = (
+            "hung",
+            "signal 11",
+            "exit 5",
+            "exit 4",
+            "exit 3",
+            "helper hung",
+            "parent missed child's write",
+        )
+        for bad in bad_ends:
+            assert not _check("children_ok", view(catalog, [{"forks": {"exit 0": 3, bad: 1}}]))[0], bad
+        assert not _check("children_ok", view(catalog, [{"forks": {"skipped": 2}}]))[0]
+
+
+def test_closed_refused_and_only_closed_errors_fail_on_what_they_name(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.db") as catalog:
+        assert _check("closed_refused", view(catalog, [{"closed_served": 0}]))[0]
+        assert not _check("closed_refused", view(catalog, [{"closed_served": 0}, {"closed_served": 2}]))[0]
+        assert _check("only_closed_errors", view(catalog, [{"closed_seen": 5}]))[0]
+        mmap = ["read: ValueError: mmap closed or invalid"]
+        ok, detail = _check("only_closed_errors", view(catalog, [{"closed_seen": 5}], errors=mmap))
+        assert not ok
+        assert "mmap closed" in detail
+
+
+def test_fds_restored_fails_on_a_leak_or_no_measurement(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.db") as catalog:
+        assert _check("fds_restored", view(catalog, [{"fd_before": 0, "fd_after": 0}, {}]))[0]
+        assert not _check("fds_restored", view(catalog, [{"fd_before": 0, "fd_after": 2}]))[0]
+        assert not _check("fds_restored", view(catalog, [{}]))[0]
+        assert not _check("fds_restored", view(catalog, [{"fd_before": -1, "fd_after": -1}]))[0]
+
+
+def test_nothing_lost_fails_on_a_missing_write_or_other_content(path: str) -> None:
+    with Catalog(path) as catalog:
+        name = NAMES["w0"]
+        stored = catalog.get(name)
+        assert stored is not None
+        assert _check("nothing_lost", view(catalog, [{"acked": {name: (1, "initial")}}]))[0]
+        assert not _check("nothing_lost", view(catalog, [{"acked": {name: (2, "initial")}}]))[0]
+        assert not _check("nothing_lost", view(catalog, [{"acked": {name: (1, "other")}}]))[0]
+        halves = [{"acked": {name: (1, "initial")}, "half_written": 1}]
+        assert not _check("nothing_lost", view(catalog, halves))[0]
+        assert not _check("nothing_lost", view(catalog, [{}]))[0]
+
+
+def test_refusal_check_passes_on_a_catalog_that_refuses_calls_after_close(path: str) -> None:
+    assert scenario.refusal_check(path, NAMES["w0"]) == (0, [])
+
+
+def test_closed_refused_fails_when_the_refusal_check_failed(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "c.db") as catalog:
+        checked = [{"closed_served": 0, "refusal_failures": 1}]
+        ok, detail = _check("closed_refused", view(catalog, checked))
+        assert not ok
+        assert "1 calls after close() not refused" in detail
