@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -13,13 +14,16 @@ from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
 from ..errors import ValidationError
 from ..faults import FAULTS
 from . import config as stress_config
+from . import history as op_history
 from .compare import compare, load_results, parse_tolerance
+from .linearizability import check as check_linearizable
+from .linearizability import summary as check_summary
 from .progress import Progress
 from .report import announce, format_result, reproduce_command, results_document, write_json
 from .runner import run_scenario
 from .scenario import REGISTRY
 from .scenarios import CORE
-from .selfcheck import PROBES, BugVerdict, run_selfcheck
+from .selfcheck import HISTORY_PROBES, PROBES, BugVerdict, run_history_probe, run_selfcheck
 
 LOG_ENV = "METAFUSE_LOG"
 """Set to `debug` to log every conflict, retry, busy wait and invariant check."""
@@ -57,7 +61,22 @@ def add_stress_commands(commands: Any) -> None:
         default="FULL",
         help="catalog durability setting (default FULL)",
     )
+    run.add_argument(
+        "--history",
+        metavar="FILE",
+        help="write every operation as JSON lines to FILE (FILE.<scenario>.jsonl when several run)",
+    )
     run.set_defaults(handler=_run)
+
+    check = actions.add_parser(
+        "check-history", help="check a --history file for linearizability, key by key (exit 1 if not)"
+    )
+    check.add_argument("history_file", metavar="FILE", help="a history written by 'stress run --history'")
+    check.add_argument("--json", dest="as_json", action="store_true", help="print the verdicts as JSON")
+    check.add_argument(
+        "--timeout", type=whole_number(1), help="give up after this many seconds (undecided keys exit 1)"
+    )
+    check.set_defaults(handler=_check_history)
 
     selfcheck = actions.add_parser(
         "selfcheck", help="prove each invariant catches its bug: run with deliberate bugs switched on"
@@ -154,6 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.synchronous != "FULL":
         config = _replace(config, synchronous=args.synchronous)
+    if args.history and len(set(names)) < len(names):
+        raise ValidationError("--history", "needs each scenario named once (one file per scenario)", names)
     print(f"Seed: {config.seed}")
     show_progress = Progress.wanted(args.quiet)
     results = []
@@ -169,11 +190,17 @@ def _run(args: argparse.Namespace) -> int:
             ),
             flush=True,
         )
-        result = run_scenario(scenario, config, path=args.stress_catalog, progress=show_progress)
+        run_config = config
+        if args.history:
+            recorded = os.path.abspath(op_history.path_for(args.history, name, len(names) > 1))
+            run_config = _replace(config, history=recorded)
+        result = run_scenario(scenario, run_config, path=args.stress_catalog, progress=show_progress)
         kills = config.kills if name == "kill_writers" else None
         result.command = reproduce_command(result, kills=kills)
         results.append(result)
         print(format_result(result), flush=True)
+        if run_config.history:
+            print(f"History written to {run_config.history}")
         print()
     if args.json:
         write_json(args.json, results_document(results))
@@ -201,16 +228,37 @@ def _selfcheck(args: argparse.Namespace) -> int:
         else:
             state = "NOT CAUGHT"
         print(f"  {verdict.mode:<8} {verdict.bug:<16} {state}  ({FAULTS[verdict.bug]})", flush=True)
+        if verdict.bug in HISTORY_PROBES:
+            history_missed.extend(_history_probe(verdict, args, seed, controls))
 
+    history_missed: list[str] = []
+    controls: dict[tuple[str, str], list[str]] = {}
     verdicts = run_selfcheck(
         modes, duration=args.duration, clients=args.clients, seed=seed, bugs=bugs, on_result=show
     )
-    missed = [f"{v.bug} ({v.mode})" for v in verdicts if not v.caught]
+    missed = [f"{v.bug} ({v.mode})" for v in verdicts if not v.caught] + history_missed
     if missed:
         print(f"Self-check failed: {', '.join(missed)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"Self-check passed: every bug was caught in {', '.join(modes)} mode.")
     return EXIT_OK
+
+
+def _history_probe(
+    verdict: BugVerdict, args: argparse.Namespace, seed: int, controls: dict[tuple[str, str], list[str]]
+) -> list[str]:
+    """Run and print the history probe of one bug in one mode; return it as missed, if it was."""
+    probe = run_history_probe(
+        verdict.bug, verdict.mode, duration=args.duration, clients=args.clients, seed=seed, controls=controls
+    )
+    if probe.caught:
+        state = f"caught: {len(probe.failing_keys)} {probe.scenario} keys not linearizable ({probe.example})"
+    elif probe.control_failing_keys:
+        state = f"INCONCLUSIVE: control history not linearizable on {', '.join(probe.control_failing_keys)}"
+    else:
+        state = f"NOT CAUGHT: all {probe.operations} operations of {probe.scenario} linearizable"
+    print(f"  {'':<8} {'':<16} history: {state}", flush=True)
+    return [] if probe.caught else [f"{verdict.bug} history ({verdict.mode})"]
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -232,6 +280,42 @@ def _compare(args: argparse.Namespace) -> int:
     regressions = sum(row.regressed for row in rows)
     print(f"{regressions} regressions beyond {tolerance:.0%} tolerance")
     return EXIT_FAILED if regressions else EXIT_OK
+
+
+def _check_history(args: argparse.Namespace) -> int:
+    operations = op_history.read_history(args.history_file)
+    results = check_linearizable(operations, timeout=args.timeout)
+    totals = check_summary(results)
+    origin = min((op.invoke for op in operations), default=0)
+    if args.as_json:
+        document = {
+            "file": args.history_file,
+            **totals,
+            "results": [
+                {
+                    "key": result.key,
+                    "operations": result.operations,
+                    "linearizable": result.linearizable,
+                    **({"counterexample": result.counterexample.to_dict()} if result.counterexample else {}),
+                }
+                for result in results
+            ],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for result in results:
+            if result.linearizable is None:
+                print(f"{result.key}: UNDECIDED ({result.operations} operations, gave up after --timeout)")
+            elif result.counterexample is not None:
+                print(f"{result.key}: NOT LINEARIZABLE ({result.operations} operations)")
+                for line in result.counterexample.describe(origin):
+                    print(f"  {line}")
+        verdict = "linearizable" if totals["linearizable"] else "NOT linearizable"
+        print(
+            f"{args.history_file}: {totals['operations']} operations on {totals['keys']} keys: {verdict}"
+            f" ({totals['not_linearizable']} keys failed, {totals['undecided']} undecided)"
+        )
+    return EXIT_OK if totals["linearizable"] else EXIT_FAILED
 
 
 def _cell(value: Any) -> str:

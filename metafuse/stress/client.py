@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..catalog import Catalog
 from ..errors import BusyError, ConflictError
+from .history import HistoryWriter
 from .recorder import BUSY, CONFLICT, ERROR, OK, OUTCOMES, Recorder
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ class ClientContext:
         report: Callable[[Any], None],
         stopped: Callable[[], bool],
         board: Board,
+        history: str | None = None,
     ) -> None:
         self.client = client
         self.clients = clients
@@ -98,6 +100,8 @@ class ClientContext:
         self._report = report
         self._stopped = stopped
         self.board = board
+        # This client's operations, when the run records a history (`--history`); else None.
+        self.history = None if history is None else HistoryWriter(history, client)
 
     @property
     def catalog(self) -> Catalog:
@@ -165,6 +169,20 @@ class ClientContext:
         self._live[base] = self._ops
         self._live[base + 1] = self._conflicts
         self._live[base + 2] = self._errors
+
+    def record(
+        self, op: str, key: str, value: Any, *, expected: int | None = None, token: str | None = None
+    ) -> None:
+        """Add the last `call` to the history as `op` ("get", "create" or "save") on `key`.
+
+        `value` is what the call returned; `expected` and `token` are the save's expected version
+        and the token a write wrote. Scenarios call this only when `self.history` is not None,
+        so a run without a history allocates nothing per operation.
+        """
+        if self.history is not None:
+            self.history.call(
+                op, key, self._start_ns, self._end_ns, value, self.last_error, expected=expected, token=token
+            )
 
     def event(self, *values: Any) -> None:
         """Append one history event (kept only when recording is on)."""

@@ -57,6 +57,8 @@ class StressConfig:
     max_attempts: int = 5
     lockstep: bool = False
     """optimistic_lock_resolution: every optimistic attempt of a round conflicts (selfcheck)."""
+    history: str | None = None
+    """A file to write every operation to as JSON lines (`stress run --history`; stress/history.py)."""
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""

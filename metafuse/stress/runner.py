@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import faults as fault_hooks
 from ..catalog import Catalog
+from . import history as op_history
 from . import scenarios as _builtin  # noqa: F401 - registers the built-in scenarios by name
 from .client import Board, ClientContext
 from .config import StressConfig
@@ -66,6 +67,7 @@ class _Job:
     synchronous: str
     faults: tuple[str, ...]
     log_level: int
+    history: str | None = None
 
 
 def run_scenario(
@@ -96,6 +98,8 @@ def run_scenario(
     try:
         with fault_hooks.enabled(*faults):
             setup = SetupContext(clients, duration, config.seed, random.Random(config.seed), path, config)
+            if config.history is not None:
+                op_history.start(config.history)
             with Catalog(path, synchronous=config.synchronous) as catalog:
                 shared = scenario.setup(catalog, setup)
             # Quiescent points: no client has started yet / every client has stopped. The
@@ -216,6 +220,8 @@ def _run_client(scenario: Scenario, ctx: ClientContext) -> None:
         log.debug("client %d crashed", ctx.client, exc_info=True)
     finally:
         ctx.publish()
+        if ctx.history is not None:
+            ctx.history.flush()
 
 
 class _Run:
@@ -269,6 +275,7 @@ class _ThreadRun(_Run):
                 report=reports.append,
                 stopped=stop.is_set,
                 board=board,
+                history=self.config.history,
             )
             for client in range(self.clients)
         ]
@@ -410,6 +417,7 @@ class _ProcessRun(_Run):
             synchronous=self.config.synchronous,
             faults=self.faults,
             log_level=logging.getLogger("metafuse").getEffectiveLevel(),
+            history=self.config.history,
         )
         receiver, sender = self.spawn_ctx.Pipe(duplex=False)
         proc = self.spawn_ctx.Process(
@@ -518,6 +526,7 @@ def _process_main(
             report=lambda value: sender.send(("report", value)),
             stopped=stop.is_set,
             board=Board(board_values, board_lock),
+            history=job.history,
         )
         probe = RssProbe(job.duration)
         try:

@@ -9,6 +9,8 @@ must hold there, or a "catch" would prove nothing.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from collections.abc import Callable
 
 from .config import StressConfig
@@ -125,3 +127,72 @@ def run_selfcheck(
 def failed_invariants(result: ScenarioResult) -> set[str]:
     """Return the names of the invariants that failed in `result`."""
     return {invariant.name for invariant in result.invariants if not invariant.ok}
+
+
+# -- histories ---------------------------------------------------------------------------------
+
+HISTORY_PROBES: dict[str, str] = {
+    "lost_update": "concurrent_writers",
+    "stale_cache": "cache_invalidation_race",
+    "torn_write": "cache_invalidation_race",
+}
+"""For each fault that corrupts data, the scenario whose recorded history it must make non-linearizable."""
+
+
+@dataclasses.dataclass
+class HistoryVerdict:
+    """Whether a bug's recorded history failed the linearizability check while the control passed."""
+
+    bug: str
+    mode: str
+    scenario: str
+    operations: int
+    failing_keys: list[str]
+    control_failing_keys: list[str]
+    example: str = ""
+
+    @property
+    def caught(self) -> bool:
+        """True when some key's history is not linearizable with the bug on, and every key is without."""
+        return bool(self.failing_keys) and not self.control_failing_keys
+
+
+def run_history_probe(
+    bug: str,
+    mode: str,
+    *,
+    duration: int,
+    clients: int,
+    seed: int,
+    controls: dict[tuple[str, str], list[str]] | None = None,
+) -> HistoryVerdict:
+    """Run the scenario of `bug` with a history, with the bug on and off, and check both histories.
+
+    `controls` caches the control run's failing keys by (scenario, mode), so bugs sharing a
+    scenario share one control run.
+    """
+    # Imported here to keep this probe's section self-contained.
+    from .history import read_history  # noqa: PLC0415
+    from .linearizability import check  # noqa: PLC0415
+
+    name = HISTORY_PROBES[bug]
+    controls = {} if controls is None else controls
+    with tempfile.TemporaryDirectory(prefix="metafuse-history-") as workdir:
+
+        def failing(faults: tuple[str, ...]) -> tuple[int, list[str], str]:
+            path = os.path.join(workdir, f"{'-'.join(faults) or 'control'}.jsonl")
+            config = StressConfig(
+                clients=max(clients, 4), duration=max(duration, 1), mode=mode, seed=seed, history=path
+            )
+            run_scenario(REGISTRY[name], config, faults=faults)
+            operations = read_history(path)
+            bad = [result for result in check(operations) if result.linearizable is not True]
+            example = ""
+            if bad and bad[0].counterexample is not None:
+                example = bad[0].counterexample.describe(min(op.invoke for op in operations))[0]
+            return len(operations), [result.key for result in bad], example
+
+        if (name, mode) not in controls:
+            controls[(name, mode)] = failing(())[1]
+        operations, keys, example = failing((bug,))
+    return HistoryVerdict(bug, mode, name, operations, keys, controls[(name, mode)], example)

@@ -49,21 +49,31 @@ def rewrite(current: Dataset, token: str) -> Dataset:
     return current.replace(description=token, fields=fields, row_count=(current.row_count or 0) + 1)
 
 
-def write_loop(ctx: ClientContext, names: list[str], token: Callable[[int], str]) -> Iterator[Dataset]:
+def write_loop(
+    ctx: ClientContext, names: list[str], token: Callable[[int], str], *, record: bool = False
+) -> Iterator[Dataset]:
     """Read a random dataset, save a new token over the version read; yield each stored write.
 
     The read-modify-save loop of the writer scenarios: conflicts are counted by `ctx.call` and
-    the client simply moves on to its next write.
+    the client simply moves on to its next write. With `record`, every get and save goes to the
+    run's history (when it has one); a scenario whose clients may be killed must not record.
     """
     sequence = 0
+    history = ctx.history if record else None
     while not ctx.should_stop():
-        _, current = ctx.call("read", ctx.catalog.get, ctx.rng.choice(names))
+        name = ctx.rng.choice(names)
+        _, current = ctx.call("read", ctx.catalog.get, name)
+        if history is not None:
+            ctx.record("get", name, current)
         if current is None:
             continue
         sequence += 1
+        written = token(sequence)
         outcome, stored = ctx.call(
-            "write", ctx.catalog.save, rewrite(current, token(sequence)), expected_version=current.version
+            "write", ctx.catalog.save, rewrite(current, written), expected_version=current.version
         )
+        if history is not None:
+            ctx.record("save", name, stored, expected=current.version, token=written)
         if outcome == "ok" and stored is not None:
             yield stored
 

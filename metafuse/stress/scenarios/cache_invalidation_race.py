@@ -9,12 +9,14 @@ whose two tokens differ, or name another version, is torn.
 
 from __future__ import annotations
 
+from time import monotonic_ns
 from typing import Any
 
 from ...catalog import Catalog
 from ...errors import ConflictError
 from ...model import Dataset
 from ..client import ClientContext
+from ..history import record_setup
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import recreate, tokened
 
@@ -27,7 +29,9 @@ def _token(version: int, client: int, sequence: int) -> str:
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
-    recreate(catalog, [tokened(NAME, _token(1, -1, 0))])
+    invoke = monotonic_ns()
+    created = recreate(catalog, [tokened(NAME, _token(1, -1, 0))])
+    record_setup(setup.config.history, created, invoke, monotonic_ns())
     return {}
 
 
@@ -65,6 +69,8 @@ def cache_invalidation_race(ctx: ClientContext) -> None:
             sequence += 1
             proposed = tokened(NAME, _token(known_version + 1, ctx.client, sequence))
             outcome, stored = ctx.call("write", ctx.catalog.save, proposed, expected_version=known_version)
+            if ctx.history is not None:
+                ctx.record("save", NAME, stored, expected=known_version, token=proposed.description)
             if outcome == "ok" and stored is not None:
                 known_version = stored.version
                 board.raise_to(NEWEST_ACKNOWLEDGED, stored.version)
@@ -73,6 +79,8 @@ def cache_invalidation_race(ctx: ClientContext) -> None:
         if reader:
             newest = board.read(NEWEST_ACKNOWLEDGED)  # acknowledged before this read starts
             _, seen = ctx.call("read", ctx.catalog.get, NAME)
+            if ctx.history is not None:
+                ctx.record("get", NAME, seen)
             if seen is None:
                 continue
             if seen.version < newest:

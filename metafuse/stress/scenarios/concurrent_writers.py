@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from time import monotonic_ns
 from typing import Any
 
 from ...catalog import Catalog
 from ..client import ClientContext
+from ..history import record_setup
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import checksum, recreate, tokened, write_loop
 from ._ledger import WriteLedger
@@ -15,7 +17,9 @@ DATASETS = 5
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [f"stress.writers.{index}" for index in range(DATASETS)]
-    recreate(catalog, [tokened(name, "initial") for name in names])
+    invoke = monotonic_ns()
+    created = recreate(catalog, [tokened(name, "initial") for name in names])
+    record_setup(setup.config.history, created, invoke, monotonic_ns())
     return {"names": names}
 
 
@@ -29,7 +33,9 @@ def concurrent_writers(ctx: ClientContext) -> None:
     """Read a random dataset, write a unique token over the version read; record successes."""
     ledger = WriteLedger()
     ctx.recorder.metrics["ledger"] = ledger
-    for stored in write_loop(ctx, ctx.shared["names"], lambda n: f"client-{ctx.client}-write-{n}"):
+    for stored in write_loop(
+        ctx, ctx.shared["names"], lambda n: f"client-{ctx.client}-write-{n}", record=True
+    ):
         ledger.append((stored.name, stored.version, checksum(stored)))
 
 

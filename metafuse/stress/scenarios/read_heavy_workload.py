@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from time import monotonic_ns
 from typing import Any
 
 from ...catalog import Catalog
 from ...model import Dataset
 from ..client import ClientContext
+from ..history import record_setup
 from ..result import series_stats
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import checksum, recreate, tokened
@@ -17,6 +19,7 @@ FIELDS_EACH = 8
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [f"stress.read.{index:04d}" for index in range(DATASETS)]
+    invoke = monotonic_ns()
     created = recreate(
         catalog,
         [
@@ -24,6 +27,7 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
             for name in names
         ],
     )
+    record_setup(setup.config.history, created, invoke, monotonic_ns())
     return {"names": names, "checksums": {dataset.name: checksum(dataset) for dataset in created}}
 
 
@@ -42,9 +46,12 @@ def read_heavy_workload(ctx: ClientContext) -> None:
     mismatches = 0
     choose = ctx.rng.choice
     get = ctx.catalog.get
+    history = ctx.history
     while not ctx.should_stop():
         name = choose(names)
         _, dataset = ctx.call("read", get, name)
+        if history is not None:
+            ctx.record("get", name, dataset)
         if dataset is None:
             mismatches += 1  # every dataset exists: None is a wrong answer
         elif verified.get(name) is not dataset:
