@@ -55,6 +55,9 @@ class StressConfig:
     record: bool = True
     backoff_scale: float = 1.0
     max_attempts: int = 5
+    rate: float | None = None
+    ramp_up: float = 0.0
+    warmup: float = 0.0
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""

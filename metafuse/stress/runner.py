@@ -62,6 +62,9 @@ class _Job:
     synchronous: str
     faults: tuple[str, ...]
     log_level: int
+    rate: float | None = None
+    ramp_up: float = 0.0
+    warmup: float = 0.0
 
 
 def resident_bytes() -> int:
@@ -306,6 +309,9 @@ class _ThreadRun(_Run):
                 report=reports.append,
                 stopped=stop.is_set,
                 board=board,
+                rate=self.config.rate,
+                ramp_up=self.config.ramp_up,
+                warmup=self.config.warmup,
             )
             for client in range(self.clients)
         ]
@@ -442,6 +448,9 @@ class _ProcessRun(_Run):
             synchronous=self.config.synchronous,
             faults=self.faults,
             log_level=logging.getLogger("metafuse").getEffectiveLevel(),
+            rate=self.config.rate,
+            ramp_up=self.config.ramp_up,
+            warmup=self.config.warmup,
         )
         receiver, sender = self.spawn_ctx.Pipe(duplex=False)
         proc = self.spawn_ctx.Process(
@@ -553,6 +562,9 @@ def _process_main(
             report=lambda value: sender.send(("report", value)),
             stopped=stop.is_set,
             board=Board(board_values, board_lock),
+            rate=job.rate,
+            ramp_up=job.ramp_up,
+            warmup=job.warmup,
         )
         probe = RssProbe(job.duration)
         try:
