@@ -125,6 +125,6 @@ def false_alarms(session: nox.Session) -> None:
 
 @nox.session(python=TOOLS_PYTHON, default=False)
 def perf(session: nox.Session) -> None:
-    """The performance targets as a table of ratios to raw sqlite3 (~2 min); a report, not a gate."""
+    """The performance targets as ratios to raw sqlite3, median of 5 rounds (~4 min); a report, not a gate."""
     session.install("-e", ".")
     session.run("python", "benchmarks/perf.py", *session.posargs)

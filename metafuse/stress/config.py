@@ -59,6 +59,9 @@ class StressConfig:
     """optimistic_lock_resolution: every optimistic attempt of a round conflicts (selfcheck)."""
     history: str | None = None
     """A file to write every operation to as JSON lines (`stress run --history`; stress/history.py)."""
+    rate: float | None = None
+    ramp_up: float = 0.0
+    warmup: float = 0.0
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""

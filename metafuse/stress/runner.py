@@ -68,6 +68,9 @@ class _Job:
     faults: tuple[str, ...]
     log_level: int
     history: str | None = None
+    rate: float | None = None
+    ramp_up: float = 0.0
+    warmup: float = 0.0
 
 
 def run_scenario(
@@ -276,6 +279,9 @@ class _ThreadRun(_Run):
                 stopped=stop.is_set,
                 board=board,
                 history=self.config.history,
+                rate=self.config.rate,
+                ramp_up=self.config.ramp_up,
+                warmup=self.config.warmup,
             )
             for client in range(self.clients)
         ]
@@ -418,6 +424,9 @@ class _ProcessRun(_Run):
             faults=self.faults,
             log_level=logging.getLogger("metafuse").getEffectiveLevel(),
             history=self.config.history,
+            rate=self.config.rate,
+            ramp_up=self.config.ramp_up,
+            warmup=self.config.warmup,
         )
         receiver, sender = self.spawn_ctx.Pipe(duplex=False)
         proc = self.spawn_ctx.Process(
@@ -527,6 +536,9 @@ def _process_main(
             stopped=stop.is_set,
             board=Board(board_values, board_lock),
             history=job.history,
+            rate=job.rate,
+            ramp_up=job.ramp_up,
+            warmup=job.warmup,
         )
         probe = RssProbe(job.duration)
         try:
