@@ -656,7 +656,7 @@ def _into_a_closed_pipe(*argv: str, env: dict[str, str] | None = None) -> subpro
 @pytest.mark.parametrize(
     "argv",
     [["list"], ["get", "raw.orders"], ["stats", "--json"], ["--help"], ["stress", "list"]],
-    ids=lambda argv: " ".join(argv),
+    ids=" ".join,
 )
 def test_output_into_a_closed_pipe_ends_quietly(db: str, argv: list[str]) -> None:
     done = _into_a_closed_pipe("--catalog", db, *argv)
