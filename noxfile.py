@@ -120,19 +120,30 @@ def benchmark(session: nox.Session) -> None:
 
 @nox.session(name="benchmark-compare", python=TOOLS_PYTHON, default=False)
 def benchmark_compare(session: nox.Session) -> None:
-    """Benchmarks compared with the newest saved run; fails when a mean is 20% slower."""
-    if not [p for p in glob.glob(".benchmarks/*/*.json") if "fixtures" not in p]:
+    """Benchmarks against the newest saved run, as ratios to raw sqlite3 measured in the same run
+    (a change of machine cancels out); fails when a ratio grows 20%. BENCHMARK_COMPARE=absolute
+    compares absolute means instead (pytest-benchmark's own check: same machine only)."""
+    saved = [p for p in glob.glob(".benchmarks/*/*.json") if "fixtures" not in p]
+    if not saved:
         session.error("no saved benchmark run to compare with: run `nox -s benchmark` first")
     session.install("-e", ".[bench]")
-    threshold = os.environ.get("BENCHMARK_COMPARE_FAIL", "mean:20%")
+    if os.environ.get("BENCHMARK_COMPARE", "ratio") == "absolute":
+        threshold = os.environ.get("BENCHMARK_COMPARE_FAIL", "mean:20%")
+        session.run(
+            "pytest",
+            "benchmarks",
+            "-p",
+            "no:xdist",
+            "--benchmark-compare",
+            f"--benchmark-compare-fail={threshold}",
+            *session.posargs,
+        )
+        return
+    current = os.path.join(session.create_tmp(), "current.json")
+    session.run("pytest", "benchmarks", "-p", "no:xdist", f"--benchmark-json={current}", *session.posargs)
+    tolerance = os.environ.get("BENCHMARK_COMPARE_TOLERANCE", "20%")
     session.run(
-        "pytest",
-        "benchmarks",
-        "-p",
-        "no:xdist",
-        "--benchmark-compare",
-        f"--benchmark-compare-fail={threshold}",
-        *session.posargs,
+        "python", "tools/bench_ratios.py", "--newest-in", ".benchmarks", current, "--tolerance", tolerance
     )
 
 
