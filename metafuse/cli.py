@@ -22,7 +22,7 @@ from ._cli_base import (
     whole_number,
 )
 from .catalog import DEFAULT_PATH, Catalog
-from .errors import BusyError, CatalogError, CatalogFileError, ConflictError, NotFoundError, ValidationError
+from .errors import BusyError, CatalogError, ConflictError, NotFoundError, ValidationError
 from .model import Dataset
 from .stress.cli import add_stress_commands, check_log_level
 
@@ -183,10 +183,7 @@ def _open(args: argparse.Namespace) -> Catalog:
 
 def _open_existing(args: argparse.Namespace) -> Catalog:
     """Open the catalog for a read command: a missing file is an error, never a new catalog."""
-    path = catalog_path(args)
-    if not os.path.exists(path):
-        raise CatalogFileError(path, "does not exist (only init and put create a catalog)")
-    return Catalog(path)
+    return Catalog(catalog_path(args), create=False)
 
 
 def _init(args: argparse.Namespace) -> int:
