@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
+import shutil
 
 import nox
 
@@ -25,11 +27,36 @@ WORKFLOWS = sorted(glob.glob(".github/workflows/*.yml"))
 SMOKE_ENV = {"RUN_STRESS_TESTS": "1", "STRESS_TEST_DURATION_SECS": "2", "STRESS_TEST_CLIENTS": "4"}
 
 
+_TESTED: dict[str, str] = {}
+"""Python version -> outcome of this invocation's `tests` sessions, for the closing summary."""
+
+
+def _report_pythons() -> None:
+    """Say which Pythons the unit tests ran on and which were missing (nox only logs a skip)."""
+    if not _TESTED:
+        return
+    ran = [f"{version} ({outcome})" for version, outcome in _TESTED.items()]
+    missing = [v for v in PYTHONS if v not in _TESTED and shutil.which(f"python{v}") is None]
+    unselected = [v for v in PYTHONS if v not in _TESTED and v not in missing]
+    print(f"nox > tests ran on Python {', '.join(ran)}")
+    if missing:
+        strict = " (an error under CI=true)" if os.environ.get("CI") else ""
+        print(f"nox > tests NOT run, interpreter missing: Python {', '.join(missing)}{strict}")
+    if unselected:
+        print(f"nox > tests not run, not selected or not found by nox: Python {', '.join(unselected)}")
+
+
+atexit.register(_report_pythons)
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit tests on every supported Python (pytest -n auto); posargs go to pytest."""
+    version = str(session.python)
+    _TESTED[version] = "failed"  # until pytest returns
     session.install("-e", ".[test]")
     session.run("pytest", "-n", "auto", *session.posargs)
+    _TESTED[version] = "passed"
 
 
 @nox.session(python=TOOLS_PYTHON)
@@ -93,19 +120,30 @@ def benchmark(session: nox.Session) -> None:
 
 @nox.session(name="benchmark-compare", python=TOOLS_PYTHON, default=False)
 def benchmark_compare(session: nox.Session) -> None:
-    """Benchmarks compared with the newest saved run; fails when a mean is 20% slower."""
-    if not [p for p in glob.glob(".benchmarks/*/*.json") if "fixtures" not in p]:
+    """Benchmarks against the newest saved run, as ratios to raw sqlite3 measured in the same run
+    (a change of machine cancels out); fails when a ratio grows 20%. BENCHMARK_COMPARE=absolute
+    compares absolute means instead (pytest-benchmark's own check: same machine only)."""
+    saved = [p for p in glob.glob(".benchmarks/*/*.json") if "fixtures" not in p]
+    if not saved:
         session.error("no saved benchmark run to compare with: run `nox -s benchmark` first")
     session.install("-e", ".[bench]")
-    threshold = os.environ.get("BENCHMARK_COMPARE_FAIL", "mean:20%")
+    if os.environ.get("BENCHMARK_COMPARE", "ratio") == "absolute":
+        threshold = os.environ.get("BENCHMARK_COMPARE_FAIL", "mean:20%")
+        session.run(
+            "pytest",
+            "benchmarks",
+            "-p",
+            "no:xdist",
+            "--benchmark-compare",
+            f"--benchmark-compare-fail={threshold}",
+            *session.posargs,
+        )
+        return
+    current = os.path.join(session.create_tmp(), "current.json")
+    session.run("pytest", "benchmarks", "-p", "no:xdist", f"--benchmark-json={current}", *session.posargs)
+    tolerance = os.environ.get("BENCHMARK_COMPARE_TOLERANCE", "20%")
     session.run(
-        "pytest",
-        "benchmarks",
-        "-p",
-        "no:xdist",
-        "--benchmark-compare",
-        f"--benchmark-compare-fail={threshold}",
-        *session.posargs,
+        "python", "tools/bench_ratios.py", "--newest-in", ".benchmarks", current, "--tolerance", tolerance
     )
 
 

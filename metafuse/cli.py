@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser, whole_number
+from . import faults
+from ._cli_base import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_THRESHOLD,
+    EXIT_USAGE,
+    OneLineParser,
+    whole_number,
+)
 from .catalog import DEFAULT_PATH, Catalog
-from .errors import CatalogError, ConflictError, NotFoundError, ValidationError
+from .errors import BusyError, CatalogError, ConflictError, NotFoundError, ValidationError
 from .model import Dataset
-from .stress.cli import add_stress_commands
+from .stress.cli import add_stress_commands, check_log_level
+
+EXIT_BROKEN_PIPE = 141
+"""The reader of our output went away (`metafuse list | head`): we stop quietly with 128 + SIGPIPE,
+the status a shell reports for a program that SIGPIPE ended, so `set -o pipefail` still sees it."""
+
+EXIT_CODES_HELP = f"""\
+exit status:
+  {EXIT_OK}    success
+  {EXIT_FAILED}    a conflict, a missing dataset, or (stress) an invariant that did not hold
+  {EXIT_USAGE}    bad input, or a catalog file that is unusable (or missing, for a read command)
+  {EXIT_BUSY}    the catalog stayed locked by another writer past the busy timeout: try again
+  {EXIT_THRESHOLD}    (stress) every invariant held but a --threshold failed
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_BROKEN_PIPE}  the output pipe closed early (e.g. piped into head): stopped quietly
+"""
+"""The exit statuses, as `metafuse --help` prints them."""
 
 CATALOG_ENV = "METAFUSE_CATALOG"
 """Environment variable naming the catalog file when `--catalog` is not given."""
@@ -27,16 +54,20 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="metafuse",
         description="A serverless data catalog in one SQLite file.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--catalog",
         metavar="PATH",
         default=None,
+        type=_path("--catalog"),
         help=f"catalog file (default: ${CATALOG_ENV}, else ./{DEFAULT_PATH})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
 
+    # Only init and put create a missing catalog; every read command refuses one that is not there.
     init = commands.add_parser("init", help="create (or migrate) the catalog file")
     init.set_defaults(handler=_init)
 
@@ -84,25 +115,38 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 conflict/not found/failed, 2 bad input)."""
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+    """Run the CLI; return the exit status (see `EXIT_CODES_HELP`: 0 ok, 1 failed, 2 bad input,
+    3 busy, 4 threshold, 130 interrupted, 141 output pipe closed). Never ends in a traceback for
+    bad input, a locked catalog or a closed pipe."""
     try:
-        return handler(args)
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        faults.check_environment()  # a bad METAFUSE_FAULTS is one line, before anything runs
+        check_log_level()
+        code = handler(args)
+        sys.stdout.flush()  # a reader that left early shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except (ConflictError, NotFoundError) as error:
         _fail(error)
         return EXIT_FAILED
+    except BusyError as error:
+        _fail(error)
+        return EXIT_BUSY
     except CatalogError as error:
         _fail(error)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("metafuse: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def catalog_path(args: argparse.Namespace) -> str:
-    """Return the catalog path from `--catalog`, `$METAFUSE_CATALOG` or the default."""
-    path: str | None = args.catalog or os.environ.get(CATALOG_ENV)
+    """Return the catalog path from `--catalog`, `$METAFUSE_CATALOG` (empty counts as unset) or
+    the default."""
+    path: str | None = args.catalog or os.environ.get(CATALOG_ENV, "").strip() or None
     return path or DEFAULT_PATH
 
 
@@ -110,8 +154,36 @@ def _fail(error: Exception) -> None:
     print(f"metafuse: error: {error}", file=sys.stderr)
 
 
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail a second time."""
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        sys.stdout.flush()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in tests)
+        pass
+
+
+def _path(option: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option} must name a file, not an empty string")
+        return text
+
+    parse.__name__ = "path"
+    return parse
+
+
 def _open(args: argparse.Namespace) -> Catalog:
+    """Open the catalog for a command that may create it (init, put)."""
     return Catalog(catalog_path(args))
+
+
+def _open_existing(args: argparse.Namespace) -> Catalog:
+    """Open the catalog for a read command: a missing file is an error, never a new catalog."""
+    return Catalog(catalog_path(args), create=False)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -132,7 +204,7 @@ def _put(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    with _open(args) as catalog:
+    with _open_existing(args) as catalog:
         dataset = catalog.get(args.name)
     if dataset is None:
         raise NotFoundError(args.name)
@@ -151,7 +223,7 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _open(args) as catalog:
+    with _open_existing(args) as catalog:
         found = catalog.list(
             domain=args.domain, owner=args.owner, tag=args.tag, limit=args.limit, after=args.after
         )
@@ -160,14 +232,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with _open(args) as catalog:
+    with _open_existing(args) as catalog:
         found = catalog.search(args.query, limit=args.limit)
     _print_datasets(found, args.json)
     return EXIT_OK
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    with _open(args) as catalog:
+    with _open_existing(args) as catalog:
         edges = catalog.lineage(args.name, direction=args.direction, depth=args.depth)
     if args.json:
         _print_json([vars(edge) for edge in edges])
@@ -178,7 +250,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    with _open(args) as catalog:
+    with _open_existing(args) as catalog:
         facts = {"datasets": catalog.count, "catalog_version": catalog.version}
         facts.update(catalog.stats().to_dict())
     if args.json:

@@ -7,26 +7,53 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
-from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
+from .._cli_base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_THRESHOLD,
+    OneLineParser,
+    whole_number,
+)
 from ..errors import ValidationError
 from ..faults import FAULTS
 from . import config as stress_config
 from . import history as op_history
+from . import thresholds as stress_thresholds
 from .compare import compare, load_results, parse_tolerance
 from .linearizability import check as check_linearizable
 from .linearizability import summary as check_summary
+from .outputs import check_output_path, csv_text, junit_text, write_text
 from .progress import Progress
-from .report import announce, format_result, reproduce_command, results_document, write_json
+from .report import (
+    announce,
+    format_result,
+    plural,
+    reproduce_command,
+    results_document,
+    write_json,
+)
+from .result import ScenarioResult
 from .runner import run_scenario
 from .scenario import REGISTRY
 from .scenarios import CORE
 from .selfcheck import HISTORY_PROBES, PROBES, BugVerdict, run_history_probe, run_selfcheck
 
 LOG_ENV = "METAFUSE_LOG"
-"""Set to `debug` to log every conflict, retry, busy wait and invariant check."""
+"""Log level of `metafuse` on stderr: `debug` logs every conflict, retry, busy wait and invariant
+check; `info`, `warning` (the default when unset), `error` and `critical` log less."""
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+"""The values `METAFUSE_LOG` accepts (any case)."""
 
 
 def add_stress_commands(commands: Any) -> None:
@@ -42,14 +69,42 @@ def add_stress_commands(commands: Any) -> None:
     listing = actions.add_parser("list", help="list the scenarios and what each checks")
     listing.set_defaults(handler=_list)
 
-    run = actions.add_parser("run", help="run scenarios (default: the five core ones)")
+    run = actions.add_parser(
+        "run",
+        help="run scenarios (default: the five core ones)",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario names (see 'stress list')")
     _add_run_options(run)
+    _add_load_options(run)
     run.add_argument("--json", metavar="PATH", help="also write every result as JSON to PATH")
+    run.add_argument(
+        "--csv", metavar="PATH", help="also write the per-second series (ops per operation) as CSV to PATH"
+    )
+    run.add_argument(
+        "--junit",
+        metavar="PATH",
+        help="also write JUnit XML to PATH: a test case per invariant and threshold",
+    )
+    run.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="fail the run (exit 4) unless EXPR holds, e.g. 'read.p99<5ms', 'write.ok_rate>100/s',"
+        " 'conflict_ratio<0.5' (repeatable)",
+    )
+    run.add_argument(
+        "--thresholds",
+        metavar="FILE.toml",
+        help='read more thresholds from a TOML file: thresholds = ["read.p99<5ms", ...]',
+    )
     run.add_argument(
         "--catalog",
         dest="stress_catalog",
         metavar="PATH",
+        type=_non_empty("--catalog"),
         help="catalog file to stress (default: a temporary catalog, removed afterwards)",
     )
     run.add_argument(
@@ -96,10 +151,14 @@ def add_stress_commands(commands: Any) -> None:
     selfcheck.set_defaults(handler=_selfcheck)
 
     compare_ = actions.add_parser("compare", help="compare two --json result files; exit 1 on a regression")
+    # '--tolerance -5%' is a value to refuse with a message, not an unknown option '-5%'.
+    compare_._negative_number_matcher = re.compile(r"^-\d+(\.\d*)?%?$|^-\.\d+%?$")
     compare_.add_argument("baseline", metavar="BASELINE.json")
     compare_.add_argument("current", metavar="CURRENT.json")
     compare_.add_argument(
-        "--tolerance", default="20%", help="allowed throughput drop / p99 rise (default 20%%)"
+        "--tolerance",
+        default="20%",
+        help="allowed throughput drop / p99 rise, 0%% to 1000%% (default 20%%)",
     )
     compare_.set_defaults(handler=_compare)
 
@@ -126,6 +185,75 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_output_options(parser)
 
 
+RUN_EPILOG = """\
+load model:
+  By default each client starts its next operation as soon as the last one returns (a closed
+  model). --rate R starts R operations per second on a fixed schedule instead (an open model) and
+  measures each latency from the moment the operation was due, so a stall shows in the figures.
+  --ramp-up S grows the load over the first S seconds; --warmup S leaves the first S seconds out of
+  the figures (never out of the invariants).
+
+progress:
+  On a terminal a status line is redrawn on stderr; otherwise (CI logs) a line is printed every
+  5 s. --progress N prints a line every N seconds instead; --quiet prints none.
+
+exit status:
+  0 every invariant and threshold held, 1 an invariant failed, 2 bad input, 3 catalog locked,
+  4 every invariant held but a threshold failed, 130 Ctrl-C (a partial summary and the output
+  files are still written), 141 the output pipe closed early.
+"""
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate",
+        type=_number("--rate", positive=True),
+        metavar="R",
+        help="open model: R operations per second per scenario, on a schedule (default: closed model)",
+    )
+    parser.add_argument(
+        "--ramp-up",
+        type=_number("--ramp-up"),
+        default=0.0,
+        metavar="S",
+        help="grow the load from nothing to full over the first S seconds (default 0)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_number("--warmup"),
+        default=0.0,
+        metavar="S",
+        help="leave the first S seconds out of the figures, not the invariants (default 0)",
+    )
+    parser.add_argument(
+        "--progress",
+        type=_number("--progress", positive=True),
+        metavar="N",
+        help="print a progress line every N seconds (default: a redrawn line on a terminal, else every 5)",
+    )
+
+
+def _number(option: str, *, positive: bool = False) -> Any:
+    def parse(text: str) -> float:
+        try:
+            return stress_config.parse_number(text, option, positive=positive)
+        except ValidationError as error:
+            raise argparse.ArgumentTypeError(error.rule + f" (got {text!r})") from None
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _non_empty(option: str) -> Any:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option} must name a file, not an empty string")
+        return text
+
+    parse.__name__ = "path"
+    return parse
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument(
@@ -133,15 +261,28 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_log_level() -> int:
+    """Return the level `METAFUSE_LOG` names (WARNING when unset); an unknown value is a
+    `ValidationError` listing the known ones."""
+    raw = os.environ.get(LOG_ENV, "")
+    word = raw.strip().lower()
+    if not word:
+        return logging.WARNING
+    if word not in LOG_LEVELS:
+        raise ValidationError(LOG_ENV, f"must be one of {', '.join(LOG_LEVELS)}", raw)
+    return LOG_LEVELS[word]
+
+
 def configure_logging(verbose: bool) -> None:
-    """Send `metafuse` logs to stderr: warnings always, everything with --verbose or METAFUSE_LOG."""
-    debug = verbose or os.environ.get(LOG_ENV, "").strip().lower() == "debug"
+    """Send `metafuse` logs to stderr: warnings by default, the `METAFUSE_LOG` level when set,
+    everything with --verbose."""
+    level = logging.DEBUG if verbose else check_log_level()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("metafuse: %(levelname)s: %(message)s"))
     logger = logging.getLogger("metafuse")
     logger.handlers[:] = [handler]
     logger.propagate = False
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.setLevel(level)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -169,15 +310,37 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValidationError("scenario", f"known scenarios: {', '.join(REGISTRY)}", unknown[0])
     config = stress_config.from_environment(
-        clients=args.clients, duration=args.duration, mode=args.mode, seed=args.seed, kills=args.kills
+        clients=args.clients,
+        duration=args.duration,
+        mode=args.mode,
+        seed=args.seed,
+        kills=args.kills,
+        rate=args.rate,
+        ramp_up=args.ramp_up,
+        warmup=args.warmup,
     )
     if args.synchronous != "FULL":
         config = _replace(config, synchronous=args.synchronous)
     if args.history and len(set(names)) < len(names):
         raise ValidationError("--history", "needs each scenario named once (one file per scenario)", names)
+    for name in names:
+        stress_config.check_timing(config, config.duration_for(REGISTRY[name].default_duration))
+    thresholds = [stress_thresholds.parse(text) for text in args.threshold]
+    if args.thresholds:
+        thresholds += stress_thresholds.load_file(args.thresholds)
+    # Checked before the run: a typo must not throw away a long run's results at the end.
+    outputs = [
+        (option, path)
+        for option, path in (("--json", args.json), ("--csv", args.csv), ("--junit", args.junit))
+        if path is not None
+    ]
+    for option, path in outputs:
+        check_output_path(path, option)
     print(f"Seed: {config.seed}")
-    show_progress = Progress.wanted(args.quiet)
-    results = []
+    show_progress = Progress.wanted(args.quiet, every=args.progress)
+    extra = _load_words(config) + [word for text in args.threshold for word in ("--threshold", text)]
+    results: list[ScenarioResult] = []
+    interrupted = False
     for name in names:
         scenario = REGISTRY[name]
         mode = "process" if scenario.always_process else config.mode
@@ -187,6 +350,9 @@ def _run(args: argparse.Namespace) -> int:
                 config.clients_for(scenario.default_clients),
                 config.duration_for(scenario.default_duration),
                 mode,
+                rate=config.rate,
+                ramp_up=config.ramp_up,
+                warmup=config.warmup,
             ),
             flush=True,
         )
@@ -194,22 +360,99 @@ def _run(args: argparse.Namespace) -> int:
         if args.history:
             recorded = os.path.abspath(op_history.path_for(args.history, name, len(names) > 1))
             run_config = _replace(config, history=recorded)
-        result = run_scenario(scenario, run_config, path=args.stress_catalog, progress=show_progress)
+        try:
+            result = run_scenario(scenario, run_config, path=args.stress_catalog, progress=show_progress)
+        except KeyboardInterrupt:  # interrupted before the clients ran: nothing of it to report
+            print(f"Interrupted: {name} did not run", flush=True)
+            interrupted = True
+            break
         kills = config.kills if name == "kill_writers" else None
-        result.command = reproduce_command(result, kills=kills)
+        result.command = reproduce_command(result, kills=kills, extra=extra)
+        result.thresholds = stress_thresholds.evaluate(thresholds, name, result.operations, result.elapsed)
         results.append(result)
         print(format_result(result), flush=True)
         if run_config.history:
             print(f"History written to {run_config.history}")
         print()
+        if result.interrupted:
+            interrupted = True
+            break
+    unmatched = (
+        []
+        if interrupted
+        else stress_thresholds.unmatched(
+            thresholds,
+            [v for r in results for v in r.thresholds],
+            [op for r in results for op in r.operations],
+        )
+    )
+    for verdict in unmatched:
+        print(f"Threshold {verdict.threshold}: FAILED, {verdict.detail}")
+    _write_outputs(args, results, unmatched)
+    return _verdict(results, names, unmatched, interrupted)
+
+
+def _load_words(config: stress_config.StressConfig) -> list[str]:
+    words = []
+    if config.rate is not None:
+        words += ["--rate", f"{config.rate:g}"]
+    if config.ramp_up:
+        words += ["--ramp-up", f"{config.ramp_up:g}"]
+    if config.warmup:
+        words += ["--warmup", f"{config.warmup:g}"]
+    return words
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    results: list[ScenarioResult],
+    unmatched: list[stress_thresholds.ThresholdResult],
+) -> None:
     if args.json:
-        write_json(args.json, results_document(results))
+        document = results_document(results)
+        document["unmatched_thresholds"] = [dataclasses.asdict(verdict) for verdict in unmatched]
+        write_json(args.json, document)
         print(f"Results written to {args.json}")
+    if args.csv:
+        write_text(args.csv, csv_text(results))
+        print(f"Per-second series written to {args.csv}")
+    if args.junit:
+        write_text(args.junit, junit_text(results, unmatched))
+        print(f"JUnit XML written to {args.junit}")
+
+
+def _verdict(
+    results: list[ScenarioResult],
+    names: list[str],
+    unmatched: list[stress_thresholds.ThresholdResult],
+    interrupted: bool,
+) -> int:
     failed = [result.scenario for result in results if not result.passed]
+    if interrupted:
+        ran = [result.scenario for result in results]
+        print(
+            f"Interrupted after {plural(len(ran), 'scenario')} of {len(names)}"
+            + (f"; invariants failed in {', '.join(failed)}" if failed else ""),
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"All {len(results)} scenarios passed.")
+    missed = sorted(
+        {v.threshold for r in results for v in r.thresholds if not v.passed}
+        | {v.threshold for v in unmatched}
+    )
+    if missed:
+        print(
+            f"Every invariant held, but {plural(len(missed), 'threshold')} failed: {', '.join(missed)}",
+            file=sys.stderr,
+        )
+        return EXIT_THRESHOLD
+    if len(results) == 1:
+        print("The scenario passed.")
+    else:
+        print(f"All {len(results)} scenarios passed.")
     return EXIT_OK
 
 

@@ -30,7 +30,11 @@ def parse_tolerance(text: str) -> float:
         raise ValidationError(
             "--tolerance", "use a percentage like 20% or a fraction like 0.2", text
         ) from None
-    if not 0 <= value < 10:
+    if value < 0:
+        raise ValidationError(
+            "--tolerance", "is how much worse a figure may get, so it cannot be negative (e.g. 5%)", text
+        )
+    if not value < 10:
         raise ValidationError("--tolerance", "must be between 0% and 1000%", text)
     return value
 
@@ -41,17 +45,37 @@ def load_results(path: str) -> dict[str, dict[str, Any]]:
         with open(path, encoding="utf-8") as handle:
             document = json.load(handle)
     except OSError as error:
-        raise ValidationError("results file", f"cannot be read ({error.strerror})", path) from None
+        raise ValidationError(f"results file {path}", f"cannot be read ({error.strerror})") from None
     except json.JSONDecodeError as error:
-        raise ValidationError("results file", f"is not valid JSON ({error.msg})", path) from None
+        raise ValidationError(f"results file {path}", f"is not valid JSON ({error.msg})") from None
     results = document.get("results") if isinstance(document, dict) else None
     if not isinstance(results, list):
-        raise ValidationError("results file", "has no 'results' list (write it with --json)", path)
+        raise ValidationError(f"results file {path}", "has no 'results' list (write it with --json)")
     keyed = {}
-    for item in results:
+    for number, item in enumerate(results, 1):
+        if not isinstance(item, dict):
+            raise ValidationError(f"results file {path}", f"result {number} is not a JSON object")
+        missing = [key for key in REQUIRED_KEYS if key not in item]
+        if missing:
+            raise ValidationError(
+                f"results file {path}", f"result {number} has no {missing[0]!r} (write it with --json)"
+            )
+        operations = item["operations"]
+        if not isinstance(operations, dict) or not all(isinstance(op, dict) for op in operations.values()):
+            raise ValidationError(f"results file {path}", f"result {number} has a malformed 'operations'")
+        try:
+            float(item["throughput"])
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"results file {path}", f"result {number} has a non-numeric 'throughput'"
+            ) from None
         key = f"{item['scenario']} {item['mode']} {item['clients']} clients {item['duration']}s"
         keyed[key] = item
     return keyed
+
+
+REQUIRED_KEYS = ("scenario", "mode", "clients", "duration", "throughput", "passed", "operations")
+"""What each result in a results file must have for `compare` to use it."""
 
 
 def compare(
@@ -97,7 +121,12 @@ def compare(
 
 
 def _p99(result: dict[str, Any]) -> float:
-    return max((float(op["latency_ms"].get("p99", 0.0)) for op in result["operations"].values()), default=0.0)
+    values = []
+    for op in result["operations"].values():
+        latency = op.get("latency_ms")
+        if isinstance(latency, dict) and isinstance(latency.get("p99"), (int, float)):
+            values.append(float(latency["p99"]))
+    return max(values, default=0.0)
 
 
 def _verdict(result: dict[str, Any]) -> str:

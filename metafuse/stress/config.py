@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import random
 from collections.abc import Mapping
+from typing import Optional
 
 from ..errors import ValidationError
 
@@ -35,7 +37,9 @@ MODE_ENV = "STRESS_TEST_MODE"
 SEED_ENV = "STRESS_TEST_SEED"
 """Environment variable fixing the random seed (random and printed when unset)."""
 ENABLE_ENV = "RUN_STRESS_TESTS"
-"""Set to 1 to run `tests/stress` under pytest."""
+"""Set to 1 (or true, yes, on) to run `tests/stress` under pytest; 0, false, no, off or unset skip them."""
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,11 +61,14 @@ class StressConfig:
     max_attempts: int = 5
     lockstep: bool = False
     """optimistic_lock_resolution: every optimistic attempt of a round conflicts (selfcheck)."""
-    history: str | None = None
+    history: Optional[str] = None  # noqa: UP045 - evaluated at runtime on Python 3.9
     """A file to write every operation to as JSON lines (`stress run --history`; stress/history.py)."""
-    rate: float | None = None
+    rate: Optional[float] = None  # noqa: UP045 - evaluated at runtime on Python 3.9
+    """Open model: operations per second per scenario, started on a schedule (None: closed model)."""
     ramp_up: float = 0.0
+    """Seconds over which the load (clients, or the open-model rate) grows from nothing to full."""
     warmup: float = 0.0
+    """Seconds at the start whose operations are left out of the figures (not of the invariants)."""
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""
@@ -77,15 +84,19 @@ class StressConfig:
 
 
 def parse_bounded(bound: Bound, text: str, source: str) -> int:
-    """Parse `text` as an integer for `bound`; clamp out-of-range values with a warning.
+    """Parse `text` as an integer for `bound`; clamp values above the maximum with a warning.
 
-    A value that is not an integer is a `ValidationError` naming `source` (the variable or flag).
+    The same rule holds for a flag and its variable: a value that is not an integer, or is below
+    the minimum (0 clients, 0 seconds: a run that measures nothing), is a `ValidationError` naming
+    `source`; a value above the maximum (a safety cap) runs at the maximum, with a warning.
     """
     try:
         value = int(text.strip())
     except ValueError:
         raise ValidationError(source, "must be a whole number", text) from None
-    if value < bound.low or value > bound.high:
+    if value < bound.low:
+        raise ValidationError(source, f"must be at least {bound.low}", text)
+    if value > bound.high:
         clamped = min(max(value, bound.low), bound.high)
         log.warning("%s=%s is outside %d-%d; using %d", source, value, bound.low, bound.high, clamped)
         return clamped
@@ -111,6 +122,41 @@ def parse_seed(text: str, source: str) -> int:
     return seed
 
 
+def parse_enabled(text: str | None, source: str = ENABLE_ENV) -> bool:
+    """Return whether `text` switches something on: 1/true/yes/on, or 0/false/no/off/empty.
+
+    Anything else is a `ValidationError` naming `source` and the accepted words.
+    """
+    word = (text or "").strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValidationError(source, "must be 1, true, yes or on (or 0, false, no, off)", text)
+
+
+def parse_number(value: float | str, source: str, *, positive: bool = False) -> float:
+    """Return `value` as a finite number (seconds, or operations/s), >= 0 (> 0 when `positive`), else a
+    `ValidationError` naming `source`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(source, "must be a number", value) from None
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise ValidationError(
+            source, "must be a number greater than 0" if positive else "must be 0 or more", value
+        )
+    return number
+
+
+def check_timing(config: StressConfig, duration: int, source: str = "--warmup") -> None:
+    """Refuse a warm-up and ramp-up that would leave nothing of a `duration`-second run to measure."""
+    if config.warmup >= duration:
+        raise ValidationError(source, f"must be shorter than the run ({duration} s)", config.warmup)
+    if config.ramp_up >= duration:
+        raise ValidationError("--ramp-up", f"must be shorter than the run ({duration} s)", config.ramp_up)
+
+
 def from_environment(
     environ: Mapping[str, str] | None = None,
     *,
@@ -119,8 +165,14 @@ def from_environment(
     mode: str | None = None,
     seed: int | None = None,
     kills: int | None = None,
+    rate: float | None = None,
+    ramp_up: float = 0.0,
+    warmup: float = 0.0,
 ) -> StressConfig:
-    """Build a config from `environ` (default `os.environ`); explicit arguments (flags) win."""
+    """Build a config from `environ` (default `os.environ`); explicit arguments (flags) win.
+
+    `rate` (operations/s, > 0), `ramp_up` and `warmup` (seconds, >= 0) come from flags only.
+    """
     env = os.environ if environ is None else environ
     if clients is not None:
         clients = parse_bounded(CLIENTS, str(clients), "--clients")
@@ -146,4 +198,7 @@ def from_environment(
         mode=mode or "thread",
         seed=seed,
         kills=kills or 50,
+        rate=None if rate is None else parse_number(rate, "--rate", positive=True),
+        ramp_up=parse_number(ramp_up, "--ramp-up"),
+        warmup=parse_number(warmup, "--warmup"),
     )

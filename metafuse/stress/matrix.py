@@ -21,7 +21,7 @@ from .._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser
 from ..errors import CatalogError, ValidationError
 from . import config as stress_config
 from .cli import configure_logging
-from .report import results_document, write_json
+from .report import reproduce_command, results_document, write_json
 from .result import ScenarioResult
 from .runner import run_scenario
 from .scenario import REGISTRY
@@ -115,7 +115,23 @@ def summary_markdown(results: Sequence[ScenarioResult], knee: dict[str, int | No
     lines += ["", "Knee (client count past which throughput stops growing by more than 10%):", ""]
     for key, clients in knee.items():
         lines.append(f"- {key}: {clients if clients is not None else 'n/a (one point)'}")
+    failures = failed_invariants(results)
+    if failures:
+        lines += ["", "Failed invariants, each with the command that reproduces its cell:", ""]
+        lines += [
+            f"- {cell}: `{name}`: {detail}  \n  `{command}`" for cell, name, detail, command in failures
+        ]
     return "\n".join(lines) + "\n"
+
+
+def failed_invariants(results: Sequence[ScenarioResult]) -> list[tuple[str, str, str, str]]:
+    """Return (cell, invariant, detail, reproduce command) for every invariant that failed."""
+    found = []
+    for result in results:
+        cell = f"{result.scenario} {result.mode} {result.clients} clients {result.duration} s"
+        command = result.command or reproduce_command(result)
+        found += [(cell, i.name, i.detail, command) for i in result.invariants if not i.ok]
+    return found
 
 
 def _axis(text: str, source: str, convert: Any = str) -> list[Any]:
@@ -130,6 +146,9 @@ def _axis(text: str, source: str, convert: Any = str) -> list[Any]:
             raise ValidationError(source, "must be a comma-separated list of whole numbers", text) from None
     if not values:
         raise ValidationError(source, "must name at least one value", text)
+    repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
+    if repeated:
+        raise ValidationError(source, f"names {repeated[0]} more than once: each value is one cell", text)
     return values
 
 
@@ -158,8 +177,8 @@ def _choose(args: argparse.Namespace, name: str, default: Sequence[Any], convert
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep; return 0 when every cell passed, 1 if any failed, 2 on bad input."""
     args = _build_parser().parse_args(argv)
-    configure_logging(args.verbose)
     try:
+        configure_logging(args.verbose)
         clients = [
             stress_config.parse_bounded(stress_config.CLIENTS, str(v), "clients")
             for v in _choose(args, "clients", DEFAULT_CLIENTS, int)
@@ -168,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stress_config.parse_bounded(stress_config.DURATION, str(v), "durations")
             for v in _choose(args, "durations", DEFAULT_DURATIONS, int)
         ]
+        for name, values in (("clients", clients), ("durations", durations)):
+            if len(set(values)) < len(values):  # e.g. 50,80: 80 is clamped to 50
+                raise ValidationError(name, "name the same value twice once clamped to bounds", values)
         modes = [stress_config.parse_mode(m, "modes") for m in _choose(args, "modes", DEFAULT_MODES)]
         scenarios = _choose(args, "scenarios", CORE)
         unknown = [name for name in scenarios if name not in REGISTRY]
@@ -190,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             clients=cell.clients, duration=cell.duration, mode=cell.mode, seed=seed
         )
         result = run_scenario(REGISTRY[cell.scenario], config)
+        result.command = reproduce_command(result)
         results.append(result)
         write_json(os.path.join(folder, f"{cell.slug()}.json"), results_document([result]))
         verdict = "pass" if result.passed else "FAIL"
@@ -210,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"summary: {os.path.join(folder, 'summary.md')}")
     failed = [cell.label() for cell, result in zip(cells, results) if not result.passed]
     if failed:
-        print(f"{len(failed)} cells failed: {'; '.join(failed)}", file=sys.stderr)
+        print(f"{len(failed)} of {len(cells)} cells failed: {'; '.join(failed)}", file=sys.stderr)
+        for cell_label, name, detail, command in failed_invariants(results):
+            print(f"  {cell_label}: {name}: {detail}\n    reproduce: {command}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

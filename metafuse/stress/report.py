@@ -9,18 +9,50 @@ import platform
 import shlex
 import sqlite3
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import __version__
-from .result import ScenarioResult
+from .result import LATENCY_KEYS, ScenarioResult
 from .scenario import REGISTRY
 
 
-def announce(title: str, clients: int, duration: int, mode: str) -> str:
-    """Return the line printed before a scenario starts."""
+def plural(count: int, noun: str) -> str:
+    """Return '1 client', '2 clients': a count with its noun in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def announce(
+    title: str,
+    clients: int,
+    duration: int,
+    mode: str,
+    *,
+    rate: float | None = None,
+    ramp_up: float = 0.0,
+    warmup: float = 0.0,
+) -> str:
+    """Return the line printed before a scenario starts: its size, and the load model when it is
+    not the default (closed model, no ramp-up, no warm-up)."""
     kind = "" if mode == "thread" else f" {mode}"
-    return f"Running {title} stress test: {clients}{kind} clients, {duration}s duration"
+    line = f"Running {title} stress test: {clients}{kind} {'client' if clients == 1 else 'clients'}"
+    line += f", {duration}s duration"
+    if rate is not None:
+        line += f", open model at {rate:g} ops/s"
+    if ramp_up:
+        line += f", ramp-up {ramp_up:g}s"
+    if warmup:
+        line += f", first {warmup:g}s excluded as warm-up"
+    return line
+
+
+def format_value(value: Any) -> str:
+    """Return a headline value as people write it: mappings as `key: value, ...`, lists joined."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{key}: {format_value(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(item) for item in value) or "none"
+    return str(value)
 
 
 def format_result(result: ScenarioResult) -> str:
@@ -29,16 +61,23 @@ def format_result(result: ScenarioResult) -> str:
     data = result.to_dict()
     lines = ["Results:"]
     if scenario is not None:
-        lines += [f"  {label}: {value}" for label, value in scenario.headline(data)]
-    lines.append(f"  Throughput: {result.throughput:,.1f} ops/s over {result.elapsed:.1f}s")
-    lines.append("  Latency (ms)        count       p50       p95       p99       max")
+        lines += [f"  {label}: {format_value(value)}" for label, value in scenario.headline(data)]
+    lines.append(
+        f"  Throughput: {result.throughput:,.1f} ops/s over {result.elapsed:.1f}s"
+        f" (ok {result.rate('ok'):,.1f}/s, conflicts {result.rate('conflict'):,.1f}/s,"
+        f" errors {result.rate('error'):,.1f}/s)"
+    )
+    counts = ("count", "ok", "conflict", "busy", "error", "ok/s")
+    lines.append(f"  {'Operations':<16}" + "".join(f"{key:>10}" for key in counts))
+    for op, row in result.operations.items():
+        figures = [row["total"], row["ok"], row["conflict"], row["busy"], row["error"]]
+        ok_rate = float(row.get("ok_per_sec", 0.0))
+        lines.append(f"    {op:<14}" + "".join(f"{value:>10}" for value in figures) + f"{ok_rate:>10,.1f}")
+    lines.append(f"  {'Latency (ms)':<16}" + "".join(f"{key:>10}" for key in LATENCY_KEYS))
     for op, row in result.operations.items():
         latency = row["latency_ms"]
         if latency:
-            lines.append(
-                f"    {op:<14}{row['total']:>9}{latency['p50']:>10.3f}{latency['p95']:>10.3f}"
-                f"{latency['p99']:>10.3f}{latency['max']:>10.3f}"
-            )
+            lines.append(f"    {op:<14}" + "".join(_ms(latency.get(key)) for key in LATENCY_KEYS))
     retries = result.retries
     lines.append(
         f"  Retries: {retries['operations_retried']} operations retried,"
@@ -54,15 +93,33 @@ def format_result(result: ScenarioResult) -> str:
         lines.append(f"  [{mark}] {invariant.name}: {invariant.detail}")
     for error in result.errors[:5]:
         lines.append(f"  error sample: {error}")
-    verdict = "PASSED" if result.passed else "FAILED"
+    if result.thresholds:
+        lines.append("Thresholds:")
+        for threshold in result.thresholds:
+            mark = "ok  " if threshold.passed else "FAIL"
+            lines.append(f"  [{mark}] {threshold.threshold}: {threshold.detail}")
+    if result.interrupted:
+        verdict = "INTERRUPTED"
+    elif not result.passed:
+        verdict = "FAILED"
+    else:
+        verdict = "PASSED" if result.thresholds_passed else "THRESHOLD FAILED"
     lines.append(f"{verdict}: {result.scenario} ({result.mode}, seed {result.seed})")
-    if not result.passed and result.command:
+    if (not result.passed or not result.thresholds_passed) and result.command:
         lines.append(f"Reproduce with: {result.command}")
     return "\n".join(lines)
 
 
-def reproduce_command(result: ScenarioResult, *, kills: int | None = None) -> str:
-    """Return the exact command that re-runs `result`'s scenario with its settings and seed."""
+def _ms(value: Any) -> str:
+    if value is None:
+        return f"{'-':>10}"
+    number = float(value)
+    return f"{number:>10.3f}" if number < 100_000 else f"{number:>10.0f}"
+
+
+def reproduce_command(result: ScenarioResult, *, kills: int | None = None, extra: Sequence[str] = ()) -> str:
+    """Return the exact command that re-runs `result`'s scenario with its settings and seed
+    (`extra`: further options of the run, such as `--rate 200` or `--threshold read.p99<5ms`)."""
     words = [
         "python",
         "-m",
@@ -81,6 +138,7 @@ def reproduce_command(result: ScenarioResult, *, kills: int | None = None) -> st
     ]
     if kills is not None:
         words += ["--kills", str(kills)]
+    words += list(extra)
     prefix = f"METAFUSE_FAULTS={','.join(result.faults)} " if result.faults else ""
     return prefix + shlex.join(words)
 
@@ -105,6 +163,8 @@ def results_document(results: Iterable[ScenarioResult]) -> dict[str, Any]:
         "environment": environment(),
         "results": items,
         "passed": all(item["passed"] for item in items),
+        "thresholds_passed": all(item["thresholds_passed"] for item in items),
+        "interrupted": any(item["interrupted"] for item in items),
     }
 
 

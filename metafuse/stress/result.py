@@ -6,8 +6,13 @@ import dataclasses
 import statistics
 from typing import Any
 
+from .histogram import Histogram
 from .recorder import Recorder
 from .scenario import InvariantResult
+from .thresholds import ThresholdResult
+
+LATENCY_KEYS = ("min", "mean", "stddev", "p50", "p90", "p95", "p99", "p99.9", "max")
+"""The latency figures of every operation, in milliseconds, in the order reports show them."""
 
 
 @dataclasses.dataclass
@@ -28,6 +33,12 @@ class ScenarioResult:
     errors: list[str]
     faults: list[str]
     command: str = ""
+    thresholds: list[ThresholdResult] = dataclasses.field(default_factory=list)
+    """Verdicts of the run's `--threshold`s on this scenario (empty when none were given)."""
+    interrupted: bool = False
+    """Stopped early by Ctrl-C: the figures cover only the part that ran."""
+    series: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Per complete second of the run: one row per operation (see `series_table`)."""
 
     @property
     def passed(self) -> bool:
@@ -35,9 +46,18 @@ class ScenarioResult:
         return all(invariant.ok for invariant in self.invariants)
 
     @property
+    def thresholds_passed(self) -> bool:
+        """Whether every threshold that applied to this run held (True when there were none)."""
+        return all(verdict.passed for verdict in self.thresholds)
+
+    @property
     def throughput(self) -> float:
         """Operations per second over every kind and outcome."""
         return round(sum(float(op["per_sec"]) for op in self.operations.values()), 1)
+
+    def rate(self, outcome: str) -> float:
+        """Operations of one outcome (ok, conflict, busy, error) per second, over every kind."""
+        return round(self.total(outcome) / self.elapsed, 1) if self.elapsed > 0 else 0.0
 
     def p99_ms(self) -> float:
         """The worst p99 latency of any operation kind, in milliseconds."""
@@ -51,7 +71,9 @@ class ScenarioResult:
         """Return the result as JSON-ready data."""
         data = dataclasses.asdict(self)
         data["passed"] = self.passed
+        data["thresholds_passed"] = self.thresholds_passed
         data["throughput"] = self.throughput
+        data["ok_throughput"] = self.rate("ok")
         return data
 
     @classmethod
@@ -59,6 +81,7 @@ class ScenarioResult:
         """Rebuild a result from `to_dict` output (as read back from JSON)."""
         values = {field.name: data[field.name] for field in dataclasses.fields(cls) if field.name in data}
         values["invariants"] = [InvariantResult(**item) for item in data.get("invariants", [])]
+        values["thresholds"] = [ThresholdResult(**item) for item in data.get("thresholds", [])]
         return cls(**values)
 
 
@@ -73,9 +96,32 @@ def operations_table(merged: Recorder, elapsed: float) -> dict[str, dict[str, An
             "total": total,
             "per_sec": round(total / elapsed, 1) if elapsed > 0 else 0.0,
             "ok_per_sec": round(counts["ok"] / elapsed, 1) if elapsed > 0 else 0.0,
-            "latency_ms": histogram.summary_ms() if histogram is not None else {},
+            "latency_ms": latency_ms(histogram) if histogram is not None and histogram.count else {},
         }
     return table
+
+
+def latency_ms(histogram: Histogram) -> dict[str, float]:
+    """Return min, mean, stddev, p50, p90, p95, p99, p99.9 and max of `histogram`, in ms.
+
+    Min, mean, stddev and max are exact; percentiles come from the buckets (see `Histogram`).
+    """
+    figures = histogram.summary_ms()
+    return {key: figures[key] for key in LATENCY_KEYS}
+
+
+SERIES_COLUMNS = ("second", "operation", "ops", "ok", "conflict", "error", "p50_ms", "p99_ms")
+"""The columns of a per-second row (`--csv` writes them in this order); None where not measured."""
+
+
+def series_table(merged: Recorder, elapsed: float) -> list[dict[str, Any]]:
+    """Return the run's per-second rows, complete seconds only (a partial last second is left out,
+    so it cannot read as a drop in throughput). Operations of every kind count under 'all'."""
+    complete = merged.per_second[: max(0, int(elapsed))]
+    empty = dict.fromkeys(SERIES_COLUMNS)
+    return [
+        {**empty, "second": second, "operation": "all", "ops": ops} for second, ops in enumerate(complete)
+    ]
 
 
 def series_stats(series: list[int]) -> dict[str, Any]:

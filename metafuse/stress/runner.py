@@ -27,7 +27,7 @@ from .gate import BarrierGate, Flag
 from .progress import Progress
 from .recorder import Recorder, merge
 from .resources import RssProbe, catalog_fds, count_open_fds, rss_growth
-from .result import ScenarioResult, operations_table
+from .result import ScenarioResult, operations_table, series_table
 from .scenario import REGISTRY, InvariantResult, RunView, Scenario, SetupContext
 
 log = logging.getLogger("metafuse.stress")
@@ -48,6 +48,7 @@ class _Outcome:
     killed: list[int]
     rss: tuple[int, int] = (0, 0)  # thread mode: this process after warm-up, and as clients stop
     left_open: bool = False  # thread mode: the shared catalog stayed open under a hung client
+    interrupted: bool = False  # Ctrl-C stopped the clients early; the figures cover what ran
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +80,15 @@ def run_scenario(
     *,
     path: str | None = None,
     faults: tuple[str, ...] = (),
-    progress: bool = False,
+    progress: bool | float = False,
 ) -> ScenarioResult:
     """Run `scenario` once and return its result; never hangs past duration + the watchdog grace.
 
     With no `path` the catalog lives in a temporary directory that is removed afterwards.
     `faults` names fault hooks (see `metafuse.faults`) switched on for this run only, in this
-    process and in every client process.
+    process and in every client process. `progress` is True for a redrawn status line, a number
+    of seconds for a progress line that often, False for none. Ctrl-C stops the clients and
+    returns the result so far, marked `interrupted`.
     """
     # Faults already on (METAFUSE_FAULTS, or an enclosing `faults.enabled`) are part of the run.
     faults = tuple(sorted(set(faults) | fault_hooks.current()))
@@ -157,6 +160,8 @@ def run_scenario(
             invariants=verdicts,
             errors=merged.errors,
             faults=sorted(faults),
+            interrupted=outcome.interrupted,
+            series=series_table(merged, outcome.elapsed),
         )
     finally:
         if workdir is not None and outcome is not None and outcome.left_open:
@@ -182,7 +187,8 @@ def _clients_finished(view: RunView) -> InvariantResult:
     if view.crashed:
         problems.append(f"clients {view.crashed} crashed")
     ok = not problems
-    detail = "; ".join(problems) if problems else f"all {view.clients} clients finished"
+    everyone = "the 1 client" if view.clients == 1 else f"all {view.clients} clients"
+    detail = "; ".join(problems) if problems else f"{everyone} finished"
     return InvariantResult("clients_finished", "every client finished on time without crashing", ok, detail)
 
 
@@ -292,6 +298,7 @@ class _ThreadRun(_Run):
             for ctx in contexts
         ]
         probe = RssProbe(self.duration)
+        interrupted = False
         try:
             for thread in threads:
                 thread.start()
@@ -300,10 +307,12 @@ class _ThreadRun(_Run):
                 for thread in threads:
                     thread.join(0.05)
                     self.meter.update(live, time.monotonic() - start)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # stop the clients and report what they did (a second Ctrl-C aborts)
+            interrupted = True
             stop.set()
             gate.abort()
-            raise
+            for thread in threads:
+                thread.join(WATCHDOG_GRACE / len(threads))
         elapsed = min(time.monotonic(), deadline) - start
         rss = probe.finish()
         hung = [index for index, thread in enumerate(threads) if thread.is_alive()]
@@ -319,7 +328,15 @@ class _ThreadRun(_Run):
         recorders = [ctx.recorder for ctx in contexts]
         crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
         return _Outcome(
-            recorders, reports, elapsed, hung, crashed, [], rss, catalog is not None and bool(hung)
+            recorders,
+            reports,
+            elapsed,
+            hung,
+            crashed,
+            [],
+            rss,
+            left_open=catalog is not None and bool(hung),
+            interrupted=interrupted,
         )
 
 
@@ -376,6 +393,7 @@ class _ProcessRun(_Run):
         self.start_at = spawn.RawValue("d", 0.0)
         self.ready = 0
         control: ProcessControl = _Control(self, random.Random(self.config.seed ^ 0x5EED))
+        interrupted = False
         try:
             for slot in range(self.clients):
                 self._spawn(slot)
@@ -389,11 +407,19 @@ class _ProcessRun(_Run):
             self.go.set()
             probe = RssProbe(self.duration)
             hard_stop = self.deadline + WATCHDOG_GRACE
-            while self.conns and time.monotonic() < hard_stop:
-                self._pump(0.05)
-                if self.scenario.driver is not None and time.monotonic() < self.deadline:
-                    self.scenario.driver(control)
-                self.meter.update(self.live, time.monotonic() - self.start)
+            try:
+                while self.conns and time.monotonic() < hard_stop:
+                    self._pump(0.05)
+                    if self.scenario.driver is not None and time.monotonic() < self.deadline:
+                        self.scenario.driver(control)
+                    self.meter.update(self.live, time.monotonic() - self.start)
+            except KeyboardInterrupt:  # clients ignore SIGINT: tell them to stop, collect their records
+                interrupted = True
+                self.deadline = min(self.deadline, time.monotonic())
+                self.stop.set()
+                hard_stop = time.monotonic() + WATCHDOG_GRACE
+                while self.conns and time.monotonic() < hard_stop:
+                    self._pump(0.05)
             hung = sorted(self.conns)
             rss = probe.finish()
         finally:
@@ -405,7 +431,16 @@ class _ProcessRun(_Run):
         elapsed = min(time.monotonic(), self.deadline) - self.start
         if hung:
             log.warning("%s: client processes %s hung and were killed", self.scenario.name, hung)
-        return _Outcome(self.recorders, self.reports, elapsed, hung, self.crashed, self.killed, rss)
+        return _Outcome(
+            self.recorders,
+            self.reports,
+            elapsed,
+            hung,
+            self.crashed,
+            self.killed,
+            rss,
+            interrupted=interrupted,
+        )
 
     def _spawn(self, slot: int) -> None:
         incarnation = self.incarnations[slot]
@@ -512,6 +547,7 @@ def _process_main(
 ) -> None:
     """Entry point of a client process (spawn context)."""
     barrier, flag, board_values, board_lock = shared
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the runner, which stops us cleanly
     logging.basicConfig(level=job.log_level, format="%(processName)s %(name)s: %(message)s")
     __import__(job.module)
     scenario = REGISTRY[job.scenario]

@@ -1,4 +1,10 @@
-"""Stress tests run only when RUN_STRESS_TESTS=1; each uses the same runners as the CLI."""
+"""Stress tests run only when RUN_STRESS_TESTS is on; each uses the same runners as the CLI.
+
+The settings are checked once per session, before collection where this file is loaded early
+(`pytest tests/stress`, with or without xdist): a bad `STRESS_TEST_*` or `RUN_STRESS_TESTS`
+value ends the session with one line naming it, not a traceback per test. Where it is loaded
+late inside an xdist worker, each stress test fails with that same one line and no traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,34 @@ import os
 
 import pytest
 
+from metafuse.errors import ValidationError
 from metafuse.stress import config as stress_config
 from metafuse.stress.config import StressConfig
 from metafuse.stress.report import announce, format_result
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip every stress test, saying how to enable them, unless RUN_STRESS_TESTS=1."""
-    if os.environ.get(stress_config.ENABLE_ENV, "").strip() == "1":
+def _enabled() -> bool:
+    return stress_config.parse_enabled(os.environ.get(stress_config.ENABLE_ENV))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop the session with one line on a bad RUN_STRESS_TESTS or STRESS_TEST_* value."""
+    if hasattr(config, "workerinput"):  # xdist worker: the controller (or the fixture) reports it
         return
+    try:
+        if _enabled():
+            stress_config.from_environment()
+    except ValidationError as error:
+        raise pytest.UsageError(f"metafuse: error: {error}") from None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip every stress test, saying how to enable them, unless RUN_STRESS_TESTS is on."""
+    try:
+        if _enabled():
+            return
+    except ValidationError:
+        return  # reported by pytest_configure, or by the fixture in an xdist worker
     skip = pytest.mark.skip(reason=f"stress tests are off; enable them with {stress_config.ENABLE_ENV}=1")
     for item in items:
         if "tests/stress" in str(item.path).replace(os.sep, "/"):
@@ -23,8 +48,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stress_settings() -> StressConfig:
-    """The run's configuration from STRESS_TEST_* (clamped; a bad value fails the session)."""
-    settings = stress_config.from_environment()
+    """The run's configuration from STRESS_TEST_* (clamped above the maximum)."""
+    try:
+        settings = stress_config.from_environment()
+    except ValidationError as error:
+        pytest.fail(f"metafuse: error: {error}", pytrace=False)
     print(f"\nstress seed {settings.seed} (set {stress_config.SEED_ENV} to repeat)")
     return settings
 

@@ -339,6 +339,7 @@ def test_list_filters_and_pages(db: str, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_list_empty_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Catalog(tmp_path / "e.db").close()
     assert run(capsys, "--catalog", str(tmp_path / "e.db"), "list") == (0, "", "")
 
 
@@ -531,3 +532,217 @@ def test_python_dash_m_metafuse_help() -> None:
     for command in ("init", "put", "get", "list", "search", "lineage", "stats"):
         assert command in done.stdout
     assert done.stderr == ""
+
+
+# -- edges: missing catalogs, closed pipes, locks, bad environment -----------------------------------
+
+READ_COMMANDS = [
+    ["get", "sales.orders"],
+    ["list"],
+    ["search", "orders"],
+    ["lineage", "sales.orders"],
+    ["stats"],
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda argv: argv[0])
+def test_a_read_command_never_creates_a_missing_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    path = tmp_path / "typo.db"
+    code, out, err = run(capsys, "--catalog", str(path), *command)
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err)
+    assert str(path) in err
+    assert "does not exist" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing was created"
+
+
+@pytest.mark.parametrize("command", [["init"], ["put", "-"]], ids=["init", "put"])
+def test_only_init_and_put_create_a_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"name": "a.b", "uri": "s3://a/b"})))
+    path = tmp_path / "new.db"
+    code, _, err = run(capsys, "--catalog", str(path), *command)
+    assert (code, err) == (0, "")
+    assert path.exists()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_catalog_option_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--catalog", value, "stats"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--catalog must name a file" in err
+
+
+def test_an_empty_catalog_variable_means_unset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CATALOG_ENV, "")
+    code, out, _ = run(capsys, "init")
+    assert code == 0
+    assert "metafuse_catalog.db" in out
+
+
+def test_a_locked_catalog_exits_3_not_2(
+    db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """BusyError is not bad input: it has its own status, so scripts can retry on 3."""
+    import functools
+    import sqlite3
+
+    import metafuse.cli
+
+    monkeypatch.setattr(metafuse.cli, "Catalog", functools.partial(Catalog, busy_timeout=0.05))
+    source = write_json(tmp_path / "d.json", {"name": "new.one", "uri": "s3://x/y"})
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        code, out, err = run(capsys, "--catalog", db, "put", source)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 3
+    assert out == ""
+    assert_one_line_error(err)
+    assert "locked" in err
+
+
+def test_help_documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    from metafuse._cli_base import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_THRESHOLD
+    from metafuse.cli import EXIT_BROKEN_PIPE
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit status:" in out
+    for code in (0, 1, 2, EXIT_BUSY, EXIT_THRESHOLD, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE):
+        assert f"\n  {code} " in out, code
+    assert "locked" in out
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_TEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+def _into_a_closed_pipe(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `metafuse ARGV` with stdout a pipe whose reader is gone before the first write."""
+    reader, writer = os.pipe()
+    os.close(reader)  # as `head` does once it has its lines
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "metafuse", *argv],
+            cwd=REPO_ROOT,
+            env=env or _child_env(),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["list"], ["get", "raw.orders"], ["stats", "--json"], ["--help"], ["stress", "list"]],
+    ids=" ".join,
+)
+def test_output_into_a_closed_pipe_ends_quietly(db: str, argv: list[str]) -> None:
+    done = _into_a_closed_pipe("--catalog", db, *argv)
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipeError" not in done.stderr
+    assert done.stderr == ""
+    assert done.returncode in (141, 0)  # --help exits through argparse, which may finish first
+
+
+def test_a_long_listing_piped_into_head_stops_quietly_with_141(tmp_path: Path) -> None:
+    path = tmp_path / "big.db"
+    with Catalog(path) as catalog:
+        catalog.create_many([make(f"bulk.set{index:04d}") for index in range(300)])
+    with subprocess.Popen(
+        [sys.executable, "-m", "metafuse", "--catalog", str(path), "list", "--limit", "300", "--json"],
+        cwd=REPO_ROOT,
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        first = child.stdout.readline()  # `head -1`: one line, then the reader goes away
+        child.stdout.close()
+        err = child.stderr.read()
+        code = child.wait(timeout=120)
+    assert first == "[\n"
+    assert err == ""
+    assert code == 141
+
+
+def test_stress_run_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    done = _into_a_closed_pipe(
+        "stress", "run", "concurrent_writers", "--clients", "1", "--duration", "1", "--quiet"
+    )
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
+def test_a_bad_metafuse_faults_is_one_line_exit_2_for_every_command(db: str) -> None:
+    for argv in (["stats"], ["stress", "list"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "metafuse", "--catalog", db, *argv],
+            cwd=REPO_ROOT,
+            env=_child_env(METAFUSE_FAULTS="bogus"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        assert_one_line_error(done.stderr)
+        assert "METAFUSE_FAULTS" in done.stderr
+        assert "bogus" in done.stderr
+
+
+def test_import_survives_a_bad_metafuse_faults() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import metafuse, metafuse.cli; print('imported')"],
+        cwd=REPO_ROOT,
+        env=_child_env(METAFUSE_FAULTS="bogus"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "imported\n", "")
+
+
+@pytest.mark.parametrize("level", ["verbose", "5", "debugging"])
+def test_an_unknown_metafuse_log_level_is_one_line_exit_2(
+    db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    monkeypatch.setenv("METAFUSE_LOG", level)
+    code, out, err = run(capsys, "--catalog", db, "stats")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err)
+    assert "METAFUSE_LOG" in err
+    assert "debug, info, warning, error, critical" in err
+
+
+@pytest.mark.parametrize("level", ["", "debug", "WARNING", " info "])
+def test_known_metafuse_log_levels_are_accepted(
+    db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    monkeypatch.setenv("METAFUSE_LOG", level)
+    assert run(capsys, "--catalog", db, "stats")[0] == 0

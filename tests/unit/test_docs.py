@@ -17,17 +17,19 @@ import functools
 import importlib.util
 import io
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from metafuse.cli import build_parser
 from metafuse.stress.scenario import REGISTRY
-from metafuse.stress.scenarios import CORE  # noqa: F401  (registers the scenarios)
+from metafuse.stress.scenarios import CORE
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
@@ -595,3 +597,138 @@ def test_the_guide_lists_each_scenarios_invariants(name: str) -> None:
         if f"- `{invariant.name}`: {invariant.promise}" not in guide
     ]
     assert not missing, f"docs/stress-testing.md does not list {name}'s invariants {missing}"
+
+
+# -- generated samples and quoted defaults ------------------------------------------------------
+
+
+def _render_samples() -> object:
+    spec = importlib.util.spec_from_file_location("render_samples", ROOT / "tools" / "render_samples.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["render_samples"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_SAMPLES = _render_samples()
+
+
+@pytest.mark.parametrize("sample", _SAMPLES.SAMPLES, ids=lambda s: s.name)  # type: ignore[attr-defined]
+def test_each_generated_sample_matches_what_the_code_prints(sample: Any) -> None:
+    """The docs show what the command prints now (numbers normalised): re-render after a change."""
+    documented = _SAMPLES.shown(sample.doc, sample.name)  # type: ignore[attr-defined]
+    assert documented, f"{sample.doc} has no rendered <!-- sample: {sample.name} --> block"
+    assert documented.startswith(f"$ {sample.command}\n"), "the doc shows the sample's own command"
+    output = _SAMPLES.run(sample, quick=True)  # type: ignore[attr-defined]
+    assert _SAMPLES.agrees(sample, output, documented), (  # type: ignore[attr-defined]
+        f"{sample.doc}: sample {sample.name} is out of date; run python tools/render_samples.py"
+    )
+
+
+def test_the_shape_check_notices_a_changed_report() -> None:
+    """A report whose layout changed (a line gone, a verdict renamed) does not pass as the same."""
+    skeleton = _SAMPLES.skeleton  # type: ignore[attr-defined]
+    before = "Results:\n  Successful writes: 12\n  [ok  ] no_errors: 0 errors\nPASSED: x (thread, seed 1)\n"
+    assert skeleton(before) == skeleton(before.replace("12", "9,999").replace("[ok  ]", "[FAIL]"))
+    assert skeleton(before) != skeleton(before.replace("  Successful writes: 12\n", ""))
+    assert skeleton(before) != skeleton(before.replace("PASSED", "OK"))
+    assert skeleton("Attempts histogram: 1: 5, 2: 7") == skeleton("Attempts histogram: 1: 5")
+
+
+def _scenario_table() -> dict[str, tuple[int, int]]:
+    guide = (ROOT / "docs" / "stress-testing.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)`(?: \(extra\))? \| \**(\d+)\** \| \**(\d+) s\** \|", guide, re.M)
+    return {name: (int(clients), int(duration)) for name, clients, duration in rows}
+
+
+def test_the_guide_quotes_each_scenarios_real_defaults() -> None:
+    """The defaults table (read-heavy 20 clients, cache race 15 s, ...) equals the code's."""
+    from metafuse.stress import config as stress_config
+
+    table = _scenario_table()
+    assert set(table) == set(_BUILT_IN)
+    for name, (clients, duration) in table.items():
+        scenario = REGISTRY[name]
+        expected = (
+            scenario.default_clients or stress_config.CLIENTS.default,
+            scenario.default_duration or stress_config.DURATION.default,
+        )
+        assert (clients, duration) == expected, name
+
+
+def test_the_readme_quotes_the_real_defaults_and_total_time() -> None:
+    from metafuse.stress import config as stress_config
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"{stress_config.CLIENTS.default} clients and {stress_config.DURATION.default} s each" in readme
+    assert f"{REGISTRY['read_heavy_workload'].default_clients} clients for the read-heavy one" in readme
+    assert f"{REGISTRY['cache_invalidation_race'].default_duration} s for the cache race" in readme
+    total = sum(REGISTRY[name].default_duration or stress_config.DURATION.default for name in CORE)
+    quoted = 150  # "about two and a half minutes": the running time plus set-up of each scenario
+    assert total <= quoted <= total + 30, f"{total} s of running is not about two and a half minutes"
+    guide = (ROOT / "docs" / "stress-testing.md").read_text(encoding="utf-8")
+    assert "the five core scenarios, about 2.5 minutes" in guide
+
+
+def _readme_test_command() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    (line,) = [line for line in quick.splitlines() if "nox -s tests" in line]
+    return line.strip()
+
+
+def test_the_readme_test_command_works_where_pip_install_is_refused() -> None:
+    """PEP 668 systems refuse a bare `pip install`: the one command installs into a venv it makes."""
+    command = _readme_test_command()
+    steps = [step.split() for step in command.split("&&")]
+    assert steps[0][:3] == ["python3", "-m", "venv"], "it makes its own virtual environment first"
+    venv = steps[0][3]
+    for step in steps[1:]:
+        assert step[0] == f"{venv}/bin/python", f"{' '.join(step)} must run in the venv"
+    assert any(step[1:4] == ["-m", "pip", "install"] for step in steps[1:])
+    assert steps[-1][1:] == ["-m", "nox", "-s", "tests"]
+    assert "python3-venv" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert _readme_test_command() in [line.strip() for line in ci]
+
+
+def test_the_readme_library_example_runs_twice_in_a_row(tmp_path: Path) -> None:
+    """It must not fail the second time (the dataset then exists) and must say what it did."""
+    script = tmp_path / "example.py"
+    script.write_text(_SAMPLES.library_example(), encoding="utf-8")  # type: ignore[attr-defined]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFUSE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0].startswith("created sales.orders\n")
+    assert "created" not in outputs[1]
+    assert "version 4" in outputs[1]
+
+
+def test_the_example_dataset_file_is_accepted_by_put(tmp_path: Path) -> None:
+    from metafuse.cli import main
+
+    catalog = str(tmp_path / "c.db")
+    assert main(["--catalog", catalog, "put", str(ROOT / "examples" / "dataset.json")]) == 0
+    assert (
+        main(
+            ["--catalog", catalog, "put", str(ROOT / "examples" / "dataset.json"), "--expected-version", "1"]
+        )
+        == 0
+    )

@@ -305,6 +305,9 @@ GARBAGE = [
     pytest.param("STRESS_TEST_MODE", "fibre", ["--clients", "1", "--duration", "1"], id="mode-fibre"),
     pytest.param("STRESS_TEST_SEED", "-1", ["--clients", "1", "--duration", "1"], id="seed-negative"),
     pytest.param("STRESS_TEST_SEED", "lucky", ["--clients", "1", "--duration", "1"], id="seed-word"),
+    pytest.param("STRESS_TEST_CLIENTS", "0", ["--duration", "1"], id="clients-0"),
+    pytest.param("STRESS_TEST_CLIENTS", "-3", ["--duration", "1"], id="clients-negative"),
+    pytest.param("STRESS_TEST_DURATION_SECS", "0", ["--clients", "1"], id="duration-0"),
 ]
 
 
@@ -344,9 +347,6 @@ def test_garbage_stress_variable_is_exit_2_one_line_naming_it(
     ("variable", "value", "used", "bound"),
     [
         ("STRESS_TEST_CLIENTS", "500", 50, "1-50"),
-        ("STRESS_TEST_CLIENTS", "0", 1, "1-50"),
-        ("STRESS_TEST_CLIENTS", "-3", 1, "1-50"),
-        ("STRESS_TEST_DURATION_SECS", "0", 1, "1-300"),
         ("STRESS_TEST_DURATION_SECS", "100000", 300, "1-300"),
     ],
 )
@@ -394,8 +394,7 @@ def test_in_range_stress_variables_are_used_silently(caplog: pytest.LogCaptureFi
 @pytest.mark.parametrize(
     ("variable", "value", "flags", "announced"),
     [
-        pytest.param("STRESS_TEST_CLIENTS", "0", ["--duration", "1"], "1 clients, 1s", id="clients-0"),
-        pytest.param("STRESS_TEST_DURATION_SECS", "0", ["--clients", "1"], "1 clients, 1s", id="duration-0"),
+        pytest.param("STRESS_TEST_CLIENTS", "51", ["--duration", "1"], "50 clients, 1s", id="clients-51"),
     ],
 )
 def test_out_of_range_stress_variable_runs_clamped_with_a_one_line_warning(
@@ -419,5 +418,27 @@ def test_out_of_range_stress_variable_runs_clamped_with_a_one_line_warning(
     assert len(lines) == 1, done.stderr
     assert "WARNING" in lines[0]
     assert variable in lines[0]
-    assert "using 1" in lines[0]
+    assert "using 50" in lines[0]
     assert announced in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "variable"), [("--clients", "STRESS_TEST_CLIENTS"), ("--duration", "STRESS_TEST_DURATION_SECS")]
+)
+def test_zero_from_a_flag_or_its_variable_is_refused_the_same_way(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str,
+    variable: str,
+) -> None:
+    """`--clients 0` and `STRESS_TEST_CLIENTS=0` agree: exit 2, one line, 'must be at least 1'."""
+    path = tmp_path / "stress.db"
+    by_flag = _cli(capsys, "stress", "run", "concurrent_writers", "--catalog", str(path), flag, "0")
+    monkeypatch.setenv(variable, "0")
+    by_variable = _cli(capsys, "stress", "run", "concurrent_writers", "--catalog", str(path))
+    for done, name in ((by_flag, flag), (by_variable, variable)):
+        assert done.code == 2
+        line = _assert_one_line_error(done.err, name, "must be at least 1")
+        assert done.out == "", line
+    assert not path.exists()

@@ -243,3 +243,290 @@ def test_results_document_round_trips(tmp_path: Path) -> None:
     loaded = json.loads(path.read_text())
     assert loaded["results"][0]["metrics"]["rounds"] == result.metrics["rounds"] > 0
     assert not list(tmp_path.glob("*.tmp-*"))
+
+
+# -- output paths, thresholds, CSV and JUnit, grammar, Ctrl-C ----------------------------------------
+
+
+def _quick(*extra: str) -> list[str]:
+    return [
+        "stress",
+        "run",
+        "concurrent_writers",
+        "--clients",
+        "1",
+        "--duration",
+        "1",
+        "--seed",
+        "4",
+        "--quiet",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--junit"])
+def test_an_output_path_that_is_a_directory_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    assert main(_quick(option, str(tmp_path))) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "", "nothing ran"
+    assert captured.err.count("\n") == 1
+    assert option in captured.err
+    assert "directory" in captured.err
+
+
+def test_an_output_path_under_a_file_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert main(_quick("--json", str(blocker / "out" / "r.json"))) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "is not a directory" in captured.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_csv_and_junit_are_written_beside_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import xml.etree.ElementTree as ET
+
+    paths = {name: tmp_path / "out" / name for name in ("r.json", "r.csv", "r.xml")}
+    code = main(
+        _quick(
+            "--json",
+            str(paths["r.json"]),
+            "--csv",
+            str(paths["r.csv"]),
+            "--junit",
+            str(paths["r.xml"]),
+            "--threshold",
+            "write.p99<60s",
+            "--threshold",
+            "read.count>999999999",
+        )
+    )
+    out = capsys.readouterr().out
+    assert code == 4, out
+    rows = list(csv.DictReader(paths["r.csv"].read_text().splitlines()))
+    assert rows, "a row per complete second"
+    assert {row["scenario"] for row in rows} == {"concurrent_writers"}
+    assert [int(row["second"]) for row in rows] == list(range(len(rows)))
+    assert len(rows) <= 1, "a 1 s run has at most one complete second"
+    assert all(int(row["ops"]) > 0 for row in rows)
+    suites = ET.parse(paths["r.xml"]).getroot()
+    (suite,) = suites.findall("testsuite")
+    cases = suite.findall("testcase")
+    document = json.loads(paths["r.json"].read_text())
+    (result,) = document["results"]
+    assert len(cases) == len(result["invariants"]) + 2
+    failed = [case.get("name") for case in cases if case.find("failure") is not None]
+    assert failed == ["threshold read.count>999999999"]
+    assert "Reproduce with: python -m metafuse stress run" in (cases[-1].find("failure").text or "")
+    assert suites.get("failures") == "1"
+    assert document["passed"] is True
+    assert document["thresholds_passed"] is False
+    assert [t["passed"] for t in result["thresholds"]] == [True, False]
+
+
+def test_a_failed_threshold_exits_4_and_a_failed_invariant_still_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from metafuse import faults
+
+    assert main(_quick("--threshold", "write.ok_rate>1000000000/s")) == 4
+    out = capsys.readouterr().out
+    assert "[FAIL] write.ok_rate>1000000000/s" in out
+    assert "THRESHOLD FAILED: concurrent_writers" in out
+    with faults.enabled("lost_update"):
+        code = main(
+            [
+                "stress",
+                "run",
+                "concurrent_writers",
+                "--clients",
+                "3",
+                "--duration",
+                "1",
+                "--quiet",
+                "--threshold",
+                "write.ok_rate>1000000000/s",
+            ]
+        )
+    assert code == 1
+
+
+def test_a_misspelt_threshold_operation_fails_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_quick("--threshold", "wrte.p99<1s")) == 4
+    out = capsys.readouterr().out
+    assert "Threshold wrte.p99<1s: FAILED, matched no scenario run (operations seen: read, write)" in out
+
+
+def test_thresholds_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    limits = tmp_path / "limits.toml"
+    limits.write_text('thresholds = ["write.p99<60s", "errors<1"]\n')
+    assert main(_quick("--thresholds", str(limits))) == 0
+    out = capsys.readouterr().out
+    assert "[ok  ] write.p99<60s" in out
+    assert "[ok  ] errors<1" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--threshold", "read.p99<fast"], "--threshold"),
+        (["--rate", "0"], "--rate"),
+        (["--rate", "-5"], "--rate"),
+        (["--warmup", "-1"], "--warmup"),
+        (["--ramp-up", "x"], "--ramp-up"),
+        (["--warmup", "1"], "shorter than the run"),
+        (["--progress", "0"], "--progress"),
+        (["--catalog", ""], "--catalog"),
+    ],
+)
+def test_bad_run_options_are_one_line_before_anything_runs(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(_quick(*argv))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert words in captured.err
+
+
+def test_reports_count_in_good_grammar(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["stress", "run", "optimistic_lock_resolution", "--clients", "1", "--duration", "1", "--quiet"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "stress test: 1 client, 1s duration" in out
+    assert "1 clients" not in out
+    assert "the 1 client finished" in out
+    assert "The scenario passed." in out
+    assert "All 1 scenarios" not in out
+    (line,) = [line for line in out.splitlines() if "Attempts histogram" in line]
+    assert "{" not in line
+    assert "'" not in line
+    assert line.strip().startswith("Attempts histogram: 1: ")
+
+
+def test_the_header_shows_the_load_model() -> None:
+    from metafuse.stress.report import announce
+
+    assert announce("x", 4, 10, "thread") == "Running x stress test: 4 clients, 10s duration"
+    assert announce("x", 1, 10, "process", rate=250.0, ramp_up=2.0, warmup=1.5) == (
+        "Running x stress test: 1 process client, 10s duration, open model at 250 ops/s, ramp-up 2s,"
+        " first 1.5s excluded as warm-up"
+    )
+
+
+def test_the_report_shows_every_latency_figure_and_ok_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_quick()) == 0
+    out = capsys.readouterr().out
+    (header,) = [line for line in out.splitlines() if line.strip().startswith("Latency (ms)")]
+    assert header.split()[2:] == ["min", "mean", "stddev", "p50", "p90", "p95", "p99", "p99.9", "max"]
+    assert "(ok " in out
+    assert "conflicts" in out
+
+
+def test_compare_on_a_result_missing_a_key_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_document(_result())))
+    broken = _result()
+    del broken["mode"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_document(broken)))
+    assert main(["stress", "compare", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "'mode'" in err
+    assert str(bad) in err
+
+
+def test_a_negative_tolerance_gets_a_real_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_document(_result())))
+    assert main(["stress", "compare", str(path), str(path), "--tolerance", "-5%"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot be negative" in err
+    assert "expected one argument" not in err
+
+
+def test_matrix_refuses_duplicate_client_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert matrix.main(["--clients", "1,4,1", "--durations", "1"]) == 2
+    assert "more than once" in capsys.readouterr().err
+    assert matrix.main(["--clients", "50,80", "--durations", "1"]) == 2
+    assert "clamped" in capsys.readouterr().err
+
+
+def test_matrix_summary_names_each_failed_invariant_with_its_command() -> None:
+    from metafuse import faults
+
+    with faults.enabled("lost_update"):
+        result = run_scenario(REGISTRY["concurrent_writers"], StressConfig(clients=3, duration=1, seed=8))
+    markdown = matrix.summary_markdown([result], {})
+    assert "Failed invariants" in markdown
+    assert "`version_chain`" in markdown
+    assert (
+        "METAFUSE_FAULTS=lost_update python -m metafuse stress run concurrent_writers --clients 3" in markdown
+    )
+
+
+def test_ctrl_c_prints_a_partial_summary_writes_the_json_and_exits_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "partial.json"
+    root = Path(__file__).parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_TEST_"))}
+    env["PYTHONPATH"] = str(root)
+    argv = [
+        sys.executable,
+        "-m",
+        "metafuse",
+        "stress",
+        "run",
+        "concurrent_writers",
+        "optimistic_lock_resolution",
+        "--clients",
+        "2",
+        "--duration",
+        "60",
+        "--progress",
+        "0.2",
+        "--json",
+        str(target),
+    ]
+    with subprocess.Popen(
+        argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stderr is not None
+        for line in child.stderr:  # the clients are running once a progress line appears
+            if line.startswith("progress:"):
+                break
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err
+    assert "INTERRUPTED: concurrent_writers" in out
+    assert "Running optimistic" not in out, "the run stops at the interrupted scenario"
+    assert "Interrupted after 1 scenario of 2" in err
+    document = json.loads(target.read_text())
+    assert document["interrupted"] is True
+    (result,) = document["results"]
+    assert result["interrupted"] is True
+    assert 0 < result["elapsed"] < 60
+    assert result["operations"]["write"]["total"] > 0
