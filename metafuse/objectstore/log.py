@@ -48,7 +48,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable, TypeVar
 
 from ._base import CREATE, ObjectStore
@@ -226,6 +225,8 @@ class CommitLog:
             if check:
                 try:
                     lost = self._read_from(sequence, absent_ok=check == "maybe")
+                except StoreUnavailable as exc:
+                    cause = str(exc)  # cannot tell yet: send the same entry to the same number again
                 except Exception as exc:
                     if maybe_ours:
                         raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
@@ -286,11 +287,15 @@ class CommitLog:
                 self._pause(attempts, rng)
 
     def _read_from(self, sequence: int, absent_ok: bool = False) -> list[LogEntry]:
-        """Entries `sequence`, `sequence + 1`, ... up to the first absent one (GET each)."""
+        """Entries `sequence`, `sequence + 1`, ... up to the first absent one (GET each).
+
+        A failed read is not retried here: the append loop backs off and tries its PUT again,
+        which is harmless when the number is taken and lands the entry when it is free.
+        """
         entries: list[LogEntry] = []
         while True:
             try:
-                entries.append(self._with_store(partial(self.read, sequence + len(entries))))
+                entries.append(self.read(sequence + len(entries)))
             except NotFound:
                 if not entries and not absent_ok:
                     # AlreadyExists, then absent: only a deletion does that, which the
