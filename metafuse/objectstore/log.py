@@ -221,28 +221,33 @@ class CommitLog:
                 if maybe_ours:  # whatever went wrong, "maybe landed" must not become "failed"
                     raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
                 raise
-            lost: list[LogEntry] = []
+            outcome: tuple[list[LogEntry], int] | None = None
             if check:
                 try:
-                    lost = self._read_from(sequence, absent_ok=check == "maybe")
+                    outcome = self._losses(
+                        sequence,
+                        read_first=maybe_ours,
+                        read_all=validate is not None,
+                        absent_ok=check == "maybe",
+                    )
                 except StoreUnavailable as exc:
                     cause = str(exc)  # cannot tell yet: send the same entry to the same number again
                 except Exception as exc:
                     if maybe_ours:
                         raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
                     raise
-            if lost:
+            if outcome is not None:
+                lost, end = outcome
                 maybe_ours = False  # entry `sequence` is held: our write there can never land
                 mine = [e for e in lost if e.commit_id == commit_id]
                 if mine:
-                    self._saw(lost[-1].sequence)
                     return AppendResult(mine[0].sequence, commit_id, attempts)
                 if validate is not None:
                     validate(lost)
                 races += 1
                 if races >= self.max_races:
                     raise AppendContended(commit_id, races)
-                sequence = lost[-1].sequence + 1
+                sequence = end + 1
                 unavailable = 0
                 continue
             # The store failed, or entry `sequence` is still absent after an ambiguous write:
@@ -285,6 +290,28 @@ class CommitLog:
                 if attempts > self.max_unavailable:
                     raise StoreUnavailable(f"settling commit {unknown.commit_id}", str(exc)) from exc
                 self._pause(attempts, rng)
+
+    def _losses(
+        self, sequence: int, *, read_first: bool, read_all: bool, absent_ok: bool
+    ) -> tuple[list[LogEntry], int] | None:
+        """After a put to `sequence` failed: the entries to check or validate, and the log's end.
+
+        Reads every entry from `sequence` to the end when a validator needs them; otherwise only
+        entry `sequence` when it may be ours, then finds the end with `latest` (a HEAD, and a
+        LIST if needed). None when entry `sequence` is absent and `absent_ok`.
+        """
+        if read_all:
+            entries = self._read_from(sequence, absent_ok=absent_ok)
+            return (entries, entries[-1].sequence) if entries else None
+        entries = []
+        if read_first:
+            try:
+                entries.append(self.read(sequence))
+            except NotFound:
+                if absent_ok:
+                    return None
+                raise LogCorrupt(self.key(sequence), "reported to exist, then absent") from None
+        return entries, self.latest(hint=sequence)
 
     def _read_from(self, sequence: int, absent_ok: bool = False) -> list[LogEntry]:
         """Entries `sequence`, `sequence + 1`, ... up to the first absent one (GET each).

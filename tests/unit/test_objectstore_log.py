@@ -295,3 +295,24 @@ def test_already_exists_is_not_swallowed_outside_the_log(store: ScriptedStore) -
     store.put("k", b"1", CREATE)
     with pytest.raises(AlreadyExists):
         store.put("k", b"2", CREATE)
+
+
+def test_without_a_validator_a_lost_race_jumps_to_the_end_without_reading_entries(
+    store: ScriptedStore,
+) -> None:
+    log = make_log(store)
+    for _ in range(4):
+        other_writer(store)("")
+    store.calls.clear()
+    result = log.append({"by": "me"}, after=1)
+    assert result.sequence == 5
+    assert store.calls == Counter({"put": 2, "head": 1, "list": 1})
+
+
+def test_without_a_validator_an_ambiguous_write_lost_to_another_moves_on_once(store: ScriptedStore) -> None:
+    log = make_log(store)
+    store.before_put = other_writer(store)
+    store.puts = ["ambiguous_before", "lost_before"]
+    result = log.append({"by": "me"}, after=0)
+    assert result.sequence == 2
+    assert [e.payload for e in log.tail()] == [{"by": "other"}, {"by": "me"}]
