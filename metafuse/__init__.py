@@ -12,6 +12,7 @@ from .errors import (
     NotFoundError,
     RetriesExhaustedError,
     StorageError,
+    TransactionAbortedError,
     ValidationError,
 )
 from .model import Dataset, Field
@@ -33,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "RetriesExhaustedError",
     "StorageError",
+    "TransactionAbortedError",
     "ValidationError",
     "__version__",
 ]

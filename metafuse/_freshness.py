@@ -17,6 +17,12 @@ leaves the slot PENDING, which makes readers bypass the cache for it until the n
 
 Loading a slot is a read from shared memory: no system call and no GIL release, which keeps the
 threaded read path free of the convoy that a `PRAGMA data_version` per read would cause.
+
+After the slots the file holds a small meta region used to notice commits that did *not* follow
+this protocol (another SQLite client, a process that could not open this file): a 64-bit `epoch`
+that every cache entry is stamped with, and `known`, the WAL-index header (see
+`metafuse._walindex`) as it stood after the last commit this protocol accounted for. See
+`metafuse._guard` for how the two are used.
 """
 
 from __future__ import annotations
@@ -33,7 +39,12 @@ SLOTS = 4096
 """Number of change slots; names that share a slot only share invalidations, never data."""
 PENDING = 1 << 63
 """Bit set in a slot while a write to one of its datasets may be committing."""
-_SIZE = SLOTS * 8
+HEADER_BYTES = 48
+"""Size of the WAL-index header copy kept in `known`."""
+_EPOCH = SLOTS * 8
+_KNOWN = _EPOCH + 8
+_KNOWN_END = _KNOWN + HEADER_BYTES
+_SIZE = _KNOWN_END + 8
 _SLOT = struct.Struct("<Q")
 _live: weakref.WeakSet[ChangeSlots] = weakref.WeakSet()
 
@@ -60,20 +71,25 @@ class ChangeSlots:
     through a per-object lock and an exclusive `flock` shared by every process.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, like: str | None = None) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
+            if like is not None:
+                _match_permissions(self._fd, like)
             if os.fstat(self._fd).st_size < _SIZE:
                 # Growing only: a second process that already sees the full size leaves it alone.
                 with self._locked():
                     if os.fstat(self._fd).st_size < _SIZE:
                         os.ftruncate(self._fd, _SIZE)
             self._map = mmap.mmap(self._fd, _SIZE, mmap.MAP_SHARED)
+            identity = os.fstat(self._fd)
         except BaseException:
             os.close(self._fd)
             raise
+        self.identity = (identity.st_dev, identity.st_ino)
         self._lock = threading.Lock()
+        self._closed = False
         _live.add(self)
 
     def token(self, name: str) -> int:
@@ -83,6 +99,43 @@ class ChangeSlots:
     def token_at(self, offset: int) -> int:
         """Return the token in the slot at byte `offset` (see `slot_of`)."""
         return int(_SLOT.unpack_from(self._map, offset)[0])
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch: a cache entry stamped with an older one is refused."""
+        return int(_SLOT.unpack_from(self._map, _EPOCH)[0])
+
+    def valid(self, offset: int, token: int, epoch: int) -> bool:
+        """Whether an entry read under `token` (slot at `offset`) and `epoch` may still be served."""
+        mapped = self._map
+        return bool(
+            _SLOT.unpack_from(mapped, offset)[0] == token and _SLOT.unpack_from(mapped, _EPOCH)[0] == epoch
+        )
+
+    def known(self) -> bytes:
+        """The WAL-index header after the last commit this protocol accounted for."""
+        return self._map[_KNOWN:_KNOWN_END]
+
+    def account(self, header: bytes, *, bump: bool) -> None:
+        """Record `header` as accounted for; with `bump`, first refuse every cached entry.
+
+        Call with the lock held (`locked()`); `bump` is for commits nobody marked in the slots.
+        """
+        if bump:
+            _SLOT.pack_into(self._map, _EPOCH, (self.epoch + 1) & ~PENDING)
+        self._map[_KNOWN:_KNOWN_END] = header
+
+    def locked(self) -> _Flock:
+        """Exclusive across threads and processes: `with slots.locked(): ...`."""
+        return _Both(self._lock, self._fd)
+
+    def replaced(self) -> bool:
+        """Whether the file at `path` is no longer the one mapped (deleted, replaced, truncated)."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != self.identity or now.st_size < _SIZE
 
     def begin(self, name: str) -> int:
         """Mark `name`'s slot PENDING before a commit; return the mark for `finish`."""
@@ -100,10 +153,20 @@ class ChangeSlots:
                 _SLOT.pack_into(self._map, offset, _new_token())
 
     def close(self) -> None:
-        """Unmap and close the file; later calls are errors."""
+        """Unmap and close the file; later calls are errors. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         _live.discard(self)
         self._map.close()
         os.close(self._fd)
+
+    def __del__(self) -> None:
+        # A catalog closed while a call was in flight drops its reference instead of closing
+        # under that call's feet: the descriptor goes when the last user lets go.
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            os.close(self._fd)
 
     def _locked(self) -> _Flock:
         return _Flock(self._fd)
@@ -128,10 +191,51 @@ class _Flock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-def open_slots(catalog_path: str) -> ChangeSlots | None:
+class _Both(_Flock):
+    def __init__(self, lock: threading.Lock, fd: int) -> None:
+        super().__init__(fd)
+        self._thread_lock = lock
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            super().__enter__()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            super().__exit__()
+        finally:
+            self._thread_lock.release()
+
+
+def _match_permissions(fd: int, catalog_path: str) -> None:
+    """Give a new sidecar the catalog file's permission bits (and owner, where allowed).
+
+    Whoever may write the catalog must be able to write its change slots too, as SQLite does for
+    `-wal` and `-shm`; otherwise their writes would be invisible to the slots.
+    """
+    try:
+        catalog = os.stat(catalog_path)
+        mine = os.fstat(fd)
+    except OSError:
+        return
+    wanted = catalog.st_mode & 0o666
+    if mine.st_size == 0 and (mine.st_mode & 0o777) != wanted:
+        try:
+            os.fchmod(fd, wanted)
+            if (mine.st_uid, mine.st_gid) != (catalog.st_uid, catalog.st_gid):
+                os.fchown(fd, catalog.st_uid, catalog.st_gid)
+        except OSError:
+            pass  # not ours to change (not root): the catalog's owner made the same file
+
+
+def open_slots(catalog_path: str, sidecar: str | None = None) -> ChangeSlots | None:
     """Open the change slots of a catalog, or return None where the file cannot be written."""
     try:
-        return ChangeSlots(sidecar_path(catalog_path))
+        return ChangeSlots(sidecar or sidecar_path(catalog_path), like=catalog_path)
     except OSError:
         return None
 

@@ -130,6 +130,37 @@ def check_file(path: str) -> bool:
     return True
 
 
+def refuse_hard_links(path: str) -> None:
+    """Refuse a catalog file that has more than one name (hard link).
+
+    SQLite names its `-wal` and `-shm` files after the name it was opened by, so two names of one
+    file would give it two write-ahead logs and two lock tables: concurrent writers through
+    different names would corrupt it (https://sqlite.org/howtocorrupt.html, "multiple links to the
+    same file"). The only second name tolerated is the brief one `create_atomically` uses.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    if info.st_nlink <= 1:
+        return
+    directory = os.path.dirname(path)
+    prefix = f".{os.path.basename(path)}."
+    try:
+        names = [entry for entry in os.scandir(directory) if entry.name.startswith(prefix)]
+        creating = sum(
+            1 for entry in names if entry.name.endswith(".creating") and entry.inode() == info.st_ino
+        )
+    except OSError:
+        creating = 0
+    if info.st_nlink - creating > 1:
+        raise CatalogFileError(
+            path,
+            f"has {info.st_nlink} hard links; SQLite keys its -wal and -shm files on the name, so"
+            " a catalog must have exactly one name (open it by that name, or copy it)",
+        )
+
+
 def migrate(conn: sqlite3.Connection, path: str, *, read_only: bool) -> str:
     """Bring the schema to `SCHEMA_VERSION` and return the search backend ('fts5' or 'like').
 

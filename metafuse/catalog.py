@@ -8,26 +8,31 @@ import dataclasses
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import _schema, faults, limits, validation
 from ._cache import DatasetCache
 from ._connections import ConnectionPool, Session
-from ._freshness import ChangeSlots, open_slots, slot_of
+from ._freshness import open_slots, sidecar_path
+from ._guard import FreshnessGuard
 from ._rows import CHILDREN_AS_JSON, SELECT_DATASET, decode
 from ._sqlite_errors import translate
+from ._walindex import open_walindex
 from .errors import (
     BusyError,
+    CatalogClosedError,
     CatalogFileError,
     ConflictError,
     NotFoundError,
-    RetriesExhaustedError,
+    TransactionAbortedError,
     ValidationError,
 )
 from .model import Dataset
@@ -62,6 +67,8 @@ class CatalogStats:
     cache_invalidations: int
     cache_freshness: str
     search_backend: str
+    pessimistic_updates: int = 0
+    """Updates that needed their last attempt, made under the writer lock (see `Catalog.update`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain values."""
@@ -77,7 +84,15 @@ class Catalog:
       `ConflictError` and writes nothing, so no update is silently lost.
     - A read that starts after a write was acknowledged (its call returned), in any thread or
       any process, returns that write or a newer one, cached or not.
-    - Each thread gets its own connection, opened on first use; `close()` closes all of them.
+      This covers writes through MetaFuse and commits by any other SQLite client of the file
+      (see docs/architecture.md, "Freshness").
+    - Each thread gets its own connection, opened on first use; `close()` closes all of them,
+      from any thread, even while other threads are inside a call: those calls finish or raise
+      `CatalogClosedError`, and every later call raises it.
+    - After `os.fork()` the child may keep using an inherited Catalog (it opens new connections).
+
+    The path is resolved once, at open (relative paths, `..` and symlinks): `path` is the file
+    itself, so every spelling of it shares one set of connections' files and change slots.
     """
 
     def __init__(
@@ -88,8 +103,9 @@ class Catalog:
         busy_timeout: float = 5.0,
         synchronous: str = "FULL",
         read_only: bool = False,
+        create: bool = True,
     ) -> None:
-        self.path = os.fspath(path)
+        spelled = os.fspath(path)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValidationError("cache_size", "must be a whole number >= 0", cache_size)
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
@@ -102,26 +118,43 @@ class Catalog:
         self.busy_timeout = float(busy_timeout)
         self.synchronous = mode
         self.read_only = read_only
-        if not _schema.check_file(self.path):
+        exists = _schema.check_file(spelled)
+        self.path = os.path.realpath(spelled)
+        if not exists:
             if read_only:
                 raise CatalogFileError(self.path, "does not exist (opened read-only)")
+            if not create:
+                raise CatalogFileError(self.path, "does not exist")
             _schema.create_atomically(self.path)
+        _schema.refuse_hard_links(self.path)
+        self._closed = False
+        self._pessimistic = 0
         self._pool = ConnectionPool(self.path, self._connect)
         self._write_lock = threading.Lock()
-        self._slots: ChangeSlots | None = None
+        self._guard: FreshnessGuard | None = None
         try:
-            with self._sqlite_errors():
-                conn = self._pool.session().conn
+            with self._sqlite_errors(), self._pool.using() as session:
+                conn = session.check(self.path)
                 # Schema checks first: a file that is refused must be left byte-for-byte as found.
                 self._search_backend = _schema.migrate(conn, self.path, read_only=read_only)
                 if not read_only and _journal_mode(conn) != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
             # Without a writable change-slot file no read could prove itself fresh: no cache.
-            self._slots = None if read_only else open_slots(self.path)
+            self._guard = None if read_only else self._open_guard(spelled)
         except BaseException:
             self._pool.close_all()
             raise
-        self._cache = DatasetCache(cache_size if self._slots is not None else 0)
+        self._cache = DatasetCache(cache_size if self._guard is not None else 0)
+        _catalogs.add(self)
+
+    def _open_guard(self, spelled: str) -> FreshnessGuard | None:
+        spelling = faults.active("path_spelling")
+        sidecar = sidecar_path(os.path.abspath(spelled) if spelling else self.path)
+        slots = open_slots(self.path, sidecar)
+        if slots is None:
+            return None
+        wal = open_walindex(self.path, self._connect)
+        return FreshnessGuard(slots, wal, trust_slots_alone=spelling)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -141,12 +174,20 @@ class Catalog:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection this catalog opened, in any thread; idempotent."""
+        """Close every connection this catalog opened, in any thread; idempotent.
+
+        Safe while other threads are inside calls on this catalog: a connection in use is closed
+        by its thread when that call ends, and the shared-memory maps go when the last call that
+        holds them returns. Every call that starts after `close()` raises `CatalogClosedError`.
+        """
+        self._closed = True
         self._pool.close_all()
-        if self._slots is not None:
-            self._slots.close()
-            self._slots = None
+        guard, self._guard = self._guard, None
         self._cache.clear()
+        if guard is not None and guard.wal is not None:
+            guard.wal.close()
+        if guard is not None and faults.active("close_unguarded"):
+            guard.slots.close()  # the bug: unmaps under the feet of calls still reading it
 
     def __enter__(self) -> Catalog:
         return self
@@ -161,25 +202,25 @@ class Catalog:
 
     def get(self, name: str) -> Dataset | None:
         """Return the dataset called `name`, or None. Never older than an acknowledged write."""
-        slots = self._slots
-        if slots is not None and type(name) is str:
+        guard = self._guard
+        if guard is None and self._closed and not faults.active("close_unguarded"):
+            raise CatalogClosedError(self.path)
+        if guard is not None and type(name) is str:
             # A cached entry's name was valid when stored: a hit needs no re-validation.
-            cached = self._cache.get(name, slots)
+            cached = self._cache.get(name, guard)
             if cached is not None:
                 return cached
         validation.dataset_name(name)
-        offset = token = 0
-        if slots is not None:
-            # Load the token before reading the database: see metafuse._freshness.
-            offset = slot_of(name)
-            token = slots.token_at(offset)
-        with self._sqlite_errors():
-            row = self._conn().execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+        # Stamp before reading the database: see metafuse._guard.
+        stamp = guard.stamp(name) if guard is not None else None
+        with self._statement() as conn:
+            row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
         if row is None:
             return None
         dataset = decode(row)
-        if slots is not None:
-            self._cache.put(name, offset, token, dataset)
+        if stamp is not None:
+            offset, token, epoch = stamp
+            self._cache.put(name, offset, token, dataset, epoch)
         return dataset
 
     def list(
@@ -209,8 +250,8 @@ class Catalog:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(validation.positive_int("limit", limit, limits.PAGE_MAX))
         sql = f"{SELECT_DATASET}{where} ORDER BY d.name LIMIT ?"
-        with self._sqlite_errors():
-            return [decode(row) for row in self._conn().execute(sql, params)]
+        with self._statement() as conn:
+            return [decode(row) for row in conn.execute(sql, params)]
 
     def search(self, query: str, *, limit: int = 100) -> builtins.list[Dataset]:
         """Return datasets matching `query` (FTS5 syntax) over names, descriptions, fields, tags.
@@ -226,8 +267,7 @@ class Catalog:
             " WHERE search_index MATCH ? ORDER BY rank LIMIT ?) AS hits ON hits.id = d.id"
             " ORDER BY hits.rank, d.name"
         )
-        conn = self._conn()
-        with self._sqlite_errors():
+        with self._statement() as conn:
             try:
                 rows = conn.execute(sql, (query, limit)).fetchall()
             except sqlite3.OperationalError as error:
@@ -250,8 +290,8 @@ class Catalog:
             f"{SELECT_DATASET} JOIN search_index AS s ON s.rowid = d.id"
             f" WHERE {' AND '.join(clauses)} ORDER BY d.name LIMIT ?"
         )
-        with self._sqlite_errors():
-            return [decode(row) for row in self._conn().execute(sql, [*params, limit])]
+        with self._statement() as conn:
+            return [decode(row) for row in conn.execute(sql, [*params, limit])]
 
     def lineage(
         self, name: str, *, direction: str = "upstream", depth: int = 3
@@ -266,8 +306,7 @@ class Catalog:
         if direction not in ("upstream", "downstream"):
             raise ValidationError("direction", "must be 'upstream' or 'downstream'", direction)
         walk = _UPSTREAM_WALK if direction == "upstream" else _DOWNSTREAM_WALK
-        conn = self._conn()
-        with self._sqlite_errors():
+        with self._statement() as conn:
             # One read transaction, so the existence check and the walk see the same snapshot
             # (inside a caller's write transaction, that transaction already is one).
             own = not conn.in_transaction
@@ -285,14 +324,14 @@ class Catalog:
     @property
     def version(self) -> int:
         """The catalog-wide version: the number of writes ever committed to this file."""
-        with self._sqlite_errors():
-            return int(self._conn().execute(_CATALOG_VERSION).fetchone()[0])
+        with self._statement() as conn:
+            return int(conn.execute(_CATALOG_VERSION).fetchone()[0])
 
     @property
     def count(self) -> int:
         """Number of datasets in the catalog."""
-        with self._sqlite_errors():
-            return int(self._conn().execute("SELECT count(*) FROM datasets").fetchone()[0])
+        with self._statement() as conn:
+            return int(conn.execute("SELECT count(*) FROM datasets").fetchone()[0])
 
     def stats(self) -> CatalogStats:
         """Return this object's open connections and cache counters (used to find leaks)."""
@@ -305,19 +344,20 @@ class Catalog:
             cache_hits=cache.hits,
             cache_misses=cache.misses,
             cache_invalidations=cache.invalidations,
-            cache_freshness="shared-memory slots" if self._slots is not None else "off",
+            cache_freshness=self._guard.description if self._guard is not None else "off",
             search_backend=self._search_backend,
+            pessimistic_updates=self._pessimistic,
         )
 
     def integrity_check(self) -> builtins.list[str]:
         """Run `PRAGMA integrity_check`; `["ok"]` means the file is intact."""
-        with self._sqlite_errors():
-            return [str(row[0]) for row in self._conn().execute("PRAGMA integrity_check")]
+        with self._statement() as conn:
+            return [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
 
     def checkpoint(self) -> bool:
         """Run a TRUNCATE WAL checkpoint; False if a reader or writer kept it from completing."""
-        with self._sqlite_errors():
-            busy = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        with self._statement() as conn:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         return int(busy) == 0
 
     # -- writes ------------------------------------------------------------------------------
@@ -329,52 +369,114 @@ class Catalog:
         The outermost block starts with `BEGIN IMMEDIATE` and commits at its end; any exception
         rolls back its own block and propagates. Writes inside are visible to other connections
         only after the outermost block commits.
+
+        All or nothing under every error: when SQLite itself ends the transaction early (a full
+        disk, an I/O error), every later statement in the block raises `TransactionAbortedError`
+        and so does the end of the outermost block, even if the caller caught the first error;
+        nothing of the block is committed.
         """
-        session = self._writable_session()
-        conn = session.conn
-        if session.depth:
-            savepoint = f"metafuse_{session.depth}"
-            with self._sqlite_errors():
-                conn.execute(f"SAVEPOINT {savepoint}")
-            session.depth += 1
-            try:
-                yield
-            except BaseException:
-                with self._sqlite_errors():
+        if self.read_only:
+            raise CatalogFileError(self.path, "was opened read-only; writes are refused")
+        with self._pool.using() as session:
+            if session.depth:
+                with self._savepoint(session):
+                    yield
+            else:
+                with self._outermost(session):
+                    yield
+
+    @contextlib.contextmanager
+    def _savepoint(self, session: Session) -> Iterator[None]:
+        conn = session.check(self.path)
+        savepoint = f"metafuse_{session.depth}"
+        with self._sqlite_errors(session):
+            conn.execute(f"SAVEPOINT {savepoint}")
+        session.depth += 1
+        try:
+            yield
+            self._still_open(session)
+            with self._sqlite_errors(session):
+                conn.execute(f"RELEASE {savepoint}")
+        except BaseException:
+            # Roll back only this block, and only if SQLite has not already ended the whole
+            # transaction (then `ROLLBACK TO` would fail, and later statements would autocommit).
+            if self._transaction_lost(session) is None:
+                try:
                     conn.execute(f"ROLLBACK TO {savepoint}")
                     conn.execute(f"RELEASE {savepoint}")
-                raise
-            else:
-                with self._sqlite_errors():
-                    conn.execute(f"RELEASE {savepoint}")
-            finally:
-                session.depth -= 1
-            return
+                except sqlite3.Error as error:
+                    session.aborted = session.aborted or f"rolling back a savepoint failed: {error}"
+            raise
+        finally:
+            session.depth -= 1
+
+    @contextlib.contextmanager
+    def _outermost(self, session: Session) -> Iterator[None]:
         # Threads of this catalog queue on a lock instead of in SQLite's busy handler, which
         # polls with sleeps of up to 100 ms; other processes still meet the busy handler.
-        if not self._write_lock.acquire(timeout=self.busy_timeout):
+        writer_lock = self._write_lock
+        if not writer_lock.acquire(timeout=self.busy_timeout):
             log.debug("%s: another thread held the write lock for %g s", self.path, self.busy_timeout)
             raise BusyError(self.path, self.busy_timeout)
+        guard = session.guard = self._guard
+        committed = False
         try:
             try:
-                with self._sqlite_errors():
+                conn = session.check(self.path)
+                with self._sqlite_errors(session):
                     conn.execute("BEGIN IMMEDIATE")
                     session.depth = 1
-                    yield
+                    if guard is not None:
+                        session.wal_mark = guard.writer_mark(conn)
+                if faults.active("stall") and random.random() < 0.01:
+                    time.sleep(0.2)
+                yield
+                if session.pid != os.getpid():
+                    raise TransactionAbortedError(self.path, "the process forked inside this transaction")
+                self._still_open(session)
+                with self._sqlite_errors(session):
                     conn.execute("COMMIT")
+                committed = True
             except BaseException:
-                # The error may already have ended the transaction (SQLite rolls back on some
-                # I/O errors), in which case there is nothing left to roll back.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if session.pid == os.getpid():
+                    self._roll_back(session)
                 raise
             finally:
                 session.depth = 0
-                self._write_lock.release()
+                session.aborted = None
+                writer_lock.release()
         finally:
             # Outside the writer lock: the next writer need not wait for these system calls,
             # and `ChangeSlots.finish` leaves a slot alone once a newer writer has marked it.
-            self._settle(session)
+            if session.pid == os.getpid():
+                self._settle(session, guard, committed)
+
+    def _roll_back(self, session: Session) -> None:
+        conn = session.conn
+        if conn is None or session.closed:
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            # The connection's state is unknown: close it (which rolls back) and use a new one.
+            self._pool.discard(session)
+
+    def _transaction_lost(self, session: Session, cause: str | None = None) -> str | None:
+        """Why the open transaction is gone, if SQLite (or a fork) ended it; None while it is open."""
+        if session.aborted is None and session.depth:
+            try:
+                lost = session.conn is not None and not session.closed and not session.conn.in_transaction
+            except sqlite3.Error:
+                lost = True
+            if lost:
+                session.aborted = cause or "SQLite rolled it back after an error"
+        return session.aborted
+
+    def _still_open(self, session: Session) -> None:
+        reason = self._transaction_lost(session)
+        if reason is not None:
+            raise TransactionAbortedError(self.path, reason)
 
     def create(self, dataset: Dataset) -> Dataset:
         """Add a new dataset at version 1 and return it; `ConflictError` if the name exists."""
@@ -385,9 +487,8 @@ class Catalog:
         checked = [_checked(dataset) for dataset in datasets]
         stamp = _now()
         created: builtins.list[Dataset] = []
-        with self.transaction():
-            session = self._pool.session()
-            conn = session.conn
+        with self.transaction(), self._pool.using() as session, self._sqlite_errors(session):
+            conn = session.check(self.path)
             for dataset in checked:
                 row = conn.execute(_VERSION_OF, (dataset.name,)).fetchone()
                 if row is not None:
@@ -411,9 +512,8 @@ class Catalog:
         dataset = _checked(dataset)
         validation.version("expected_version", expected_version)
         stamp = _now()
-        with self.transaction():
-            session = self._pool.session()
-            conn = session.conn
+        with self.transaction(), self._pool.using() as session, self._sqlite_errors(session):
+            conn = session.check(self.path)
             row = conn.execute(_VERSION_AND_CHILDREN, (dataset.name,)).fetchone()
             if row is None:
                 raise NotFoundError(dataset.name)
@@ -422,6 +522,7 @@ class Catalog:
                 # The classic bug: "SET version = expected + 1" without "WHERE version = expected".
                 actual = expected_version
             if actual != expected_version:
+                self._cache.invalidate(dataset.name)  # the conflict proves any cached copy stale
                 raise ConflictError(dataset.name, expected_version, actual)
             self._mark(session, dataset.name)
             new_version = actual + 1
@@ -448,38 +549,53 @@ class Catalog:
         max_backoff: float = 0.1,
         on_conflict: Callable[[ConflictError, int], None] | None = None,
     ) -> Dataset:
-        """Read, apply `change`, save with the version read; retry conflicts with jittered backoff.
+        """Read, apply `change`, save with the version read; succeed within `max_attempts` attempts.
 
-        Makes at most `max_attempts` attempts, sleeping a uniformly random time in
-        [0, min(max_backoff, backoff * 2**(attempt-1))] after each conflict ("full jitter"),
-        then raises `RetriesExhaustedError`. `on_conflict(error, attempt)` is called for every
-        conflict. `change` must return a dataset with the same name and may be called repeatedly.
+        Attempts 1 to max_attempts-1 are optimistic: read (possibly from the cache), `change`,
+        save with the version read. After each conflict `on_conflict(error, attempt)` is called
+        and the update sleeps a uniformly random time in
+        [0, min(max_backoff, backoff * 2**(attempt-1))] ("full jitter"). The last attempt is
+        pessimistic: it reads, changes and saves inside one write transaction (`BEGIN IMMEDIATE`),
+        where no other writer can intervene, so it cannot conflict. The update therefore succeeds
+        within `max_attempts` attempts whenever the writer lock can be had within the busy timeout
+        (else `BusyError`). `change` must be quick (on the last attempt it runs holding the writer
+        lock), must return a dataset with the same name, and may be called several times.
         """
         validation.positive_int("max_attempts", max_attempts, 1_000_000)
+        _check_delay("backoff", backoff)
+        _check_delay("max_backoff", max_backoff)
         attempt = 0
         while True:
             attempt += 1
+            if attempt >= max_attempts and not faults.active("unbounded_retry"):
+                return self._update_locked(name, change)
             current = self.get(name)
             if current is None:
                 raise NotFoundError(name)
-            proposed = change(current)
-            if not isinstance(proposed, Dataset):
-                raise ValidationError("update change", "must return a Dataset", proposed)
-            if proposed.name != name:
-                raise ValidationError("update change", "must not rename the dataset", proposed.name)
+            proposed = _proposed(change(current), name)
             try:
                 return self.save(proposed, expected_version=current.version)
             except ConflictError as conflict:
                 if on_conflict is not None:
                     on_conflict(conflict, attempt)
-                if attempt >= max_attempts and not faults.active("unbounded_retry"):
-                    raise RetriesExhaustedError(name, attempt, conflict) from conflict
                 ceiling = min(max_backoff, backoff * 2 ** min(attempt - 1, 30))
                 delay = random.uniform(0, ceiling)
                 log.debug(
                     "update %s: conflict on attempt %d; retrying in %.1f ms", name, attempt, delay * 1e3
                 )
                 time.sleep(delay)
+
+    def _update_locked(self, name: str, change: Callable[[Dataset], Dataset]) -> Dataset:
+        """The pessimistic attempt: read-change-save under the writer lock, from the database."""
+        with self.transaction():
+            with self._statement() as conn:
+                row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(name)
+            current = decode(row)
+            stored = self.save(_proposed(change(current), name), expected_version=current.version)
+        self._pessimistic += 1
+        return stored
 
     def delete(self, name: str, *, expected_version: int) -> None:
         """Delete a dataset if its stored version is `expected_version`.
@@ -489,13 +605,13 @@ class Catalog:
         """
         validation.dataset_name(name)
         validation.version("expected_version", expected_version)
-        with self.transaction():
-            session = self._pool.session()
-            conn = session.conn
+        with self.transaction(), self._pool.using() as session, self._sqlite_errors(session):
+            conn = session.check(self.path)
             row = conn.execute(_VERSION_OF, (name,)).fetchone()
             if row is None:
                 raise NotFoundError(name)
             if row[1] != expected_version:
+                self._cache.invalidate(name)
                 raise ConflictError(name, expected_version, row[1])
             self._mark(session, name)
             for table in ("fields", "tags", "lineage", "datasets"):
@@ -505,43 +621,89 @@ class Catalog:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        return self._pool.session().conn
-
-    def _writable_session(self) -> Session:
-        if self.read_only:
-            raise CatalogFileError(self.path, "was opened read-only; writes are refused")
-        return self._pool.session()
+    @contextlib.contextmanager
+    def _statement(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, held for one call, with SQLite errors translated."""
+        with self._pool.using() as session, self._sqlite_errors(session):
+            yield session.check(self.path)
 
     def _mark(self, session: Session, name: str) -> None:
         if name in session.touched:
             return
         session.touched.add(name)
-        if self._slots is not None:
-            session.marks.append((name, self._slots.begin(name)))
+        guard = session.guard
+        if guard is not None:
+            session.marks.append((name, guard.slots.begin(name)))
 
-    def _settle(self, session: Session) -> None:
+    def _settle(self, session: Session, guard: FreshnessGuard | None, committed: bool) -> None:
         """After the outermost commit or rollback: publish fresh slot tokens, drop local entries."""
-        slots = self._slots
-        for name, mark in session.marks:
-            if slots is not None:
-                slots.finish(name, mark)
-        if not faults.active("stale_cache"):
-            for name in session.touched:
-                self._cache.invalidate(name)
-        session.marks.clear()
-        session.touched.clear()
+        try:
+            if guard is not None:
+                for name, mark in session.marks:
+                    guard.slots.finish(name, mark)
+                conn = None if session.closed else session.conn
+                with self._sqlite_errors():
+                    guard.writer_done(conn, session.wal_mark, committed=committed)
+        finally:
+            if not faults.active("stale_cache"):
+                for name in session.touched:
+                    self._cache.invalidate(name)
+            session.marks.clear()
+            session.touched.clear()
+            session.wal_mark = None
+            session.guard = None
 
     @contextlib.contextmanager
-    def _sqlite_errors(self) -> Iterator[None]:
+    def _sqlite_errors(self, session: Session | None = None) -> Iterator[None]:
+        """Turn every `sqlite3` error into a `CatalogError`; note a transaction SQLite ended."""
         try:
             yield
         except sqlite3.Error as error:
+            if session is not None:
+                self._transaction_lost(session, cause=f"{error}")
             translated = translate(error, self.path, self.busy_timeout)
             if translated is None:
-                raise
+                translated = CatalogFileError(
+                    self.path, f"SQLite failed unexpectedly ({type(error).__name__}: {error})"
+                )
             log.debug("%s: %s", self.path, translated)
             raise translated from error
+
+    def _after_fork_in_child(self) -> None:
+        self._write_lock = threading.Lock()
+        self._cache._after_fork()
+
+
+_catalogs: weakref.WeakSet[Catalog] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    try:
+        unsafe = faults.active("fork_unsafe")
+    except ValueError:
+        unsafe = False
+    if not unsafe:
+        for catalog in list(_catalogs):
+            catalog._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_delay(what: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(what, "must be a finite number of seconds", value)
+    if not 0 <= value <= 3600:
+        raise ValidationError(what, "must be from 0 to 3600 seconds", value)
+    return float(value)
+
+
+def _proposed(proposed: object, name: str) -> Dataset:
+    if not isinstance(proposed, Dataset):
+        raise ValidationError("update change", "must return a Dataset", proposed)
+    if proposed.name != name:
+        raise ValidationError("update change", "must not rename the dataset", proposed.name)
+    return proposed
 
 
 def _journal_mode(conn: sqlite3.Connection) -> str:

@@ -41,7 +41,7 @@ class ConflictError(CatalogError):
 
 
 class RetriesExhaustedError(ConflictError):
-    """`Catalog.update` met a conflict on every one of its attempts."""
+    """A retry loop met a conflict on every attempt (`Catalog.update` itself no longer can)."""
 
     def __init__(self, name: str, attempts: int, last: ConflictError) -> None:
         super().__init__(name, last.expected, last.actual)
@@ -90,6 +90,24 @@ class CatalogFileError(CatalogError):
 
 class StorageError(CatalogFileError):
     """The disk refused a write (full, file size limit, I/O error); the transaction was rolled back."""
+
+
+class TransactionAbortedError(CatalogError):
+    """SQLite ended the open transaction early (full disk, I/O error, a fork); nothing in it was committed.
+
+    Every later statement in the same `transaction()` block raises this too, and so does the end
+    of the outermost block: the block ends in this error, never half-committed.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"catalog {path}: the transaction was aborted ({reason}); nothing in it was committed"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return TransactionAbortedError, (self.path, self.reason)
 
 
 class CatalogClosedError(CatalogError):

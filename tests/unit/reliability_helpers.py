@@ -262,7 +262,7 @@ def _die_inside_the_next_statements(catalog: Catalog) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return 0
 
-    catalog._conn().set_progress_handler(tick, 100)
+    catalog._pool.session().check(catalog.path).set_progress_handler(tick, 100)
 
 
 def _hold_lock(path: str) -> int:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import metafuse._schema
 from metafuse import (
+    BusyError,
     Catalog,
     CatalogClosedError,
     CatalogFileError,
@@ -23,7 +24,6 @@ from metafuse import (
     Field,
     LineageEdge,
     NotFoundError,
-    RetriesExhaustedError,
     ValidationError,
     limits,
 )
@@ -482,36 +482,56 @@ def test_update_retries_a_conflict_and_reports_it(catalog: Catalog, other: Catal
     assert other.get("a") == updated
 
 
-def test_update_raises_retries_exhausted_after_max_attempts(catalog: Catalog, other: Catalog) -> None:
+def test_update_takes_its_last_attempt_under_the_writer_lock(catalog: Catalog, other: Catalog) -> None:
     catalog.create(make("a", tags=[]))
     seen: list[int] = []
-    with pytest.raises(RetriesExhaustedError) as caught:
-        catalog.update(
-            "a", _interfering(other, 100), max_attempts=3, backoff=0, on_conflict=lambda e, n: seen.append(n)
-        )
-    error = caught.value
-    assert isinstance(error, ConflictError)
-    assert error.attempts == 3
-    assert (error.name, error.expected, error.actual) == ("a", 3, 4)
-    assert isinstance(error.__cause__, ConflictError)
-    assert seen == [1, 2, 3]
-    final = catalog.get("a")
-    assert final is not None
-    # Only the three interfering writes landed; none of update's own.
-    assert final.version == 4
-    assert final.description == "interference 3"
-    assert final.tags == ()
+    updated = catalog.update(
+        "a", _interfering(other, 2), max_attempts=3, backoff=0, on_conflict=lambda e, n: seen.append(n)
+    )
+    assert seen == [1, 2]  # two optimistic attempts lost to the interfering writer
+    # The third attempt read, changed and saved under the lock: nothing could intervene.
+    assert updated.version == 4
+    assert updated.description == "interference 2"
+    assert updated.tags == ("attempt3",)
+    assert other.get("a") == updated
+    assert catalog.stats().pessimistic_updates == 1
 
 
-def test_update_with_one_attempt_does_not_retry(catalog: Catalog, other: Catalog) -> None:
+def test_update_change_runs_under_the_lock_on_the_last_attempt(catalog_path: Path) -> None:
+    catalog = Catalog(catalog_path)
+    other = Catalog(catalog_path, busy_timeout=0.05)
+    try:
+        catalog.create(make("a"))
+
+        def change(current: Dataset) -> Dataset:
+            # Another writer cannot get in while the last attempt holds the writer lock.
+            with pytest.raises(BusyError):
+                other.save(current, expected_version=current.version)
+            return current.replace(description="locked")
+
+        assert catalog.update("a", change, max_attempts=1).description == "locked"
+    finally:
+        other.close()
+        catalog.close()
+
+
+def test_update_bad_backoff_is_refused_up_front(catalog: Catalog) -> None:
+    catalog.create(make("a"))
+    for what, value in [("backoff", -1.0), ("backoff", float("nan")), ("max_backoff", float("inf"))]:
+        with pytest.raises(ValidationError, match=what):
+            catalog.update("a", lambda d: d, **{what: value})  # type: ignore[arg-type]
+    assert catalog.get("a") is not None
+
+
+def test_update_with_one_attempt_never_conflicts(catalog: Catalog, other: Catalog) -> None:
     catalog.create(make("a", tags=[]))
     calls: list[int] = []
-    with pytest.raises(RetriesExhaustedError) as caught:
-        catalog.update(
-            "a", _interfering(other, 100), max_attempts=1, on_conflict=lambda e, n: calls.append(n)
-        )
-    assert caught.value.attempts == 1
-    assert calls == [1]
+    updated = catalog.update(
+        "a", lambda d: d.replace(tags=["once"]), max_attempts=1, on_conflict=lambda e, n: calls.append(n)
+    )
+    assert calls == []
+    assert updated.version == 2
+    assert other.get("a") == updated
 
 
 def test_update_stops_when_the_dataset_is_deleted_meanwhile(catalog: Catalog, other: Catalog) -> None:
@@ -983,7 +1003,7 @@ def test_stats_snapshot(catalog: Catalog, catalog_path: Path) -> None:
     assert stats.open_connections == 1
     assert (stats.cache_size, stats.cache_hits, stats.cache_misses) == (0, 0, 0)
     assert stats.cache_capacity == 1024
-    assert stats.cache_freshness == "shared-memory slots"
+    assert stats.cache_freshness == "shared-memory slots + WAL index"
     assert stats.search_backend == "fts5"
     data = stats.to_dict()
     assert data["path"] == str(catalog_path)
@@ -997,6 +1017,7 @@ def test_stats_snapshot(catalog: Catalog, catalog_path: Path) -> None:
         "cache_invalidations",
         "cache_freshness",
         "search_backend",
+        "pessimistic_updates",
     }
 
 

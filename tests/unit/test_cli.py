@@ -422,7 +422,7 @@ def test_stats(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     facts = json.loads(out)
     assert (facts["datasets"], facts["catalog_version"], facts["path"]) == (3, 3, db)
     assert facts["search_backend"] == "fts5"
-    assert facts["cache_freshness"] == "shared-memory slots"
+    assert facts["cache_freshness"] == "shared-memory slots + WAL index"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from metafuse import Catalog
-from metafuse._freshness import PENDING, SLOTS, ChangeSlots, open_slots, sidecar_path, slot_of
+from metafuse._freshness import _SIZE, PENDING, SLOTS, ChangeSlots, open_slots, sidecar_path, slot_of
 
 from ._support import make
 
@@ -39,7 +39,7 @@ def test_the_slot_file_is_created_at_full_size(tmp_path: Path) -> None:
     path = tmp_path / "c.db-mfgen"
     opened = ChangeSlots(str(path))
     try:
-        assert path.stat().st_size == SLOTS * 8
+        assert path.stat().st_size == _SIZE
         assert opened.token("anything") == 0
     finally:
         opened.close()
@@ -139,8 +139,8 @@ def test_open_slots_returns_none_where_the_file_cannot_be_made(tmp_path: Path) -
 
 
 def test_a_catalog_creates_its_slot_file(catalog: Catalog, catalog_path: Path) -> None:
-    assert Path(sidecar_path(str(catalog_path))).stat().st_size == SLOTS * 8
-    assert catalog.stats().cache_freshness == "shared-memory slots"
+    assert Path(sidecar_path(str(catalog_path))).stat().st_size == _SIZE
+    assert catalog.stats().cache_freshness == "shared-memory slots + WAL index"
 
 
 def test_a_write_publishes_a_fresh_token(catalog: Catalog, catalog_path: Path) -> None:
