@@ -8,7 +8,7 @@ Conditional writes use PutObject's `IfNoneMatch="*"` (create) and `IfMatch=<etag
 S3 answers 412 when the precondition fails and 409 `ConditionalRequestConflict` when a concurrent
 conditional write to the key got in the way, which is retried here (the write did not happen).
 
-botocore's own retries are off (`max_attempts=1`): a retried conditional PUT whose first attempt
+botocore's own retries are off (`total_max_attempts=1`): a retried conditional PUT whose first attempt
 landed would come back 412 and be mistaken for a lost race. Instead, reads (GET, HEAD, LIST) and
 DELETE, which are safe to repeat, are retried here with jittered backoff; a PUT is repeated only
 when it certainly did not reach the store (connection refused, connect timeout, 409), and any
@@ -105,7 +105,9 @@ class S3Store(ObjectStore):
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         config = config_module.Config(
-            retries={"max_attempts": 1, "mode": "standard"},
+            # total_max_attempts counts the first try; the older "max_attempts" counts retries,
+            # so max_attempts=1 would still resend a PUT once.
+            retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_connections,
