@@ -85,7 +85,7 @@ def main() -> int:
     for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
         os.environ.setdefault(name, value)
     counts = [int(n) for n in args.threads.split(",")]
-    print(f"payload {len(str(PAYLOAD))} chars; {args.appends} appends per thread; moto single-threaded\n")
+    print(f"{args.appends} appends per thread; moto single-threaded\n")
     print("| mode | threads | appends/s | p50 ms | p99 ms | PUTs/append | requests/append | bytes/append |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     with MotoServer() as server:
