@@ -19,6 +19,7 @@ RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 CHECK_JSONSCHEMA = "check-jsonschema==0.39.0"
 ZIZMOR = "zizmor==1.32.0"
+MOTO_SERVER = "moto[server]==5.2.1"
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 """Every supported Python, in one place."""
 TOOLS_PYTHON = "3.11"
@@ -68,6 +69,13 @@ def lint(session: nox.Session) -> None:
     if WORKFLOWS:
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS)
         session.run("zizmor", "--offline", ".github/workflows")
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
+def s3(session: nox.Session) -> None:
+    """Object-store contract and commit-log tests (tests/s3) on a fresh single-threaded moto S3 server."""
+    session.install("-e", ".[s3,test]", MOTO_SERVER)
+    session.run("pytest", "tests/s3", "-p", "no:xdist", *session.posargs)
 
 
 @nox.session(python=TOOLS_PYTHON)

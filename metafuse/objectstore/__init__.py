@@ -1,0 +1,58 @@
+"""Where the catalog's bytes can live: a narrow object-store seam and a commit log on top of it.
+
+- `ObjectStore`: get (bytes and tag), put with a mode (`CREATE`, `OVERWRITE`, `update(tag)`),
+  head, list, delete. Backends: `LocalDirStore` (a directory) and `S3Store` (in
+  `metafuse.objectstore.s3`; needs the `metafuse[s3]` extra). `open_store(url)` picks one.
+- `CommitLog`: commits as immutable, sequentially numbered objects created only if absent.
+
+Standard library only, except `S3Store`, which imports boto3 when it is constructed.
+"""
+
+from __future__ import annotations
+
+from ._base import CREATE, OVERWRITE, GetResult, ObjectMeta, ObjectStore, PutMode, check_key, update
+from .errors import (
+    AlreadyExists,
+    AmbiguousWrite,
+    AppendContended,
+    CommitUnknown,
+    InvalidKey,
+    InvalidStoreURL,
+    LogCorrupt,
+    MissingDependency,
+    NotFound,
+    ObjectStoreError,
+    PreconditionFailed,
+    StoreUnavailable,
+)
+from .local import LocalDirStore
+from .log import AppendResult, CommitLog, LogEntry
+from .url import open_store
+
+__all__ = [
+    "CREATE",
+    "OVERWRITE",
+    "AlreadyExists",
+    "AmbiguousWrite",
+    "AppendContended",
+    "AppendResult",
+    "CommitLog",
+    "CommitUnknown",
+    "GetResult",
+    "InvalidKey",
+    "InvalidStoreURL",
+    "LocalDirStore",
+    "LogCorrupt",
+    "LogEntry",
+    "MissingDependency",
+    "NotFound",
+    "ObjectMeta",
+    "ObjectStore",
+    "ObjectStoreError",
+    "PreconditionFailed",
+    "PutMode",
+    "StoreUnavailable",
+    "check_key",
+    "open_store",
+    "update",
+]

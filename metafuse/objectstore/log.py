@@ -1,0 +1,381 @@
+"""A commit log on an object store: each commit is one immutable object, created only if absent.
+
+Protocol
+--------
+Entry `n` (n = 1, 2, ...) is the object `<prefix>log/<n as 20 digits>.json`, holding
+`{"commit_id": ..., "payload": ..., "sequence": n}` as compact JSON. It is written once, with
+`put(..., CREATE)` (S3 `If-None-Match: *`), and never changed, so the store itself decides which
+of several concurrent writers gets number `n`.
+
+Appending (`CommitLog.append`):
+
+1. Pick `n`: one past the sequence the caller's decision was based on (`after`), or, without it,
+   one past `latest()`. Give the commit a fresh random `commit_id`.
+2. Create entry `n`. Success: the commit is entry `n`.
+3. `AlreadyExists`: read the entries from `n` up to the end of the log (GET `n`, `n+1`, ... until
+   one is absent). If one of them carries our `commit_id`, an earlier attempt of ours landed:
+   that is the commit. Otherwise hand them to the caller's `validate(lost_entries)`, which raises
+   to abandon the commit (they changed what it depends on) or returns to go on; then try again at
+   one past the last entry read. Losing a number is progress for someone else, so the loop is
+   lock-free.
+4. `AmbiguousWrite` (timeout, 5xx, connection lost after sending): read entry `n` back. Our
+   `commit_id` there: success. Another commit there: we lost, as in step 3. Absent: the write
+   did not land *yet* (it may still be in flight), so send the same entry to the same `n` again.
+   An append only moves past `n` once `n` holds another commit, so at most one number (the
+   current one) can ever receive its entry: a commit lands at most once.
+5. `StoreUnavailable`: back off and repeat the step. If the store stays away past the budget,
+   the append raises `StoreUnavailable` when no write of ours can still land, or
+   `CommitUnknown` (never a failure) when entry `n` may still be ours; `settle()` decides it.
+
+So an acknowledged commit is always readable at its sequence, a failed one is never in the log,
+and no commit appears twice. Sequences are gap-free: `n` is only created by a writer that saw
+`n - 1` exist (or `n == 1`).
+
+Finding the end (`latest`): with a hint `h` (the newest sequence this process has seen), one HEAD
+of entry `h + 1`; absent means `h` is the end. That is the common case for an up-to-date reader
+or writer and costs one small request. Only if `h + 1` exists does it LIST with
+`start-after=<entry h+1>` to jump to the end in one more request rather than probing entry by
+entry. Without a hint (a fresh process) it starts from `h = 0`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from ._base import CREATE, ObjectStore
+from .errors import (
+    AlreadyExists,
+    AmbiguousWrite,
+    AppendContended,
+    CommitUnknown,
+    LogCorrupt,
+    NotFound,
+    StoreUnavailable,
+)
+
+T = TypeVar("T")
+
+SEQUENCE_DIGITS = 20
+"""Digits of the zero-padded sequence in an entry's key; lexical order is then numeric order."""
+
+_ENTRY_NAME = re.compile(r"^(\d{" + str(SEQUENCE_DIGITS) + r"})\.json$")
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit as stored: its sequence, the id its writer gave it, and the caller's payload."""
+
+    sequence: int
+    commit_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """An acknowledged commit: it is entry `sequence` and stays readable there."""
+
+    sequence: int
+    commit_id: str
+    attempts: int
+    """PUT requests sent, the successful one included."""
+
+
+Validator = Callable[[Sequence[LogEntry]], None]
+"""Called with the entries an append lost to; raise to abandon the commit, return to retry."""
+
+
+class CommitLog:
+    """The append-only commit log under `prefix` of `store`; safe to share between threads.
+
+    `max_races` bounds how many numbers one append may lose in a row (`AppendContended`);
+    `max_unavailable` bounds consecutive store failures within one append, each followed by a
+    jittered exponential backoff from `backoff` seconds up to 1 s.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str = "",
+        *,
+        max_races: int = 1000,
+        max_unavailable: int = 12,
+        backoff: float = 0.01,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.store = store
+        self.directory = prefix + "log/"
+        self.max_races = max_races
+        self.max_unavailable = max_unavailable
+        self.backoff = backoff
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._known_end = 0
+
+    def key(self, sequence: int) -> str:
+        """The object key of entry `sequence`."""
+        if sequence < 1:
+            raise ValueError(f"log sequences start at 1, got {sequence}")
+        return f"{self.directory}{sequence:0{SEQUENCE_DIGITS}d}.json"
+
+    @property
+    def known_end(self) -> int:
+        """The highest sequence this object has seen exist (0 before it has seen any)."""
+        with self._lock:
+            return self._known_end
+
+    def latest(self, hint: int | None = None) -> int:
+        """The sequence of the newest entry (0 for an empty log), as of some moment during the call.
+
+        Reflects every append acknowledged before the call started. Costs one HEAD when nothing
+        was appended since `hint` (default: `known_end`), else one HEAD and one LIST.
+        """
+        start = self.known_end if hint is None else hint
+        try:
+            self.store.head(self.key(start + 1))
+        except NotFound:
+            return start
+        keys = self.store.list(self.directory, start_after=self.key(start + 1))
+        end = self._sequence_of(keys[-1]) if keys else start + 1
+        self._saw(end)
+        return end
+
+    def read(self, sequence: int) -> LogEntry:
+        """Entry `sequence`; `NotFound` if it does not exist (yet, or any more)."""
+        key = self.key(sequence)
+        data, _ = self.store.get(key)
+        entry = decode_entry(key, data)
+        if entry.sequence != sequence:
+            raise LogCorrupt(key, f"holds sequence {entry.sequence}")
+        self._saw(sequence)
+        return entry
+
+    def tail(self, after: int = 0) -> list[LogEntry]:
+        """Every entry with a sequence above `after`, in order (one LIST, then one GET each).
+
+        Raises `LogCorrupt` if the listing has a gap, which the protocol never leaves.
+        """
+        start_after = self.key(after) if after > 0 else ""
+        keys = self.store.list(self.directory, start_after=start_after)
+        entries: list[LogEntry] = []
+        expected = after + 1
+        for key in keys:
+            sequence = self._sequence_of(key)
+            if sequence != expected:
+                raise LogCorrupt(key, f"expected entry {expected} next: the log has a gap")
+            entries.append(self.read(sequence))
+            expected += 1
+        return entries
+
+    def find_commit(self, commit_id: str, after: int = 0) -> LogEntry | None:
+        """The entry carrying `commit_id` among those above `after`, or None."""
+        for entry in self.tail(after):
+            if entry.commit_id == commit_id:
+                return entry
+        return None
+
+    def append(
+        self,
+        payload: Mapping[str, Any],
+        validate: Validator | None = None,
+        *,
+        after: int | None = None,
+    ) -> AppendResult:
+        """Append `payload` as one new entry and return where it landed (see the module docstring).
+
+        `after` is the sequence the payload was decided on: every entry above it that wins a
+        number first is passed to `validate`, which raises to abandon the commit. Without
+        `after`, the append starts at the end of the log and validates only what it loses to.
+        Returns only when the entry is in the log; raises `CommitUnknown` only when it may be.
+        """
+        commit_id = uuid.uuid4().hex
+        body = dict(payload)
+        rng = random.Random(uuid.uuid4().int)
+        sequence = (self._with_store(self.latest) if after is None else after) + 1
+        attempts = races = unavailable = 0
+        maybe_ours = False  # entry `sequence` may hold this commit (an ambiguous write to it)
+        cause = ""
+        while True:
+            data = encode_entry(sequence, commit_id, body)
+            try:
+                attempts += 1
+                self.store.put(self.key(sequence), data, CREATE)
+                self._saw(sequence)
+                return AppendResult(sequence, commit_id, attempts)
+            except AlreadyExists:
+                check = "taken"
+            except AmbiguousWrite as exc:
+                maybe_ours, cause, check = True, str(exc), "maybe"
+            except StoreUnavailable as exc:
+                cause, check = str(exc), ""
+            except Exception as exc:
+                if maybe_ours:  # whatever went wrong, "maybe landed" must not become "failed"
+                    raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
+                raise
+            outcome: tuple[list[LogEntry], int] | None = None
+            if check:
+                try:
+                    outcome = self._losses(
+                        sequence,
+                        read_first=maybe_ours,
+                        read_all=validate is not None,
+                        absent_ok=check == "maybe",
+                    )
+                except StoreUnavailable as exc:
+                    cause = str(exc)  # cannot tell yet: send the same entry to the same number again
+                except Exception as exc:
+                    if maybe_ours:
+                        raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
+                    raise
+            if outcome is not None:
+                lost, end = outcome
+                maybe_ours = False  # entry `sequence` is held: our write there can never land
+                mine = [e for e in lost if e.commit_id == commit_id]
+                if mine:
+                    return AppendResult(mine[0].sequence, commit_id, attempts)
+                if validate is not None:
+                    validate(lost)
+                races += 1
+                if races >= self.max_races:
+                    raise AppendContended(commit_id, races)
+                sequence = end + 1
+                unavailable = 0
+                continue
+            # The store failed, or entry `sequence` is still absent after an ambiguous write:
+            # send the same entry to the same number again after a pause.
+            unavailable += 1
+            if unavailable > self.max_unavailable:
+                if maybe_ours:
+                    raise CommitUnknown(commit_id, sequence, data, cause)
+                raise StoreUnavailable(f"append to {self.directory}", cause)
+            self._pause(unavailable, rng)
+
+    def settle(self, unknown: CommitUnknown) -> AppendResult | None:
+        """Decide a `CommitUnknown` for good: its `AppendResult`, or None if it never landed.
+
+        Sends the same entry to the same number again (create only if absent) until the store
+        answers; afterwards that number holds either this commit or another, for ever. Raises
+        `StoreUnavailable` (leaving it undecided) if the store is still away.
+        """
+        key = self.key(unknown.sequence)
+        attempts = 0
+        rng = random.Random()
+        while True:
+            attempts += 1
+            try:
+                self.store.put(key, unknown.data, CREATE)
+                return AppendResult(unknown.sequence, unknown.commit_id, attempts)
+            except (AlreadyExists, AmbiguousWrite, StoreUnavailable) as exc:
+                try:
+                    entry = self.read(unknown.sequence)
+                except NotFound:
+                    if isinstance(exc, AlreadyExists):
+                        raise LogCorrupt(key, "reported to exist, then absent: was it deleted?") from None
+                    entry = None
+                except StoreUnavailable:
+                    entry = None
+                if entry is not None:
+                    if entry.commit_id == unknown.commit_id:
+                        return AppendResult(unknown.sequence, unknown.commit_id, attempts)
+                    return None
+                if attempts > self.max_unavailable:
+                    raise StoreUnavailable(f"settling commit {unknown.commit_id}", str(exc)) from exc
+                self._pause(attempts, rng)
+
+    def _losses(
+        self, sequence: int, *, read_first: bool, read_all: bool, absent_ok: bool
+    ) -> tuple[list[LogEntry], int] | None:
+        """After a put to `sequence` failed: the entries to check or validate, and the log's end.
+
+        Reads every entry from `sequence` to the end when a validator needs them; otherwise only
+        entry `sequence` when it may be ours, then finds the end with `latest` (a HEAD, and a
+        LIST if needed). None when entry `sequence` is absent and `absent_ok`.
+        """
+        if read_all:
+            entries = self._read_from(sequence, absent_ok=absent_ok)
+            return (entries, entries[-1].sequence) if entries else None
+        entries = []
+        if read_first:
+            try:
+                entries.append(self.read(sequence))
+            except NotFound:
+                if absent_ok:
+                    return None
+                raise LogCorrupt(self.key(sequence), "reported to exist, then absent") from None
+        return entries, self.latest(hint=sequence)
+
+    def _read_from(self, sequence: int, absent_ok: bool = False) -> list[LogEntry]:
+        """Entries `sequence`, `sequence + 1`, ... up to the first absent one (GET each).
+
+        A failed read is not retried here: the append loop backs off and tries its PUT again,
+        which is harmless when the number is taken and lands the entry when it is free.
+        """
+        entries: list[LogEntry] = []
+        while True:
+            try:
+                entries.append(self.read(sequence + len(entries)))
+            except NotFound:
+                if not entries and not absent_ok:
+                    # AlreadyExists, then absent: only a deletion does that, which the
+                    # protocol never does to an entry a writer could still be racing for.
+                    raise LogCorrupt(self.key(sequence), "reported to exist, then absent") from None
+                return entries
+
+    def _with_store(self, call: Callable[[], T]) -> T:
+        """Run a read, retrying `StoreUnavailable` within the unavailability budget."""
+        rng = random.Random()
+        for attempt in range(1, self.max_unavailable + 2):
+            try:
+                return call()
+            except StoreUnavailable:
+                if attempt > self.max_unavailable:
+                    raise
+                self._pause(attempt, rng)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, attempt: int, rng: random.Random) -> None:
+        self._sleep(min(1.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + rng.random()))
+
+    def _saw(self, sequence: int) -> None:
+        with self._lock:
+            if sequence > self._known_end:
+                self._known_end = sequence
+
+    def _sequence_of(self, key: str) -> int:
+        match = _ENTRY_NAME.match(key[len(self.directory) :]) if key.startswith(self.directory) else None
+        if match is None:
+            raise LogCorrupt(key, f"not an entry name (<{SEQUENCE_DIGITS} digits>.json) in {self.directory}")
+        return int(match.group(1))
+
+
+def encode_entry(sequence: int, commit_id: str, payload: Mapping[str, Any]) -> bytes:
+    """The bytes of entry `sequence`: compact JSON with sorted keys (so equal entries are equal bytes)."""
+    return json.dumps(
+        {"commit_id": commit_id, "payload": payload, "sequence": sequence},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode("utf-8")
+
+
+def decode_entry(key: str, data: bytes) -> LogEntry:
+    """Parse an entry's bytes, raising `LogCorrupt` (naming `key`) if they are not one."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise LogCorrupt(key, f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LogCorrupt(key, "not a JSON object")
+    sequence, commit_id, payload = value.get("sequence"), value.get("commit_id"), value.get("payload")
+    if not isinstance(sequence, int) or not isinstance(commit_id, str) or not isinstance(payload, dict):
+        raise LogCorrupt(key, "needs an integer sequence, a string commit_id and an object payload")
+    return LogEntry(sequence, commit_id, payload)

@@ -1,0 +1,352 @@
+"""Real parts for testing stores: a moto S3 server in a subprocess and a fault-injecting proxy.
+
+Standard library only here; the server subprocess needs `moto[server]`.
+
+- `MotoServer`: starts `python -m metafuse.objectstore._moto_single` on a free loopback port,
+  waits until it answers HTTP, and stops it. Requests are served one at a time (see that
+  module for why: moto's threaded server does not apply conditional writes atomically).
+- `FaultProxy`: an HTTP proxy on loopback between a client and the server that adds latency,
+  answers 503 or 409 without forwarding, or forwards the request and then drops the connection
+  or answers 500, so the client cannot know whether its write was applied.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO
+
+from .errors import MissingDependency
+
+MOTO_INSTALL = "pip install 'moto[server]'"
+"""What to run when the moto server is missing."""
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class MotoServer:
+    """One single-threaded moto S3 server subprocess on loopback; `start()` returns its URL.
+
+    Raises `MissingDependency` (naming `moto[server]`) if moto is not installed, and
+    `RuntimeError` with the server's own output if it does not come up within `timeout` s.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", timeout: float = 60.0, log_path: str | None = None) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.log_path = log_path
+        self.endpoint_url = ""
+        self._process: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+
+    def start(self) -> str:
+        """Start the server, wait until it answers a request, and return `http://host:port`."""
+        if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+            raise MissingDependency("the S3 tests' moto server", "moto[server]", MOTO_INSTALL)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
+        if self.log_path:
+            self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        module = "metafuse.objectstore._moto_single"
+        command = [sys.executable, "-m", module, "--host", self.host, "--port", "0"]
+        self._process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = self._process.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        try:
+            line = lines.get(timeout=self.timeout)
+        except queue.Empty:
+            line = ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"moto server did not start within {self.timeout:g} s: {self._tail_log()}")
+        self.endpoint_url = line.split()[-1]
+        while True:  # bound is not the same as answering: wait for a real HTTP reply
+            try:
+                status = _http_status(self.endpoint_url, "GET", "/")
+                if status < 500:
+                    return self.endpoint_url
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"moto server at {self.endpoint_url} never answered: {self._tail_log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Terminate the server (kill it after 10 s) and close its log; safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _tail_log(self) -> str:
+        if not self.log_path or not os.path.exists(self.log_path):
+            return "(no log kept)"
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()[-2000:] or "(empty log)"
+
+    def __enter__(self) -> MotoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _http_status(base_url: str, method: str, path: str) -> int:
+    host_port = base_url.split("://", 1)[1]
+    connection = http.client.HTTPConnection(host_port, timeout=5)
+    try:
+        connection.request(method, path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Probabilities (0..1) of each fault, drawn once per request; their sum is at most 1.
+
+    - `slow`: wait up to `max_delay` s before forwarding (then proceed normally);
+    - `unavailable`: answer 503 SlowDown without forwarding (the request did not happen);
+    - `conflict`: for a PUT, answer 409 ConditionalRequestConflict without forwarding;
+    - `drop_after`: forward, let the server apply it, then close the connection unanswered;
+    - `error_after`: forward, let the server apply it, then answer 500 InternalError.
+    """
+
+    slow: float = 0.0
+    unavailable: float = 0.0
+    conflict: float = 0.0
+    drop_after: float = 0.0
+    error_after: float = 0.0
+    max_delay: float = 0.05
+
+    @classmethod
+    def mixed(cls, rate: float, max_delay: float = 0.05) -> FaultPlan:
+        """`rate` of all requests get a fault, split evenly over the five kinds."""
+        share = rate / 5
+        return cls(share, share, share, share, share, max_delay)
+
+    def draw(self, rng: random.Random, method: str) -> str:
+        """The fault for one request ("" for none)."""
+        roll = rng.random()
+        for name in ("slow", "unavailable", "conflict", "drop_after", "error_after"):
+            roll -= getattr(self, name)
+            if roll < 0:
+                return "" if name == "conflict" and method != "PUT" else name
+        return ""
+
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+
+
+class FaultProxy:
+    """A loopback HTTP proxy to `upstream` injecting `plan`'s faults; thread-safe counters.
+
+    Faults are drawn from one seeded random stream per HTTP method, so the faults the first n
+    requests of a method get are the same in every run with the same `seed`.
+
+    `counts[(method, fault)]` counts requests by method and the fault they got ("" for none);
+    `bytes_up` and `bytes_down` count HTTP bytes from and to clients (status line, headers, body).
+    """
+
+    def __init__(self, upstream: str, plan: FaultPlan | None = None, seed: int = 0) -> None:
+        self.upstream = upstream.split("://", 1)[1].rstrip("/")
+        self._plan = plan or FaultPlan()
+        self._seed = seed
+        self._streams: dict[str, random.Random] = {}
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread: threading.Thread | None = None
+
+    @property
+    def plan(self) -> FaultPlan:
+        """The faults now being injected."""
+        with self._lock:
+            return self._plan
+
+    @plan.setter
+    def plan(self, plan: FaultPlan) -> None:
+        with self._lock:
+            self._plan = plan
+
+    def start(self) -> str:
+        """Serve in a background thread; returns the proxy's URL."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def reset_counts(self) -> None:
+        """Zero the request and byte counters."""
+        with self._lock:
+            self.counts.clear()
+            self.bytes_up = self.bytes_down = 0
+
+    def snapshot(self) -> tuple[Counter[tuple[str, str]], int, int]:
+        """A consistent copy of (counts, bytes_up, bytes_down)."""
+        with self._lock:
+            return Counter(self.counts), self.bytes_up, self.bytes_down
+
+    def _decide(self, method: str) -> tuple[str, float]:
+        with self._lock:
+            # One random stream per method: the n-th PUT gets the same fault in every run with
+            # this seed, however the requests of other methods interleave with it.
+            rng = self._streams.setdefault(method, random.Random(f"{self._seed}:{method}"))
+            fault = self._plan.draw(rng, method)
+            delay = rng.uniform(0, self._plan.max_delay) if fault == "slow" else 0.0
+            self.counts[(method, fault)] += 1
+        return fault, delay
+
+    def _count(self, up: int, down: int) -> None:
+        with self._lock:
+            self.bytes_up += up
+            self.bytes_down += down
+
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self._relay()
+
+        do_PUT = do_POST = do_HEAD = do_DELETE = do_GET
+
+        def _relay(self) -> None:
+            body = self._read_body()
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
+            up = len(self.requestline) + 4 + len(body)
+            up += sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+            fault, delay = proxy._decide(self.command)
+            if delay:
+                time.sleep(delay)
+            if fault == "unavailable":
+                self._reply_error(503, "SlowDown", "Please reduce your request rate.", up)
+                return
+            if fault == "conflict":
+                self._reply_error(409, "ConditionalRequestConflict", "A conflicting operation occurred.", up)
+                return
+            status, reason, response_headers, response_body = self._forward(headers, body)
+            if fault == "drop_after":
+                proxy._count(up, 0)
+                self.close_connection = True  # the server applied it; the client never hears
+                return
+            if fault == "error_after":
+                self._reply_error(500, "InternalError", "We encountered an internal error.", up)
+                return
+            self.send_response_only(status, reason)
+            down = len(reason) + 15
+            for name, value in response_headers:
+                lowered = name.lower()
+                if lowered in _HOP_BY_HOP or (lowered == "content-length" and self.command != "HEAD"):
+                    continue
+                self.send_header(name, value)
+                down += len(name) + len(value) + 4
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(response_body)))
+                down += 20 + len(str(len(response_body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response_body)
+            proxy._count(up, down + 2 + len(response_body))
+
+        def _read_body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks: list[bytes] = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _forward(
+            self, headers: list[tuple[str, str]], body: bytes
+        ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+            connection = http.client.HTTPConnection(proxy.upstream, timeout=120)
+            try:
+                connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    if name.lower() != "content-length":
+                        connection.putheader(name, value)
+                if body or self.command in ("PUT", "POST"):
+                    connection.putheader("Content-Length", str(len(body)))
+                connection.endheaders(body or None)
+                response = connection.getresponse()
+                data = response.read()
+                return response.status, response.reason, response.getheaders(), data
+            finally:
+                connection.close()
+
+        def _reply_error(self, status: int, code: str, message: str, up: int) -> None:
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                f"<Message>{message}</Message><RequestId>fault-proxy</RequestId></Error>"
+            ).encode()
+            self.send_response_only(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            proxy._count(up, 100 + len(body))
+
+    return Handler

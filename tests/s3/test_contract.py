@@ -1,0 +1,187 @@
+"""The object-store contract, run unchanged against LocalDirStore and S3Store (moto or a real store).
+
+Races are started together with a barrier and judged by what the store ended up holding, not
+by timing: whatever the interleaving, exactly one creator and one updater may win.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import pytest
+
+from metafuse.objectstore import (
+    CREATE,
+    OVERWRITE,
+    AlreadyExists,
+    InvalidKey,
+    NotFound,
+    ObjectStore,
+    PreconditionFailed,
+    open_store,
+    update,
+)
+from metafuse.objectstore.s3 import S3Store
+
+from ._support import S3Location
+
+RACERS = 12
+
+
+def race(store: ObjectStore, attempt: Callable[[int], str | None]) -> list[int]:
+    """Run `attempt(i)` for i in 0..RACERS-1 from that many threads released together; return winners."""
+    barrier = threading.Barrier(RACERS)
+    winners: list[int] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        barrier.wait()
+        if attempt(i) is not None:
+            with lock:
+                winners.append(i)
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        for future in [pool.submit(run, i) for i in range(RACERS)]:
+            future.result()
+    return winners
+
+
+def test_absent_keys_are_not_found_and_deleting_them_is_fine(store: ObjectStore) -> None:
+    with pytest.raises(NotFound) as caught:
+        store.get("nothing/here")
+    assert caught.value.key == "nothing/here"
+    with pytest.raises(NotFound):
+        store.head("nothing/here")
+    store.delete("nothing/here")
+    assert store.list() == []
+
+
+def test_create_then_get_returns_the_bytes_and_their_tag(store: ObjectStore) -> None:
+    tag = store.put("a/one.json", b'{"x": 1}', CREATE)
+    assert store.get("a/one.json") == (b'{"x": 1}', tag)
+    assert store.head("a/one.json") == ("a/one.json", 8, tag)
+    empty_tag = store.put("a/empty", b"", CREATE)
+    assert store.get("a/empty") == (b"", empty_tag)
+
+
+def test_create_of_an_existing_key_fails_and_keeps_the_first_bytes(store: ObjectStore) -> None:
+    tag = store.put("k", b"first", CREATE)
+    with pytest.raises(AlreadyExists) as caught:
+        store.put("k", b"second", CREATE)
+    assert caught.value.key == "k"
+    assert store.get("k") == (b"first", tag)
+
+
+def test_update_needs_the_current_tag(store: ObjectStore) -> None:
+    first = store.put("k", b"v1", CREATE)
+    second = store.put("k", b"v2", update(first))
+    assert second != first
+    with pytest.raises(PreconditionFailed) as caught:
+        store.put("k", b"v3", update(first))
+    assert caught.value.expected == first
+    assert store.get("k") == (b"v2", second)
+    store.delete("k")
+    with pytest.raises(NotFound):
+        store.put("k", b"v4", update(second))
+    with pytest.raises(NotFound):
+        store.get("k")
+
+
+def test_overwrite_replaces_or_creates(store: ObjectStore) -> None:
+    store.put("k", b"v1", CREATE)
+    tag = store.put("k", b"v2", OVERWRITE)
+    assert store.get("k") == (b"v2", tag)
+    fresh = store.put("new", b"n", OVERWRITE)
+    assert store.get("new") == (b"n", fresh)
+
+
+def test_equal_bytes_have_equal_tags(store: ObjectStore) -> None:
+    # Documented: tags are content hashes on both backends, so update() cannot see A -> B -> A.
+    assert store.put("a", b"same", CREATE) == store.put("b", b"same", CREATE)
+
+
+def test_delete_removes_the_object(store: ObjectStore) -> None:
+    store.put("d/x", b"1", CREATE)
+    store.put("d/y", b"2", CREATE)
+    store.delete("d/x")
+    with pytest.raises(NotFound):
+        store.get("d/x")
+    assert store.list("d/") == ["d/y"]
+    store.put("d/x", b"3", CREATE)  # a deleted key can be created again
+    assert store.get("d/x").data == b"3"
+
+
+def test_list_is_sorted_by_utf8_bytes_and_honours_prefix_and_start_after(store: ObjectStore) -> None:
+    keys = ["p/z", "p/a-1", "p/a/1", "p/a0", "p/\u00e9t\u00e9", "p/B", "q/other"]
+    for key in keys:
+        store.put(key, key.encode(), CREATE)
+    expected = sorted((k for k in keys if k.startswith("p/")), key=lambda k: k.encode())
+    assert expected == ["p/B", "p/a-1", "p/a/1", "p/a0", "p/z", "p/\u00e9t\u00e9"]
+    assert store.list("p/") == expected
+    assert store.list("p/a") == ["p/a-1", "p/a/1", "p/a0"]
+    assert store.list("p/", start_after="p/a/1") == ["p/a0", "p/z", "p/\u00e9t\u00e9"]
+    assert store.list("p/", start_after="p/\u00e9t\u00e9") == []
+    assert store.list("nope/") == []
+    assert store.list() == sorted(keys, key=lambda k: k.encode())
+
+
+def test_list_pages_through_many_keys(store: ObjectStore) -> None:
+    if isinstance(store, S3Store):
+        store.page_size = 7  # 7 keys per LIST request: 60 keys take 9 pages
+    keys = [f"many/{i:03d}" for i in range(60)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda key: store.put(key, b"x", CREATE), keys))
+    assert store.list("many/") == keys
+    assert store.list("many/", start_after="many/049") == keys[50:]
+
+
+def test_s3_listing_beyond_1000_keys_uses_continuation(s3_location: S3Location) -> None:
+    store = open_store(s3_location.url())
+    assert isinstance(store, S3Store)
+    keys = [f"big/{i:04d}" for i in range(1005)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: store.put(key, b"", CREATE), keys))
+    assert store.page_size == 1000
+    assert store.list("big/") == keys
+    store.close()
+
+
+def test_keys_no_backend_can_hold_are_refused_before_any_request(store: ObjectStore) -> None:
+    for key in ("/abs", "a//b", ".hidden/x", "a/../b"):
+        with pytest.raises(InvalidKey):
+            store.put(key, b"x", CREATE)
+        with pytest.raises(InvalidKey):
+            store.get(key)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_creates_of_one_key_have_exactly_one_winner(store: ObjectStore, round_: int) -> None:
+    key = f"race/{round_}"
+
+    def create(i: int) -> str | None:
+        try:
+            return store.put(key, f"writer {i}".encode(), CREATE)
+        except AlreadyExists:
+            return None
+
+    winners = race(store, create)
+    assert len(winners) == 1
+    assert store.get(key).data == f"writer {winners[0]}".encode()
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_updates_from_one_tag_have_exactly_one_winner(store: ObjectStore, round_: int) -> None:
+    key = f"cas/{round_}"
+    tag = store.put(key, b"start", CREATE)
+
+    def swap(i: int) -> str | None:
+        try:
+            return store.put(key, f"writer {i}".encode(), update(tag))
+        except PreconditionFailed:
+            return None
+
+    winners = race(store, swap)
+    assert len(winners) == 1
+    assert store.get(key).data == f"writer {winners[0]}".encode()

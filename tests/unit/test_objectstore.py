@@ -1,0 +1,115 @@
+"""Store URLs, key rules, the missing-boto3 message and the local backend's basics (no moto needed).
+
+The full contract suite, run against both backends and a real S3-compatible server, is tests/s3.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from metafuse.errors import CatalogError
+from metafuse.objectstore import (
+    CREATE,
+    OVERWRITE,
+    AlreadyExists,
+    InvalidKey,
+    InvalidStoreURL,
+    LocalDirStore,
+    MissingDependency,
+    NotFound,
+    PreconditionFailed,
+    check_key,
+    open_store,
+    update,
+)
+from metafuse.objectstore.url import parse_s3_url
+
+
+def test_a_directory_path_and_a_file_url_open_a_local_store(tmp_path: Path) -> None:
+    assert isinstance(open_store(str(tmp_path / "a")), LocalDirStore)
+    store = open_store(f"file://{tmp_path}/b")
+    assert isinstance(store, LocalDirStore)
+    assert store.url == f"file://{tmp_path}/b"
+
+
+def test_an_s3_url_is_split_into_bucket_prefix_and_options() -> None:
+    bucket, prefix, options = parse_s3_url(
+        "s3://my-bucket/cat/alog?endpoint_url=http://127.0.0.1:9000&region=us-east-1&page_size=5"
+    )
+    assert (bucket, prefix) == ("my-bucket", "cat/alog")
+    assert options == {"endpoint_url": "http://127.0.0.1:9000", "region": "us-east-1", "page_size": 5}
+    assert parse_s3_url("s3://bucket") == ("bucket", "", {})
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("", "empty"),
+        ("gs://bucket/x", "scheme 'gs'"),
+        ("s3:///prefix", "no bucket"),
+        ("s3://My_Bucket/x", "bucket 'My_Bucket'"),
+        ("s3://ab/x", "bucket 'ab'"),
+        ("s3://user@bucket/x", "bucket 'user@bucket'"),
+        ("s3://bucket/a//b", "prefix 'a//b'"),
+        ("s3://bucket/x?endpoint=http://h", "parameter 'endpoint' is unknown"),
+        ("s3://bucket/x?region=us-east-1&region=eu-west-1", "parameter 'region' is given twice"),
+        ("s3://bucket/x?region=", "parameter 'region' is empty"),
+        ("s3://bucket/x?region=US_EAST", "region 'US_EAST'"),
+        ("s3://bucket/x?endpoint_url=ftp://h", "endpoint_url 'ftp://h'"),
+        ("s3://bucket/x?endpoint_url=http://h:99999", "endpoint_url 'http://h:99999'"),
+        ("s3://bucket/x?page_size=0", "page_size '0'"),
+        ("s3://bucket/x?addressing_style=dns", "addressing_style 'dns'"),
+        ("s3://bucket/x#frag", "fragment"),
+        ("file://remotehost/dir", "host 'remotehost'"),
+        ("file:///dir?x=1", "no query"),
+    ],
+)
+def test_a_bad_url_names_the_part_that_is_wrong(url: str, names: str) -> None:
+    with pytest.raises(InvalidStoreURL) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert names in message
+    assert "\n" not in message
+    assert isinstance(caught.value, CatalogError)
+
+
+def test_without_boto3_an_s3_store_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # makes `import boto3` raise ImportError
+    with pytest.raises(MissingDependency) as caught:
+        open_store("s3://bucket/prefix")
+    assert str(caught.value) == (
+        "the S3 object store needs boto3, which is not installed: pip install 'metafuse[s3]'"
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "/abs", "a//b", "trailing/", ".hidden", "a/./b", "a/../b", "nul\x00", "back\\slash", "x" * 1025],
+)
+def test_keys_every_backend_cannot_hold_are_refused(key: str) -> None:
+    with pytest.raises(InvalidKey):
+        check_key(key)
+
+
+def test_local_store_round_trip(tmp_path: Path) -> None:
+    store = LocalDirStore(tmp_path)
+    tag = store.put("a/b.json", b"one", CREATE)
+    assert store.get("a/b.json") == (b"one", tag)
+    with pytest.raises(AlreadyExists):
+        store.put("a/b.json", b"two", CREATE)
+    with pytest.raises(PreconditionFailed):
+        store.put("a/b.json", b"two", update('"stale"'))
+    new_tag = store.put("a/b.json", b"two", update(tag))
+    assert store.head("a/b.json") == ("a/b.json", 3, new_tag)
+    store.put("a/c.json", b"x", OVERWRITE)
+    assert store.list("a/") == ["a/b.json", "a/c.json"]
+    store.delete("a/b.json")
+    store.delete("a/b.json")  # absent: not an error
+    with pytest.raises(NotFound):
+        store.get("a/b.json")
+    with pytest.raises(NotFound):
+        store.put("a/b.json", b"three", update(new_tag))
+    assert store.list() == ["a/c.json"]  # the store's own lock and temp files are not keys
