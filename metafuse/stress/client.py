@@ -309,9 +309,11 @@ class ClientContext:
         now = self._begun_ns = self._wait_until(due)
         if due < self._warm_end_ns:
             self._mark = 0  # make the call consult `_tick`, which leaves it unmeasured
-        elif self.recording:
+        elif self.recording and now >= due:
             self._recorder.lag.add_ns(now - due)
-        return due
+        # The wait ends early at the deadline or a stop request: an operation that starts before
+        # its intended time is timed from when it starts (never a negative latency).
+        return min(due, now)
 
     def _plan_stop(self) -> None:
         assert self._schedule is not None

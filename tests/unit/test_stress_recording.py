@@ -317,3 +317,14 @@ def test_runner_passes_rate_and_warmup_to_every_client(mode: str) -> None:
     noop = result.operations["noop"]
     # Unpaced, a no-op runs hundreds of thousands of times a second; paced, 40 are due.
     assert 0 < noop["total"] <= 40
+
+
+def test_an_operation_woken_early_by_a_stop_is_timed_from_its_real_start(clock: FakeClock) -> None:
+    # A stop request (or the deadline) ends the wait for an operation's intended start early;
+    # timing it from the intended start, still in the future, gave negative latencies.
+    ctx = context(rate=1.0)
+    ctx.call("read", clock.op, MS)  # due at the start
+    ctx._stopped = lambda: True
+    ctx.call("write", clock.op, MS)  # due a second later, started at once
+    assert ctx.recorder.latencies["write"].min_ns == MS
+    assert ctx.recorder.latencies["write"].max_ns == MS
