@@ -167,7 +167,7 @@ _SUBSET = re.compile(r'^\s*thresholds\s*=\s*\[(?P<items>(?:\s*"[^"\\\n]*"\s*,?)*
 
 def _read_subset(text: str, source: str) -> list[str]:
     """The TOML this module accepts where `tomllib` is missing: one array of plain strings."""
-    lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
+    lines = [_without_comment(line) for line in text.splitlines()]
     match = _SUBSET.match(" ".join(lines))
     if match is None:
         raise ValidationError(
@@ -252,3 +252,14 @@ def _number(value: float) -> str:
     if math.isfinite(value) and float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:,.3f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+
+
+def _without_comment(line: str) -> str:
+    """`line` without a `#` comment (a `#` inside a quoted string is kept)."""
+    quoted = False
+    for index, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == "#" and not quoted:
+            return line[:index]
+    return line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,9 @@ def test_a_bad_toml_file_is_one_clear_error_naming_it(tmp_path: Path, content: s
     with pytest.raises(ValidationError) as info:
         load_file(str(path))
     assert str(path) in str(info.value)
+    if sys.version_info < (3, 11) and "fast" not in content:
+        # Without tomllib, anything but the one accepted shape gets the subset's own message.
+        words = 'only thresholds = ["...", ...]'
     assert words in str(info.value)
 
 
