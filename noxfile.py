@@ -52,11 +52,16 @@ atexit.register(_report_pythons)
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Unit tests on every supported Python (pytest -n auto); posargs go to pytest."""
+    """Unit tests on every supported Python (pytest -n auto); posargs go to pytest.
+
+    Tests marked `slow` (whole selfcheck runs, each tens of seconds of stress runs) run once, on
+    TOOLS_PYTHON; the others run on every Python.
+    """
     version = str(session.python)
     _TESTED[version] = "failed"  # until pytest returns
     session.install("-e", ".[test]")
-    session.run("pytest", "-n", "auto", *session.posargs)
+    only_fast = [] if version == TOOLS_PYTHON else ["-m", "not slow"]
+    session.run("pytest", "-n", "auto", *only_fast, *session.posargs)
     _TESTED[version] = "passed"
 
 

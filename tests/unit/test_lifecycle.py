@@ -54,6 +54,7 @@ def test_close_under_busy_threads_raises_only_catalog_closed(tmp_path: Path) -> 
     assert report["lost"] == [], report
 
 
+@pytest.mark.slow
 def test_close_unguarded_fault_is_caught(tmp_path: Path) -> None:
     report = _child("close-under-threads", str(tmp_path / "catalog.db"), faults="close_unguarded")
     # The bug shows as a crash, or as errors other than CatalogClosedError, or as calls that
@@ -113,6 +114,7 @@ def test_fork_inside_a_transaction_aborts_it_in_the_child(tmp_path: Path) -> Non
     assert report["parent_committed"] is True, report
 
 
+@pytest.mark.slow
 def test_fork_unsafe_fault_is_caught(tmp_path: Path) -> None:
     report = _child("fork", str(tmp_path / "catalog.db"), "transaction", faults="fork_unsafe")
     ok = {"read": "ok", "inherited": "ok", "new": "ok"}

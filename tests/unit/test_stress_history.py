@@ -296,6 +296,7 @@ def test_history_with_a_scenario_named_twice_is_refused(
 # -- selfcheck -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_selfcheck_history_probe_catches_every_data_fault(mode: str) -> None:
     controls: dict[tuple[str, str], list[str]] = {}

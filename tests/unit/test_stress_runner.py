@@ -123,6 +123,7 @@ def test_every_client_runs_and_reports_back(mode: str) -> None:
     assert round_trip.throughput == result.throughput
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_selfcheck_catches_every_bug(mode: str) -> None:
     """The proof the issue asks for: each deliberate bug makes its named invariant fail."""
