@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import NoReturn
 
 EXIT_OK = 0
@@ -42,3 +43,15 @@ def whole_number(minimum: int, maximum: int | None = None) -> type[int]:
 
     parse.__name__ = "whole number"
     return parse  # type: ignore[return-value]
+
+
+def file_path(option: str) -> Callable[[str], str]:
+    """Return an argparse `type` for `option` that refuses an empty (or blank) path."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option} must name a file, not an empty string")
+        return text
+
+    parse.__name__ = "path"
+    return parse

@@ -19,6 +19,7 @@ from ._cli_base import (
     EXIT_THRESHOLD,
     EXIT_USAGE,
     OneLineParser,
+    file_path,
     whole_number,
 )
 from .catalog import DEFAULT_PATH, Catalog
@@ -61,7 +62,7 @@ def build_parser() -> OneLineParser:
         "--catalog",
         metavar="PATH",
         default=None,
-        type=_path("--catalog"),
+        type=file_path("--catalog"),
         help=f"catalog file (default: ${CATALOG_ENV}, else ./{DEFAULT_PATH})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
@@ -164,16 +165,6 @@ def _discard_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in tests)
         pass
-
-
-def _path(option: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"{option} must name a file, not an empty string")
-        return text
-
-    parse.__name__ = "path"
-    return parse
 
 
 def _open(args: argparse.Namespace) -> Catalog:

@@ -17,6 +17,7 @@ from .._cli_base import (
     EXIT_OK,
     EXIT_THRESHOLD,
     OneLineParser,
+    file_path,
     whole_number,
 )
 from ..errors import ValidationError
@@ -104,7 +105,7 @@ def add_stress_commands(commands: Any) -> None:
         "--catalog",
         dest="stress_catalog",
         metavar="PATH",
-        type=_non_empty("--catalog"),
+        type=file_path("--catalog"),
         help="catalog file to stress (default: a temporary catalog, removed afterwards)",
     )
     run.add_argument(
@@ -241,16 +242,6 @@ def _number(option: str, *, positive: bool = False) -> Any:
             raise argparse.ArgumentTypeError(error.rule + f" (got {text!r})") from None
 
     parse.__name__ = "number"
-    return parse
-
-
-def _non_empty(option: str) -> Any:
-    def parse(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"{option} must name a file, not an empty string")
-        return text
-
-    parse.__name__ = "path"
     return parse
 
 
