@@ -30,7 +30,7 @@ from typing import Any
 from . import faults
 from .errors import CatalogClosedError, TransactionAbortedError
 
-FORK_WAIT = 1.0
+FORK_WAIT = 3.0
 """Seconds a fork waits for other threads to finish their current SQLite call or transaction."""
 
 
