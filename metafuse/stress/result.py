@@ -115,12 +115,25 @@ SERIES_COLUMNS = ("second", "operation", "ops", "ok", "conflict", "error", "p50_
 
 
 def series_table(merged: Recorder, elapsed: float) -> list[dict[str, Any]]:
-    """Return the run's per-second rows, complete seconds only (a partial last second is left out,
-    so it cannot read as a drop in throughput). Operations of every kind count under 'all'."""
-    complete = merged.per_second[: max(0, int(elapsed))]
-    empty = dict.fromkeys(SERIES_COLUMNS)
+    """Return the run's per-second rows, one per complete second and operation kind.
+
+    A partial second (the last one, cut by the deadline) is left out, so it cannot read as a drop
+    in throughput. Counts are of measured operations (after the warm-up); latencies are the p50
+    and p99 of the operations that ended in that second.
+    """
     return [
-        {**empty, "second": second, "operation": "all", "ops": ops} for second, ops in enumerate(complete)
+        {
+            "second": row.second,
+            "operation": row.op,
+            "ops": row.ops,
+            "ok": row.ok,
+            "conflict": row.conflict,
+            "error": row.error,
+            "p50_ms": row.p50_ms,
+            "p99_ms": row.p99_ms,
+        }
+        for row in merged.series(elapsed)
+        if not row.partial
     ]
 
 
