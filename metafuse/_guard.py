@@ -58,13 +58,18 @@ class FreshnessGuard:
     # -- readers ------------------------------------------------------------------------------
 
     def valid(self, offset: int, token: int, epoch: int) -> bool:
-        """Whether a cached entry stamped (offset, token, epoch) still shows the database."""
-        if not self.slots.valid(offset, token, epoch):
-            return False
-        if self._blind or faults.active("outside_blind"):
-            return True
-        assert self.wal is not None
-        return self.wal.header() == self.slots.known()
+        """Whether a cached entry stamped (offset, token, epoch) still shows the database.
+
+        Load order matters: accounting for an outside commit stores the new epoch *before* the new
+        `known`, so a hit loads `known` (and the header) *before* the epoch. Loaded the other way
+        round, a hit could see the old epoch and then the new `known`, and serve an entry from
+        before the commit that `known` already includes.
+        """
+        if not self._blind and not faults.active("outside_blind"):
+            assert self.wal is not None
+            if self.wal.header() != self.slots.known():
+                return False
+        return self.slots.valid(offset, token, epoch)
 
     def stamp(self, name: str) -> Stamp:
         """Load what a read of `name` must be stamped with, before it reads the database.

@@ -330,3 +330,36 @@ def test_opening_and_closing_a_catalog_keeps_sqlites_locks_on_shm(catalog_path: 
             assert _shm_locks(catalog_path) >= before
     finally:
         conn.close()
+
+
+class _RecordingSlots:
+    """Wraps a catalog's change slots and records the order a hit loads `known` and the epoch."""
+
+    def __init__(self, inner: object, order: list[str]) -> None:
+        self._inner = inner
+        self._order = order
+
+    def known(self) -> bytes:
+        self._order.append("known")
+        return self._inner.known()  # type: ignore[attr-defined, no-any-return]
+
+    def valid(self, offset: int, token: int, epoch: int) -> bool:
+        self._order.append("epoch")
+        return self._inner.valid(offset, token, epoch)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_a_hit_loads_known_before_the_epoch(catalog: Catalog) -> None:
+    # Accounting for an outside commit stores the epoch, then `known`. A hit that loaded the epoch
+    # first could pair the old epoch with the new `known` and serve an entry from before the
+    # commit (a stale read the outside_writer scenario caught once in 204 runs under load).
+    catalog.create(make("a"))
+    _warm(catalog, "a")
+    guard = catalog._guard
+    assert guard is not None
+    order: list[str] = []
+    guard.slots = _RecordingSlots(guard.slots, order)  # type: ignore[assignment]
+    assert catalog.get("a") is not None
+    assert order == ["known", "epoch"]
