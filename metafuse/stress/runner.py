@@ -322,9 +322,12 @@ class _ThreadRun(_Run):
             log.warning("%s: clients %s still running after the watchdog", self.scenario.name, hung)
         # A hung client may still be inside the shared catalog: closing it under that client
         # would turn a reported hang into a crash or a half-finished call. Leave it open (its
-        # descriptors then show in the leak count, next to the hang that explains them).
+        # descriptors then show in the leak count, next to the hang that explains them), and
+        # close it once the hung clients have finished, if they ever do.
         if catalog is not None and not hung:
             catalog.close()
+        elif catalog is not None:
+            _close_after(catalog, [threads[index] for index in hung])
         recorders = [ctx.recorder for ctx in contexts]
         crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
         return _Outcome(
@@ -338,6 +341,17 @@ class _ThreadRun(_Run):
             left_open=catalog is not None and bool(hung),
             interrupted=interrupted,
         )
+
+
+def _close_after(catalog: Catalog, threads: list[threading.Thread]) -> None:
+    """Close `catalog` from a background thread once every one of `threads` has ended."""
+
+    def close_when_done() -> None:
+        for thread in threads:
+            thread.join()
+        catalog.close()
+
+    threading.Thread(target=close_when_done, name="stress-close-after-hang", daemon=True).start()
 
 
 class _Control:
