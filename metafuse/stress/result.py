@@ -137,16 +137,15 @@ def series_table(merged: Recorder, elapsed: float) -> list[dict[str, Any]]:
     ]
 
 
-def series_stats(series: list[int]) -> dict[str, Any]:
-    """Return a per-second throughput series with its mean and coefficient of variation.
-
-    The last second is partial and left out of the mean and variation.
-    """
-    full = series[:-1] if len(series) > 1 else series
+def series_stats(series: list[int], elapsed: float) -> dict[str, Any]:
+    """Return the complete seconds of a per-second throughput series, their mean and coefficient
+    of variation. A second the run did not cover wholly (the last, cut by the deadline) is left
+    out: it would read as a drop in throughput."""
+    full = series[: max(1, int(elapsed))]
     mean = statistics.fmean(full) if full else 0.0
     deviation = statistics.pstdev(full) if len(full) > 1 else 0.0
     return {
-        "per_second": series,
+        "per_second": full,
         "mean_per_sec": round(mean, 1),
         "cov": round(deviation / mean, 4) if mean else 0.0,
     }

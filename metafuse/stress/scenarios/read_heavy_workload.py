@@ -89,7 +89,10 @@ def _throughput(run: RunView) -> Verdict:
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
-    return {"reads_per_sec": round(_reads_per_sec(run), 1), **series_stats(run.merged.per_second)}
+    return {
+        "reads_per_sec": round(_reads_per_sec(run), 1),
+        **series_stats(run.merged.per_second, run.elapsed),
+    }
 
 
 def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
