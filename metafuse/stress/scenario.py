@@ -70,6 +70,15 @@ class RunView:
         """The largest value of one per-client metric over every client."""
         return max((int(recorder.metrics.get(key, 0)) for recorder in self.recorders), default=0)
 
+    def no_stale_reads(self) -> Verdict:
+        """The freshness verdict: clients counted no stale read (metrics `stale_reads` and
+        `max_versions_behind`, each client checking reads against writes acknowledged before them)."""
+        stale = self.metric_sum("stale_reads")
+        return (
+            stale == 0,
+            f"{stale} stale reads, up to {self.metric_max('max_versions_behind')} versions behind",
+        )
+
     def no_unexpected_errors(self) -> Verdict:
         """The verdict most scenarios need: no operation ended in an unexpected error."""
         errors = self.merged.total("error")

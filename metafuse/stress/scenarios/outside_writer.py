@@ -182,8 +182,7 @@ def _merged(run: RunView, key: str) -> Counter[Any]:
     "no read returned a version older than a write (outside ones included) acknowledged before it started",
 )
 def _no_stale_read(run: RunView) -> Verdict:
-    stale = run.metric_sum("stale_reads")
-    return stale == 0, f"{stale} stale reads, up to {run.metric_max('max_versions_behind')} versions behind"
+    return run.no_stale_reads()
 
 
 @outside_writer.invariant(

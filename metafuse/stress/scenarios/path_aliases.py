@@ -210,8 +210,7 @@ SCENARIO = path_aliases
     "no read, whatever path spelling it used, returned a version older than a write acknowledged before it",
 )
 def _no_stale_read(run: RunView) -> Verdict:
-    stale = run.metric_sum("stale_reads")
-    return stale == 0, f"{stale} stale reads, up to {run.metric_max('max_versions_behind')} versions behind"
+    return run.no_stale_reads()
 
 
 @path_aliases.invariant(
