@@ -20,6 +20,7 @@ import argparse
 import array
 import dataclasses
 import datetime as _dt
+import functools
 import importlib.util
 import json
 import math
@@ -192,31 +193,11 @@ def raw_rate(
 ) -> float:
     """Run `op` in a loop on `threads` threads, one connection each, for `seconds`; return ops/s."""
     conns = [big.raw_connect(path) for _ in range(threads)]
-    counts = [0] * threads
-    barrier = threading.Barrier(threads + 1)
-    bounds: dict[str, float] = {}
-
-    def worker(index: int) -> None:
-        conn, rng, done = conns[index], random.Random(index), 0
-        barrier.wait()
-        deadline = bounds["deadline"]
-        while time.perf_counter() < deadline:
-            for _ in range(16):
-                op(conn, rng)
-            done += 16
-        counts[index] = done
-
-    pool = [threading.Thread(target=worker, args=(index,), daemon=True) for index in range(threads)]
-    for thread in pool:
-        thread.start()
-    bounds["deadline"] = time.perf_counter() + seconds
-    barrier.wait()
-    for thread in pool:
-        thread.join()
-    elapsed = max(time.perf_counter(), bounds["deadline"]) - (bounds["deadline"] - seconds)
-    for conn in conns:
-        conn.close()
-    return sum(counts) / elapsed
+    try:
+        return loop_rate(threads, seconds, lambda index: functools.partial(op, conns[index]))
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 def loop_rate(threads: int, seconds: float, make: Callable[[int], Callable[[random.Random], None]]) -> float:
