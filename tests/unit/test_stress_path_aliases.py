@@ -11,6 +11,9 @@ import pytest
 
 from metafuse import Catalog
 from metafuse.errors import CatalogFileError
+from metafuse.stress.config import StressConfig
+from metafuse.stress.runner import run_scenario
+from metafuse.stress.scenario import REGISTRY
 from metafuse.stress.scenarios import path_aliases as scenario
 
 from ._stress_views import view
@@ -112,3 +115,17 @@ def test_every_spelling_read_fails_when_a_spelling_was_not_used(catalog: Catalog
     assert not _check("every_spelling_read", view(catalog, unopened))[0]
     still = [dict(m, versions_seen=scenario.DATASETS) for m in used]
     assert not _check("every_spelling_read", view(catalog, still))[0]
+
+
+@pytest.mark.parametrize("fault", [(), ("path_spelling",)], ids=["clean", "path_spelling"])
+def test_the_handshake_makes_the_stale_interleaving_happen(fault: tuple[str, ...]) -> None:
+    # Not a race left to chance: each reader's handshake caches, writes elsewhere and reads again,
+    # so with the bug the symlink reader's second pass is stale for every dataset, every run.
+    config = StressConfig(clients=4, duration=1, mode="thread", seed=3)
+    result = run_scenario(REGISTRY["path_aliases"], config, faults=fault)
+    expected_symlink = scenario.DATASETS if fault else 0
+    assert result.metrics["handshake_stale_reads"] == {
+        "relative": 0,
+        "symlink": expected_symlink,
+        "dotdot": 0,
+    }

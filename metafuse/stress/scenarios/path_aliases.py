@@ -3,7 +3,9 @@
 Freshness must follow the file, not the spelling: writers write through the absolute path,
 readers read through a relative path, a symlink and a `dir/../dir/` spelling, each with a warm
 cache, and no read may be older than a write acknowledged before it started (checked online
-through the run's shared board, as in `cache_invalidation_race`).
+through the run's shared board, as in `cache_invalidation_race`). Each reader starts with a
+handshake that makes the interleaving happen rather than waiting for it: it warms its cache,
+writes every dataset through the absolute path, and reads again through its own spelling.
 
 Where each spelling lives, so that no alias disturbs the others:
 - relative: from the current directory at open. Threads share one current directory, so in
@@ -30,6 +32,7 @@ from typing import Any
 
 from ...catalog import Catalog
 from ...errors import CatalogFileError, ConflictError
+from ...model import Dataset
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._content import recreate, tokened
@@ -151,8 +154,11 @@ def path_aliases(ctx: ClientContext) -> None:
                 _, second = ctx.call("open", Catalog, os.path.relpath(names["absolute"], scratch))
                 if second is not None:
                     catalogs.append(second)
+            reads = _Reads(ctx)
+            if catalogs and not writer:
+                _handshake(ctx, reads, catalogs, names["absolute"])
             if catalogs:
-                _loop(ctx, catalogs, writer, reader)
+                _loop(ctx, reads, catalogs, writer, reader)
         finally:
             for catalog in catalogs:
                 catalog.close()
@@ -167,11 +173,56 @@ def path_aliases(ctx: ClientContext) -> None:
     )
 
 
-def _loop(ctx: ClientContext, catalogs: list[Catalog], writer: bool, reader: bool) -> None:
+class _Reads:
+    """A reader's stale-read check against the run's board, and what it saw."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self.stale = self.behind = self.changes = 0
+        self.last: dict[int, int] = {}
+
+    def read_all(self, catalog: Catalog) -> None:
+        """Read every dataset once; count each read older than a write acknowledged before it."""
+        for index, name in enumerate(NAMES):
+            newest = self.ctx.board.read(index)  # acknowledged before this read starts
+            _, seen = self.ctx.call("read", catalog.get, name)
+            if seen is None:
+                continue
+            if seen.version < newest:
+                self.stale += 1
+                self.behind = max(self.behind, newest - seen.version)
+            if self.last.get(index) != seen.version:
+                self.last[index] = seen.version
+                self.changes += 1
+
+
+def _handshake(ctx: ClientContext, reads: _Reads, catalogs: list[Catalog], absolute: str) -> None:
+    """Warm each of this reader's catalogs, write every dataset through `absolute`, read again.
+
+    The interleaving the freshness invariant is about, made to happen rather than hoped for:
+    an entry cached under this reader's spelling, a write acknowledged through another spelling,
+    then a read through the first, which must see the write. The writers' loop then repeats it
+    at random.
+    """
+    with Catalog(absolute, cache_size=0) as other:
+        for catalog in catalogs:
+            reads.read_all(catalog)
+            for index, name in enumerate(NAMES):
+                outcome, stored = ctx.call("write", other.update, name, _touch)
+                if outcome == "ok" and stored is not None:
+                    ctx.board.raise_to(index, stored.version)
+            reads.read_all(catalog)
+    ctx.recorder.metrics.update(handshake_stale_reads=reads.stale)
+
+
+def _touch(dataset: Dataset) -> Dataset:
+    return dataset.replace(row_count=(dataset.row_count or 0) + 1)
+
+
+def _loop(ctx: ClientContext, reads: _Reads, catalogs: list[Catalog], writer: bool, reader: bool) -> None:
     board = ctx.board
     known = dict.fromkeys(range(DATASETS), 1)  # setup created version 1 of each
-    sequence = stale = behind = changes = 0
-    last: dict[int, int] = {}
+    sequence = 0
     while not ctx.should_stop():
         sequence += 1
         catalog = catalogs[sequence % len(catalogs)]
@@ -186,19 +237,11 @@ def _loop(ctx: ClientContext, catalogs: list[Catalog], writer: bool, reader: boo
             elif isinstance(ctx.last_error, ConflictError) and ctx.last_error.actual is not None:
                 known[index] = ctx.last_error.actual
         if reader:
-            for index, name in enumerate(NAMES):
-                newest = board.read(index)  # acknowledged before this read starts
-                _, seen = ctx.call("read", catalog.get, name)
-                if seen is None:
-                    continue
-                if seen.version < newest:
-                    stale += 1
-                    behind = max(behind, newest - seen.version)
-                if last.get(index) != seen.version:
-                    last[index] = seen.version
-                    changes += 1
+            reads.read_all(catalog)
     ctx.recorder.metrics.update(
-        stale_reads=stale, max_versions_behind=behind, versions_seen=changes if reader else 0
+        stale_reads=reads.stale,
+        max_versions_behind=reads.behind,
+        versions_seen=reads.changes if reader else 0,
     )
 
 
@@ -250,7 +293,18 @@ def _metrics(run: RunView) -> dict[str, Any]:
         "stale_reads": run.metric_sum("stale_reads"),
         "hard_links_refused": run.metric_sum("hard_links_refused"),
         "setup_hard_link": run.shared.get("setup_hard_link"),
+        "handshake_stale_reads": _handshake_stale_reads(run),
     }
+
+
+def _handshake_stale_reads(run: RunView) -> dict[str, int]:
+    """Stale reads in the readers' handshakes, per spelling (all zero unless freshness is broken)."""
+    counts: dict[str, int] = {}
+    for recorder in run.recorders:
+        if "handshake_stale_reads" in recorder.metrics:
+            spelling = str(recorder.metrics.get("spelling"))
+            counts[spelling] = counts.get(spelling, 0) + int(recorder.metrics["handshake_stale_reads"])
+    return counts
 
 
 def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
