@@ -39,6 +39,7 @@ class Session:
 
     __slots__ = (
         "aborted",
+        "before",
         "closed",
         "conn",
         "depth",
@@ -64,6 +65,8 @@ class Session:
         """Why SQLite (or a fork) ended the open transaction early; every later statement fails."""
         self.marks: list[tuple[str, int]] = []
         self.touched: set[str] = set()
+        self.before: dict[str, int | None] = {}
+        """Datasets the open transaction changed, with their versions before it (object-store commits)."""
         self.wal_mark: object = None
         self.guard: Any = None  # the catalog's freshness guard, for the open transaction
 

@@ -124,6 +124,16 @@ def _locked_by_us(inode: int) -> bool:
     return False
 
 
+def release_unused() -> None:
+    """Unmap now every `-shm` whose views are all gone and that SQLite holds no lock on here.
+
+    `Catalog.close` calls it for an object-store catalog, whose private replica file goes with it,
+    so closing one leaves no descriptor behind (the next mapping of any file would release it).
+    """
+    with _MAPS_LOCK:
+        _drain_released()
+
+
 class WalIndex:
     """The WAL-index header of one database file, readable at memory speed."""
 

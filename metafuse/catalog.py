@@ -23,9 +23,10 @@ from ._cache import DatasetCache
 from ._connections import ConnectionPool, Session
 from ._freshness import open_slots, sidecar_path
 from ._guard import FreshnessGuard
+from ._logcommits import Change, LogCommits, is_store_url
 from ._rows import CHILDREN_AS_JSON, SELECT_DATASET, decode
 from ._sqlite_errors import translate
-from ._walindex import open_walindex
+from ._walindex import open_walindex, release_unused
 from .errors import (
     BusyError,
     CatalogClosedError,
@@ -104,8 +105,10 @@ class Catalog:
         synchronous: str = "FULL",
         read_only: bool = False,
         create: bool = True,
+        _commits: LogCommits | None = None,
     ) -> None:
         spelled = os.fspath(path)
+        self._commits = _commits
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValidationError("cache_size", "must be a whole number >= 0", cache_size)
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
@@ -144,6 +147,8 @@ class Catalog:
                 self._search_backend = _schema.migrate(conn, self.path, read_only=read_only)
                 if not read_only and _journal_mode(conn) != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
+                if self._commits is not None:
+                    self._commits.prepare(conn)
             # Without a writable change-slot file no read could prove itself fresh: no cache.
             self._guard = None if read_only else self._open_guard(spelled)
         except BaseException:
@@ -153,6 +158,49 @@ class Catalog:
         path = self.path
         self._pool.when_empty(lambda: _schema.unregister(path))
         _catalogs.add(self)
+
+    @classmethod
+    def open(
+        cls,
+        target: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        max_staleness: float | None = None,
+        snapshot_every: int = 100,
+        **options: Any,
+    ) -> Catalog:
+        """Open a catalog file, or a catalog on an object store; both have this same API.
+
+        `target` is a path (exactly as `Catalog(path)`), `s3://bucket/prefix?endpoint_url=...`
+        (needs the `metafuse[s3]` extra) or `log+file:///directory` (a directory used as the
+        store). On a store, commits go to a log of immutable objects and reads come from a
+        private local replica (see docs/object-store.md). Reads are linearizable: each one first
+        asks the store whether the log moved (one HEAD). `max_staleness=seconds` skips that
+        question while the last answer is younger, for reads that may be that much behind.
+        A snapshot of the catalog is uploaded every `snapshot_every` commits.
+        """
+        text = os.fspath(target)
+        if not isinstance(text, str) or not is_store_url(text):
+            if max_staleness is not None:
+                raise ValidationError("max_staleness", "applies only to a catalog on an object store", text)
+            return cls(text, **options)
+        if options.get("read_only"):
+            raise ValidationError("read_only", "is not supported for a catalog on an object store", text)
+        commits = LogCommits.open(
+            text,
+            create=bool(options.get("create", True)),
+            max_staleness=max_staleness,
+            snapshot_every=snapshot_every,
+        )
+        try:
+            return cls(commits.replica_path, **{**options, "create": True}, _commits=commits)
+        except BaseException:
+            commits.close()
+            raise
+
+    @property
+    def location(self) -> str:
+        """What this catalog was opened on: its file's path, or its object store's URL."""
+        return self.path if self._commits is None else self._commits.url
 
     def _open_guard(self, spelled: str) -> FreshnessGuard | None:
         spelling = faults.active("path_spelling")
@@ -191,12 +239,22 @@ class Catalog:
         guard, self._guard = self._guard, None
         if guard is not None and guard.wal is not None:
             guard.wal.close()
+        # A replica's file goes with its catalog: no later open in this process will reuse its
+        # `-shm` mapping, and no other connection can take a lock on it once this one is closed.
+        unmap = self._commits is not None and guard is not None and not faults.active("close_unguarded")
         # The file stays registered as open in this process until the last connection is really
         # closed (a busy one closes when its call ends): see `_schema.registered`.
         self._pool.close_all()
         self._cache.clear()
+        if self._commits is not None:
+            self._commits.close()
         if guard is not None and faults.active("close_unguarded"):
             guard.slots.close()  # the bug: unmaps under the feet of calls still reading it
+        if unmap:
+            # Calls still running hold the guard, so its WAL-index view outlives them; else the
+            # view is released now, and unmapped unless a connection of ours still locks the file.
+            del guard
+            release_unused()
 
     def __enter__(self) -> Catalog:
         return self
@@ -211,6 +269,8 @@ class Catalog:
 
     def get(self, name: str) -> Dataset | None:
         """Return the dataset called `name`, or None. Never older than an acknowledged write."""
+        if self._commits is not None:
+            self._sync_reads()
         guard = self._guard
         if guard is None and self._closed and not faults.active("close_unguarded"):
             raise CatalogClosedError(self.path)
@@ -222,7 +282,7 @@ class Catalog:
         validation.dataset_name(name)
         # Stamp before reading the database: see metafuse._guard.
         stamp = guard.stamp(name) if guard is not None else None
-        with self._statement() as conn:
+        with self._statement(synced=True) as conn:
             row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
         if row is None:
             return None
@@ -440,7 +500,12 @@ class Catalog:
     @contextlib.contextmanager
     def _outermost(self, session: Session, writer_lock: _Held) -> Iterator[None]:
         guard = session.guard = self._guard
+        commits = self._commits
         committed = False
+
+        def apply(changes: Iterable[Change]) -> None:
+            self._apply_changes(session, conn, changes)
+
         try:
             try:
                 conn = session.check(self.path)
@@ -448,6 +513,8 @@ class Catalog:
                     conn.execute("BEGIN IMMEDIATE")
                     if guard is not None:
                         session.wal_mark = guard.writer_mark(conn)
+                    if commits is not None:
+                        commits.begin(conn, apply)
                 session.depth = 1
                 if faults.active("stall") and random.random() < 0.01:
                     time.sleep(0.2)
@@ -457,7 +524,11 @@ class Catalog:
                 self._still_open(session)
                 session.depth = 0
                 with self._sqlite_errors(session):
+                    if commits is not None:
+                        commits.publish(conn, session.before, apply)
                     conn.execute("COMMIT")
+                    if commits is not None:
+                        commits.settled_position(conn)
                 committed = True
             except BaseException:
                 session.depth = 0
@@ -473,6 +544,8 @@ class Catalog:
             # and `ChangeSlots.finish` leaves a slot alone once a newer writer has marked it.
             if session.pid == os.getpid():
                 self._settle(session, guard, committed)
+            if committed and commits is not None:
+                commits.committed()
 
     def _roll_back(self, session: Session) -> None:
         conn = session.conn
@@ -516,7 +589,7 @@ class Catalog:
                 row = conn.execute(_VERSION_OF, (dataset.name,)).fetchone()
                 if row is not None:
                     raise ConflictError(dataset.name, None, row[1])
-                self._mark(session, dataset.name)
+                self._mark(session, dataset.name, None)
                 dataset_id = conn.execute(_INSERT_DATASET, _row_values(dataset, stamp)).lastrowid
                 assert dataset_id is not None
                 _write_children(conn, dataset_id, dataset)
@@ -547,7 +620,7 @@ class Catalog:
             if actual != expected_version:
                 self._cache.invalidate(dataset.name)  # the conflict proves any cached copy stale
                 raise ConflictError(dataset.name, expected_version, actual)
-            self._mark(session, dataset.name)
+            self._mark(session, dataset.name, actual)
             new_version = actual + 1
             update = (*_row_values(dataset, stamp)[1:], new_version, dataset_id)
             if faults.active("torn_write"):
@@ -609,16 +682,28 @@ class Catalog:
                 time.sleep(delay)
 
     def _update_locked(self, name: str, change: Callable[[Dataset], Dataset]) -> Dataset:
-        """The pessimistic attempt: read-change-save under the writer lock, from the database."""
-        with self.transaction():
-            with self._statement() as conn:
-                row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
-            if row is None:
-                raise NotFoundError(name)
-            current = decode(row)
-            stored = self.save(_proposed(change(current), name), expected_version=current.version)
-        self._pessimistic += 1
-        return stored
+        """The pessimistic attempt: read-change-save under the writer lock, from the database.
+
+        On an object store there is no lock across machines: the attempt reads, changes and
+        appends, and if another machine's commit to `name` wins the log number first, it runs
+        again on top of that commit. Each repetition means another writer's commit landed, so
+        the loop is lock-free (some writer always progresses), not bounded.
+        """
+        while True:
+            try:
+                with self.transaction():
+                    with self._statement() as conn:
+                        row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+                    if row is None:
+                        raise NotFoundError(name)
+                    current = decode(row)
+                    stored = self.save(_proposed(change(current), name), expected_version=current.version)
+            except ConflictError:
+                if self._commits is None:
+                    raise
+                continue
+            self._pessimistic += 1
+            return stored
 
     def delete(self, name: str, *, expected_version: int) -> None:
         """Delete a dataset if its stored version is `expected_version`.
@@ -636,24 +721,73 @@ class Catalog:
             if row[1] != expected_version:
                 self._cache.invalidate(name)
                 raise ConflictError(name, expected_version, row[1])
-            self._mark(session, name)
-            for table in ("fields", "tags", "lineage", "datasets"):
-                column = "id" if table == "datasets" else "dataset_id"
-                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (row[0],))
+            self._mark(session, name, row[1])
+            self._delete_rows(conn, row[0])
             conn.execute(_BUMP_CATALOG, (1, _now().isoformat()))
+
+    @staticmethod
+    def _delete_rows(conn: sqlite3.Connection, dataset_id: int) -> None:
+        for table in ("fields", "tags", "lineage", "datasets"):
+            column = "id" if table == "datasets" else "dataset_id"
+            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (dataset_id,))
 
     # -- internals ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _statement(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, held for one call, with SQLite errors translated."""
+    def _statement(self, *, synced: bool = False) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, held for one call, with SQLite errors translated.
+
+        On an object store, the replica first catches up with the log (unless `synced`: the
+        caller already did), so the read reflects every commit acknowledged before it started.
+        """
+        if self._commits is not None and not synced:
+            self._sync_reads()
         refused = self._pool.refused(writing=False)
         if refused is not None:
             raise CatalogFileError(self.path, refused)
         with self._pool.using() as session, self._sqlite_errors(session):
             yield session.check(self.path)
 
-    def _mark(self, session: Session, name: str) -> None:
+    def _sync_reads(self) -> None:
+        """Catch the replica up with the log before a read (not inside this thread's transaction)."""
+        assert self._commits is not None
+        if self._closed:
+            raise CatalogClosedError(self.location)
+        if self._pool.session().depth:
+            return  # the transaction caught up when it began, and sees its own snapshot
+        self._commits.before_read(self._catch_up)
+
+    def _catch_up(self) -> None:
+        with self.transaction():
+            pass  # `_outermost` applies the log's new entries when the transaction begins
+
+    def _apply_changes(self, session: Session, conn: sqlite3.Connection, changes: Iterable[Change]) -> None:
+        """Apply log entries' changes to the replica, inside the open write transaction."""
+        for change in changes:
+            name = str(change["name"])
+            data = change.get("dataset")
+            row = conn.execute(_VERSION_AND_CHILDREN, (name,)).fetchone()
+            self._mark(session, name, logged=False)
+            if data is None:
+                if row is not None:
+                    self._delete_rows(conn, row[0])
+            else:
+                dataset = Dataset.from_dict(data)
+                stamp = dataset.last_modified or _now()
+                if row is None:
+                    dataset_id = conn.execute(_INSERT_DATASET, _row_values(dataset, stamp)).lastrowid
+                    assert dataset_id is not None
+                    _write_children(conn, dataset_id, dataset)
+                    conn.execute(_SET_VERSION, (dataset.version, stamp.isoformat(), dataset_id))
+                else:
+                    _replace_children(conn, row[0], dataset, row[2:])
+                    conn.execute(_UPDATE_DATASET, (*_row_values(dataset, stamp)[1:], dataset.version, row[0]))
+            conn.execute(_BUMP_CATALOG, (1, _now().isoformat()))
+
+    def _mark(self, session: Session, name: str, before: int | None = None, *, logged: bool = True) -> None:
+        """Note that the open transaction changes `name` (whose version was `before` it)."""
+        if logged and self._commits is not None and name not in session.before:
+            session.before[name] = before
         if name in session.touched:
             return
         session.touched.add(name)
@@ -678,6 +812,7 @@ class Catalog:
                     self._cache.invalidate(name)
             session.marks.clear()
             session.touched.clear()
+            session.before.clear()
             session.wal_mark = None
             session.guard = None
 

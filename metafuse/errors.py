@@ -92,6 +92,14 @@ class StorageError(CatalogFileError):
     """The disk refused a write (full, file size limit, I/O error); the transaction was rolled back."""
 
 
+class CommitUnknownError(StorageError):
+    """The store stopped answering while a commit was in flight: it may or may not have landed.
+
+    Never a failure report: a later read shows whether it landed (each log entry carries its
+    commit id and is written at most once). Only a catalog on an object store raises it.
+    """
+
+
 class TransactionAbortedError(CatalogError):
     """SQLite ended the open transaction early (full disk, I/O error, a fork); nothing in it was committed.
 

@@ -1,0 +1,359 @@
+"""`LogCommits`: how a commit becomes durable when the catalog lives on an object store.
+
+A local catalog's commit is durable when SQLite's COMMIT returns. A catalog on an object store
+(`s3://bucket/prefix`, or `log+file:///dir` for a directory) keeps a private local SQLite file,
+the *replica*, with the same schema, and the `Catalog` runs the same SQL on it. What differs is
+only how a write transaction begins and ends; `Catalog` calls these hooks and nothing else:
+
+- `begin(conn, apply)`, right after `BEGIN IMMEDIATE` on the replica: apply every log entry the
+  replica has not applied yet (one HEAD when it is up to date), so the transaction's version
+  checks run against every commit acknowledged anywhere before it began.
+- `publish(conn, before, apply)`, right before the replica's COMMIT: turn the datasets the
+  transaction changed into one log entry (each with the version it was expected to have) and
+  append it (`CommitLog.append`, `If-None-Match: *`). Losing the number to entries that touch
+  none of those datasets is not a conflict: they are applied inside the same transaction and the
+  append retries at the next number. An entry that touches one of them raises `ConflictError`,
+  and the replica transaction rolls back. Only an appended entry lets the COMMIT run.
+- `before_read(sync)`: one HEAD to find whether the log moved past the replica (skipped while the
+  last check is younger than `max_staleness`, when the caller opted into stale reads), and if it
+  did, `sync()` runs an empty write transaction, whose `begin` catches up.
+- `committed()`: after the replica's COMMIT, every `snapshot_every` entries, upload a compacted
+  copy of the replica as `snapshots/<sequence>.db` (created only if absent), from which new
+  clients bootstrap instead of replaying the whole log.
+
+The replica records the last entry it applied in the table `log_position`, inside the same
+transactions that apply entries, so the replica and its position never disagree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._rows import SELECT_DATASET, decode
+from .errors import CatalogFileError, CommitUnknownError, ConflictError, StorageError, ValidationError
+from .objectstore import (
+    CREATE,
+    AlreadyExists,
+    AppendContended,
+    CommitLog,
+    CommitUnknown,
+    LogEntry,
+    NotFound,
+    ObjectStore,
+    ObjectStoreError,
+    open_store,
+)
+
+LOG_FILE_SCHEME = "log+file://"
+"""A catalog on a directory used as an object store (tests, a shared file system)."""
+MARKER_KEY = "catalog.json"
+"""Created with `If-None-Match: *` when the catalog is created; names the format."""
+FORMAT = "metafuse-log/1"
+SNAPSHOT_DIR = "snapshots/"
+REPLICA_DIR_PREFIX = "metafuse-replica-"
+"""Each replica lives in a fresh temporary directory whose name starts so (removed on close)."""
+REPLICA_ROOT_ENV = "METAFUSE_REPLICA_DIR"
+"""Where replica directories are made (default: the system's temporary directory)."""
+
+
+def replica_root() -> str:
+    """The directory new replicas are made in: `$METAFUSE_REPLICA_DIR`, else the temporary directory."""
+    return os.path.realpath(os.environ.get(REPLICA_ROOT_ENV) or tempfile.gettempdir())
+
+
+SNAPSHOT_EVERY = 100
+"""Default: one snapshot every this many log entries."""
+
+Change = Mapping[str, Any]
+"""One dataset's change in a log entry: `{"name", "expected", "dataset"}` (dataset None: deleted)."""
+Applier = Callable[[Sequence[Change]], None]
+"""Applies changes to the replica inside the open write transaction (the catalog's own SQL)."""
+
+
+def is_store_url(target: str) -> bool:
+    """Whether `target` names a catalog on an object store rather than a local file."""
+    lowered = target.lower()
+    return lowered.startswith("s3://") or lowered.startswith(LOG_FILE_SCHEME)
+
+
+class LogCommits:
+    """The object-store side of one catalog opened with `Catalog.open(url)` (see the module doc)."""
+
+    def __init__(
+        self,
+        url: str,
+        store: ObjectStore,
+        *,
+        replica_dir: str,
+        max_staleness: float | None,
+        snapshot_every: int,
+    ) -> None:
+        self.url = url
+        self.store = store
+        self.log = CommitLog(store)
+        self.replica_dir = replica_dir
+        self.replica_path = os.path.join(replica_dir, "replica.db")
+        self.max_staleness = max_staleness
+        self.snapshot_every = snapshot_every
+        self._position = 0  # last entry applied, as last seen (the table is the truth)
+        self._checked_at = -float("inf")
+        self._snapshot_due = 0
+        self._lock = threading.Lock()
+        self.bootstrapped_from = 0
+        """The sequence of the snapshot this replica started from (0: the empty catalog)."""
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        create: bool,
+        max_staleness: float | None = None,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> LogCommits:
+        """Open (or create) the catalog at `url` and bootstrap a private replica of it."""
+        if max_staleness is not None and (
+            isinstance(max_staleness, bool)
+            or not isinstance(max_staleness, (int, float))
+            or not 0 <= max_staleness <= 3600
+        ):
+            raise ValidationError("max_staleness", "must be None or 0 to 3600 seconds", max_staleness)
+        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise ValidationError("snapshot_every", "must be a whole number >= 1", snapshot_every)
+        store_url = url[len("log+") :] if url.lower().startswith(LOG_FILE_SCHEME) else url
+        try:
+            store = open_store(store_url)
+        except ObjectStoreError as error:
+            raise CatalogFileError(url, str(error)) from None
+        replica_dir = tempfile.mkdtemp(prefix=REPLICA_DIR_PREFIX, dir=replica_root())
+        commits = cls(
+            url,
+            store,
+            replica_dir=replica_dir,
+            max_staleness=None if max_staleness is None else float(max_staleness),
+            snapshot_every=snapshot_every,
+        )
+        try:
+            with commits._store_errors():
+                commits._claim_or_check(create)
+                commits._bootstrap()
+        except BaseException:
+            commits.close()
+            raise
+        return commits
+
+    def _claim_or_check(self, create: bool) -> None:
+        marker = f'{{"format": "{FORMAT}"}}\n'.encode()
+        if create:
+            try:
+                self.store.put(MARKER_KEY, marker, CREATE)
+                return
+            except AlreadyExists:
+                pass
+        try:
+            data, _ = self.store.get(MARKER_KEY)
+        except NotFound:
+            raise CatalogFileError(self.url, "does not exist (no catalog.json)") from None
+        if FORMAT.encode() not in data:
+            raise CatalogFileError(self.url, f"is not a MetaFuse catalog ({MARKER_KEY} names another format)")
+
+    def _bootstrap(self) -> None:
+        """Start the replica from the newest snapshot, if there is one; the log tail follows later."""
+        keys = [key for key in self.store.list(SNAPSHOT_DIR) if key.endswith(".db")]
+        if not keys:
+            return
+        newest = max(keys)
+        data, _ = self.store.get(newest)
+        partial = self.replica_path + ".download"
+        with open(partial, "wb") as file:
+            file.write(data)
+        os.replace(partial, self.replica_path)
+        self.bootstrapped_from = int(os.path.basename(newest)[: -len(".db")])
+
+    def prepare(self, conn: sqlite3.Connection) -> None:
+        """Make sure the replica has its `log_position` row (once, right after the schema check)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS log_position"
+                " (id INTEGER PRIMARY KEY CHECK (id = 1), sequence INTEGER NOT NULL)"
+            )
+            conn.execute("INSERT OR IGNORE INTO log_position (id, sequence) VALUES (1, 0)")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._position = _position(conn)
+        self.log._saw(self._position)
+
+    # -- the hooks -------------------------------------------------------------------------
+
+    def begin(self, conn: sqlite3.Connection, apply: Applier) -> None:
+        """Inside a new write transaction on the replica: apply every entry it has not applied."""
+        position = _position(conn)
+        with self._store_errors():
+            end = self.log.latest(hint=position)
+            entries = self.log.tail(position) if end > position else []
+        for entry in entries:
+            apply(_changes(entry))
+        if entries:
+            _set_position(conn, entries[-1].sequence)
+        # The position in memory moves only after COMMIT (`settled_position`): this transaction
+        # may still roll back, catch-up included, and a read must then not trust the replica.
+
+    def publish(self, conn: sqlite3.Connection, before: Mapping[str, int | None], apply: Applier) -> None:
+        """Before the replica's COMMIT: append the transaction's changes to the log, or raise."""
+        if not before:
+            return
+        rows = _changes_made(conn, before)
+        position = _position(conn)
+
+        def validate(lost: Sequence[LogEntry]) -> None:
+            for entry in lost:
+                changes = _changes(entry)
+                for change in changes:
+                    name = str(change["name"])
+                    if name in before:
+                        dataset = change.get("dataset")
+                        actual = None if dataset is None else int(dataset["version"])
+                        raise ConflictError(name, before[name], actual)
+                apply(changes)
+
+        try:
+            with self._store_errors():
+                result = self.log.append({"changes": rows}, validate, after=position)
+        except CommitUnknown as unknown:
+            raise CommitUnknownError(
+                self.url, f"the store stopped answering during commit {unknown.commit_id}: it may have landed"
+            ) from None
+        _set_position(conn, result.sequence)
+        self._snapshot_due = result.sequence if result.sequence % self.snapshot_every == 0 else 0
+
+    def committed(self) -> None:
+        """After the replica's COMMIT: remember the position; upload a snapshot when one is due."""
+        due, self._snapshot_due = self._snapshot_due, 0
+        if due:
+            self.write_snapshot()
+
+    def before_read(self, sync: Callable[[], None]) -> None:
+        """Make the replica reflect every commit acknowledged before now (or within max_staleness)."""
+        now = time.monotonic()
+        if self.max_staleness is not None and now - self._checked_at < self.max_staleness:
+            return
+        with self._store_errors():
+            end = self.log.latest(hint=self._position)
+        if end > self._position:
+            sync()
+        else:
+            self._checked_at = now
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def write_snapshot(self) -> int:
+        """Upload a compacted copy of the replica as a snapshot; return its sequence (0: none).
+
+        Named by the position recorded inside the copy, so a copy taken while other threads
+        commit is still named truthfully. Created only if absent: two writers racing to write
+        the same snapshot upload identical content, and the loser's copy is simply dropped.
+        """
+        copy = os.path.join(self.replica_dir, f"snapshot-{threading.get_ident()}.db")
+        try:
+            conn = sqlite3.connect(self.replica_path, isolation_level=None)
+            try:
+                conn.execute("VACUUM INTO ?", (copy,))
+            finally:
+                conn.close()
+            check = sqlite3.connect(copy)
+            try:
+                sequence = _position(check)
+            finally:
+                check.close()
+            if sequence == 0:
+                return 0
+            with open(copy, "rb") as file:
+                data = file.read()
+            with self._store_errors(), contextlib.suppress(AlreadyExists):
+                self.store.put(f"{SNAPSHOT_DIR}{sequence:020d}.db", data, CREATE)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(copy)
+        return sequence
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove the replica's directory and release the store."""
+        shutil.rmtree(self.replica_dir, ignore_errors=True)
+        self.store.close()
+
+    def _saw_end(self, position: int) -> None:
+        with self._lock:
+            if position > self._position:
+                self._position = position
+            self._checked_at = time.monotonic()
+
+    def settled_position(self, conn: sqlite3.Connection) -> None:
+        """After a COMMIT: the replica's position as committed (for the next read's HEAD)."""
+        self._saw_end(_position(conn))
+
+    def _store_errors(self) -> _StoreErrors:
+        return _StoreErrors(self.url)
+
+
+class _StoreErrors:
+    """Turns object-store failures into catalog errors naming the catalog's URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, CommitUnknown):
+            return  # decided by `publish`
+        if isinstance(error, AppendContended):
+            raise StorageError(self.url, f"gave up after losing {error} log numbers in a row") from None
+        if isinstance(error, ObjectStoreError):
+            raise StorageError(self.url, f"object store failed: {error}") from None
+
+
+def _position(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT sequence FROM log_position WHERE id = 1").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _set_position(conn: sqlite3.Connection, sequence: int) -> None:
+    conn.execute("UPDATE log_position SET sequence = ? WHERE id = 1", (sequence,))
+
+
+def _changes(entry: LogEntry) -> list[Change]:
+    changes = entry.payload.get("changes")
+    if not isinstance(changes, list):
+        raise StorageError(f"log entry {entry.sequence}", "has no list of changes")
+    return changes
+
+
+def _changes_made(conn: sqlite3.Connection, before: Mapping[str, int | None]) -> list[dict[str, Any]]:
+    """Each changed dataset as the transaction leaves it (None when deleted), with its expected version."""
+    rows = []
+    for name in sorted(before):
+        row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+        rows.append(
+            {
+                "name": name,
+                "expected": before[name],
+                "dataset": None if row is None else decode(row).to_dict(),
+            }
+        )
+    return rows
