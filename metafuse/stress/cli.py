@@ -20,6 +20,7 @@ from .._cli_base import (
     file_path,
     whole_number,
 )
+from .._logcommits import is_store_url
 from ..errors import ValidationError
 from ..faults import FAULTS
 from . import config as stress_config
@@ -104,9 +105,10 @@ def add_stress_commands(commands: Any) -> None:
     run.add_argument(
         "--catalog",
         dest="stress_catalog",
-        metavar="PATH",
+        metavar="PATH|URL",
         type=file_path("--catalog"),
-        help="catalog file to stress (default: a temporary catalog, removed afterwards)",
+        help="catalog to stress: a file, or s3://bucket/prefix?endpoint_url=... or log+file:///dir"
+        " for a catalog on an object store (default: a temporary file, removed afterwards)",
     )
     run.add_argument(
         "--kills", type=whole_number(1, 10_000), help="kill_writers: SIGKILLs per run (default 50)"
@@ -300,6 +302,14 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:
         raise ValidationError("scenario", f"known scenarios: {', '.join(REGISTRY)}", unknown[0])
+    if args.stress_catalog is not None and is_store_url(args.stress_catalog):
+        for name in names:
+            reason = REGISTRY[name].file_only
+            if reason is not None:
+                runnable = ", ".join(n for n, s in REGISTRY.items() if s.file_only is None)
+                raise ValidationError(
+                    "scenario", f"needs a catalog file ({reason}); on an object store run: {runnable}", name
+                )
     config = stress_config.from_environment(
         clients=args.clients,
         duration=args.duration,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import threading
 
+from .._logcommits import REPLICA_DIR_PREFIX, is_store_url, replica_root
+
 CATALOG_SUFFIXES = ("", "-wal", "-mfgen")
 """The files a catalog at `path` holds descriptors on per Catalog: the database, its WAL, the slots.
 
@@ -21,6 +23,11 @@ while any connection of the process has the database open, and the cache's WAL-i
 it once per process and never closes it (closing would drop SQLite's locks: see
 `metafuse._walindex`). A leaked connection still shows, in its database and `-wal` descriptors."""
 _DELETED = " (deleted)"
+
+
+def replica_prefix() -> str:
+    """Where every replica of a catalog on an object store lives: its descriptors count as the catalog's."""
+    return os.path.join(replica_root(), REPLICA_DIR_PREFIX)
 
 
 def catalog_files(path: str) -> frozenset[str]:
@@ -32,11 +39,14 @@ def catalog_files(path: str) -> frozenset[str]:
 def catalog_fds(path: str) -> int:
     """Return how many of this process's descriptors refer to the catalog at `path`'s files.
 
+    For a catalog on an object store (`path` is its URL) those are the files of every replica.
+
     A descriptor on a file that was unlinked since still counts (it is still held). Exact when
     no thread opens or closes one of those files while it runs; unrelated descriptors opened by
     other threads meanwhile never change the answer. -1 where `/proc/self/fd` is unavailable.
     """
     names = catalog_files(path)
+    replicas = replica_prefix() if is_store_url(path) else None
     try:
         entries = os.listdir("/proc/self/fd")
     except OSError:
@@ -49,7 +59,7 @@ def catalog_fds(path: str) -> int:
             continue
         if target.endswith(_DELETED):
             target = target[: -len(_DELETED)]
-        if target in names:
+        if target in names or (replicas is not None and target.startswith(replicas)):
             held += 1
     return held
 

@@ -17,6 +17,7 @@ from collections.abc import MutableSequence
 from typing import Any
 
 from .. import faults as fault_hooks
+from .._logcommits import REPLICA_ROOT_ENV, is_store_url
 from ..catalog import Catalog
 from . import history as op_history
 from . import scenarios as _builtin  # noqa: F401 - registers the built-in scenarios by name
@@ -100,13 +101,18 @@ def run_scenario(
     if path is None:
         workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
         path = os.path.join(workdir, "catalog.db")
+    elif is_store_url(path):
+        # Every client's replica in one directory of the run's, removed afterwards: a killed
+        # client process cannot remove its own.
+        workdir = tempfile.mkdtemp(prefix="metafuse-stress-replicas-")
+    replicas = _ReplicaRoot(workdir if path is not None and is_store_url(path) else None)
     log.debug("%s: %d %s clients, %d s, seed %d", scenario.name, clients, mode, duration, config.seed)
     try:
-        with fault_hooks.enabled(*faults):
+        with fault_hooks.enabled(*faults), replicas:
             setup = SetupContext(clients, duration, config.seed, random.Random(config.seed), path, config)
             if config.history is not None:
                 op_history.start(config.history)
-            with Catalog(path, synchronous=config.synchronous) as catalog:
+            with Catalog.open(path, synchronous=config.synchronous) as catalog:
                 shared = scenario.setup(catalog, setup)
             # Quiescent points: no client has started yet / every client has stopped. The
             # verdict counts the catalog's own files; the whole process is a reported figure.
@@ -117,7 +123,7 @@ def run_scenario(
             outcome = run_class(scenario, config, path, clients, duration, shared, faults, meter).run()
             meter.clear()
             fd_after, process_fds_after = catalog_fds(path), count_open_fds()
-            with Catalog(path, synchronous=config.synchronous) as catalog:
+            with Catalog.open(path, synchronous=config.synchronous) as catalog:
                 view = RunView(
                     scenario=scenario.name,
                     mode=mode,
@@ -169,6 +175,27 @@ def run_scenario(
             log.warning("%s: kept %s for the client still using it", scenario.name, workdir)
         elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _ReplicaRoot:
+    """Points `METAFUSE_REPLICA_DIR` at `directory` for a run (client processes inherit it)."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+        self._previous: str | None = None
+
+    def __enter__(self) -> None:
+        if self.directory is not None:
+            self._previous = os.environ.get(REPLICA_ROOT_ENV)
+            os.environ[REPLICA_ROOT_ENV] = self.directory
+
+    def __exit__(self, *exc: object) -> None:
+        if self.directory is None:
+            return
+        if self._previous is None:
+            os.environ.pop(REPLICA_ROOT_ENV, None)
+        else:
+            os.environ[REPLICA_ROOT_ENV] = self._previous
 
 
 def _evaluate(invariant: Any, view: RunView) -> InvariantResult:
@@ -258,7 +285,9 @@ class _Run:
 class _ThreadRun(_Run):
     def run(self) -> _Outcome:
         catalog = (
-            Catalog(self.path, synchronous=self.config.synchronous) if self.scenario.shared_catalog else None
+            Catalog.open(self.path, synchronous=self.config.synchronous)
+            if self.scenario.shared_catalog
+            else None
         )
         live: MutableSequence[int] = [0] * (3 * self.clients)
         stop = threading.Event()
@@ -566,7 +595,7 @@ def _process_main(
     __import__(job.module)
     scenario = REGISTRY[job.scenario]
     with fault_hooks.enabled(*job.faults):
-        catalog = Catalog(job.path, synchronous=job.synchronous) if scenario.shared_catalog else None
+        catalog = Catalog.open(job.path, synchronous=job.synchronous) if scenario.shared_catalog else None
         sender.send(("ready", None))
         go.wait(STARTUP_TIMEOUT)
         ctx = ClientContext(

@@ -121,6 +121,8 @@ class Scenario:
     default_duration: Optional[int] = None  # noqa: UP045
     always_process: bool = False
     shared_catalog: bool = True
+    file_only: Optional[str] = None  # noqa: UP045
+    """Why this scenario needs a catalog file and cannot run on an object store (None: it can)."""
     invariants: list[Invariant] = dataclasses.field(default_factory=list)
     metrics: Callable[[RunView], dict[str, Any]] = lambda run: {}
     headline: Headline = lambda result: []
@@ -157,12 +159,14 @@ def scenario(
     default_duration: int | None = None,
     always_process: bool = False,
     shared_catalog: bool = True,
+    file_only: str | None = None,
 ) -> Callable[[Callable[[ClientContext], None]], Scenario]:
     """Register the decorated client function as scenario `name`.
 
     `setup(catalog, setup_context)` runs once before the clients and returns plain data that
     every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
     (they open their own); `always_process=True` runs clients as processes in either mode.
+    `file_only` says why the scenario cannot run against a catalog on an object store.
     """
 
     def register(client: Callable[[ClientContext], None]) -> Scenario:
@@ -177,6 +181,7 @@ def scenario(
             default_duration=default_duration,
             always_process=always_process,
             shared_catalog=shared_catalog,
+            file_only=file_only,
         )
         if setup is not None:
             declared.setup = setup

@@ -20,7 +20,7 @@ from ._content import rewrite, tokened
 )
 def connection_cleanup(ctx: ClientContext) -> None:
     """Open, use and close a catalog in a loop; check stats() and (per process) descriptors."""
-    run_sessions(ctx, Catalog)
+    run_sessions(ctx, Catalog.open)
 
 
 def run_sessions(ctx: ClientContext, open_catalog: Callable[[str], Catalog]) -> None:

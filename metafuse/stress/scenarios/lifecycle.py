@@ -622,6 +622,7 @@ def _group(ctx: ClientContext) -> _Group:
     default_clients=4,
     default_duration=8,
     shared_catalog=False,
+    file_only="forked children would share the parent's private replica; open a store catalog per process",
 )
 def lifecycle(ctx: ClientContext) -> None:
     """Thread mode: client 0 closes the shared catalog under the others; process mode: each client does it

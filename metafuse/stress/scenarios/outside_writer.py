@@ -95,6 +95,7 @@ def _with_token(client: int, sequence: int) -> Any:
     setup=_setup,
     default_clients=5,
     default_duration=10,
+    file_only="the outside writer is a raw sqlite3 connection to the file",
 )
 def outside_writer(ctx: ClientContext) -> None:
     """Client 0 commits through plain sqlite3; the others read with a warm cache, some update."""

@@ -129,6 +129,7 @@ def _copy_refused(scratch: str) -> tuple[int, int, int]:
     default_clients=5,
     default_duration=10,
     shared_catalog=False,
+    file_only="path spellings and hard links are properties of a local file",
 )
 def path_aliases(ctx: ClientContext) -> None:
     """Absolute-path clients write; the others read through their own spelling with a warm cache."""
