@@ -13,8 +13,12 @@ from collections.abc import Iterator
 from ._sqlite_errors import translate
 from .errors import BusyError, CatalogFileError, StorageError
 
-SCHEMA_VERSION = 1
-"""The newest schema this code reads and writes."""
+SCHEMA_VERSION = 2
+"""The newest schema this code reads and writes.
+
+1: the first schema. 2: the FTS5 index keeps no per-row token counts (`columnsize = 0`) and the
+search trigger skips datasets whose indexed text did not change; see `_migrate_search`.
+"""
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -66,28 +70,50 @@ CREATE TABLE lineage (
 CREATE INDEX lineage_by_upstream ON lineage (upstream, dataset_id);
 """
 
+# columnsize = 0: no `search_index_docsize` table, whose row each refresh rewrote (one WAL page
+# per save). bm25 still gets each hit's token counts, by tokenizing the hit's stored text, so
+# ranks are unchanged; ranking a search costs that tokenizing instead. detail stays full: phrase,
+# NEAR and column-filter queries need the positions (docs/benchmarks.md, "Writes: WAL pages").
 _FTS_INDEX = (
     "CREATE VIRTUAL TABLE search_index USING fts5(name, description, field_names, tags,"
-    " tokenize = 'unicode61')"
+    " tokenize = 'unicode61', columnsize = 0)"
 )
 _PLAIN_INDEX = (
     "CREATE TABLE search_index (rowid INTEGER PRIMARY KEY, name TEXT, description TEXT,"
     " field_names TEXT, tags TEXT)"
 )
 
+_SEARCH_TEXT = """
+    coalesce(new.description, ''),
+    coalesce((SELECT group_concat(name, ' ') FROM fields WHERE dataset_id = new.id), ''),
+    coalesce((SELECT group_concat(tag, ' ') FROM tags WHERE dataset_id = new.id), '')"""
+
 # Writers touch a dataset's children first and bump `version` last, so one trigger on the version
-# bump sees the finished dataset and refreshes its search row exactly once per write.
-_TRIGGERS = """
-CREATE TRIGGER datasets_search_refresh AFTER UPDATE OF version ON datasets BEGIN
+# bump sees the finished dataset and refreshes its search row at most once per write. A refresh
+# is a delete and an insert, which FTS5 writes as a new index segment (about ten WAL pages), so
+# a save that leaves the indexed text as the index holds it (a new row count, uri, owner or
+# lineage) skips it: the WHEN clause compares the stored row with the text the insert would write.
+_TRIGGERS = f"""
+CREATE TRIGGER datasets_search_refresh AFTER UPDATE OF version ON datasets WHEN NOT EXISTS (
+    SELECT name, description, field_names, tags FROM search_index WHERE rowid = new.id
+    INTERSECT SELECT new.name, {_SEARCH_TEXT}
+) BEGIN
     DELETE FROM search_index WHERE rowid = new.id;
-    INSERT INTO search_index (rowid, name, description, field_names, tags) VALUES (
-        new.id, new.name, coalesce(new.description, ''),
-        coalesce((SELECT group_concat(name, ' ') FROM fields WHERE dataset_id = new.id), ''),
-        coalesce((SELECT group_concat(tag, ' ') FROM tags WHERE dataset_id = new.id), ''));
+    INSERT INTO search_index (rowid, name, description, field_names, tags)
+    SELECT new.id, new.name, {_SEARCH_TEXT};
 END;
 CREATE TRIGGER datasets_search_remove AFTER DELETE ON datasets BEGIN
     DELETE FROM search_index WHERE rowid = old.id;
 END;
+"""
+_TRIGGER_NAMES = ("datasets_search_refresh", "datasets_search_remove")
+
+_SEARCH_ROWS = """
+INSERT INTO search_index (rowid, name, description, field_names, tags)
+SELECT d.id, d.name, coalesce(d.description, ''),
+    coalesce((SELECT group_concat(name, ' ') FROM fields WHERE dataset_id = d.id), ''),
+    coalesce((SELECT group_concat(tag, ' ') FROM tags WHERE dataset_id = d.id), '')
+FROM datasets AS d
 """
 
 
@@ -227,7 +253,9 @@ def migrate(conn: sqlite3.Connection, path: str, *, read_only: bool) -> str:
         _refuse_newer(path, version)
         if version == 0:
             _create(conn, path)
-        # Later migrations go here: `if version < 2: ...`, each ending at its own user_version.
+        elif version < 2:
+            _migrate_search(conn, path)
+        # Later migrations go here: `elif version < 3: ...`, each bringing the file up by one.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -265,13 +293,41 @@ def _create(conn: sqlite3.Connection, path: str) -> None:
     for statement in _statements(_TABLES):
         conn.execute(statement)
     conn.execute(_FTS_INDEX if backend == "fts5" else _PLAIN_INDEX)
-    for statement in _TRIGGERS.split("END;"):
-        if statement.strip():
-            conn.execute(statement + "END;")
+    _create_triggers(conn)
     conn.execute(
         "INSERT INTO catalog_meta (id, version, last_modified, search_backend) VALUES (1, 0, ?, ?)",
         (_dt.datetime.now(_dt.timezone.utc).isoformat(), backend),
     )
+
+
+def _create_triggers(conn: sqlite3.Connection) -> None:
+    for statement in _TRIGGERS.split("END;"):
+        if statement.strip():
+            conn.execute(statement + "END;")
+
+
+def _migrate_search(conn: sqlite3.Connection, path: str) -> None:
+    """Schema 1 to 2: the FTS5 index rebuilt with `columnsize = 0`, the refresh trigger guarded.
+
+    The index is rebuilt from the datasets, fields and tags it is derived from, inside the
+    migration's transaction, so a reader sees either the old index or the whole new one. A
+    LIKE-backend catalog keeps its plain table and only gets the new triggers.
+    """
+    backend = _search_backend(conn, path)
+    for name in _TRIGGER_NAMES:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    if backend == "fts5":
+        if not fts5_available(conn):
+            raise CatalogFileError(
+                path,
+                "has schema version 1 with an FTS5 search index, and this SQLite"
+                f" ({sqlite3.sqlite_version}) has no FTS5 to upgrade it with; open it once with an"
+                " SQLite that has FTS5",
+            )
+        conn.execute("DROP TABLE search_index")
+        conn.execute(_FTS_INDEX)
+        conn.execute(_SEARCH_ROWS)
+    _create_triggers(conn)
 
 
 def _search_backend(conn: sqlite3.Connection, path: str) -> str:
