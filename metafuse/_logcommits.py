@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._rows import SELECT_DATASET, decode
 from .errors import CatalogFileError, CommitUnknownError, ConflictError, StorageError, ValidationError
@@ -131,6 +132,14 @@ class LogCommits:
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValidationError("snapshot_every", "must be a whole number >= 1", snapshot_every)
         store_url = url[len("log+") :] if url.lower().startswith(LOG_FILE_SCHEME) else url
+        parts = urlsplit(store_url)
+        if (
+            not create
+            and store_url is not url
+            and parts.netloc in ("", "localhost")
+            and not os.path.isdir(parts.path)
+        ):
+            raise CatalogFileError(url, "does not exist (no such directory)")  # and none is made
         try:
             store = open_store(store_url)
         except ObjectStoreError as error:

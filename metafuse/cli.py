@@ -60,10 +60,11 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument(
         "--catalog",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=None,
         type=file_path("--catalog"),
-        help=f"catalog file (default: ${CATALOG_ENV}, else ./{DEFAULT_PATH})",
+        help="catalog file, or a catalog on an object store: s3://bucket/prefix?endpoint_url=...&region=..."
+        f" or log+file:///dir (default: ${CATALOG_ENV}, else ./{DEFAULT_PATH})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
@@ -169,17 +170,17 @@ def _discard_stdout() -> None:
 
 def _open(args: argparse.Namespace) -> Catalog:
     """Open the catalog for a command that may create it (init, put)."""
-    return Catalog(catalog_path(args))
+    return Catalog.open(catalog_path(args))
 
 
 def _open_existing(args: argparse.Namespace) -> Catalog:
     """Open the catalog for a read command: a missing file is an error, never a new catalog."""
-    return Catalog(catalog_path(args), create=False)
+    return Catalog.open(catalog_path(args), create=False)
 
 
 def _init(args: argparse.Namespace) -> int:
     with _open(args) as catalog:
-        print(f"catalog {catalog.path} ready: {catalog.count} datasets, version {catalog.version}")
+        print(f"catalog {catalog.location} ready: {catalog.count} datasets, version {catalog.version}")
     return EXIT_OK
 
 

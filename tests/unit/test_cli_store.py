@@ -1,0 +1,56 @@
+"""The CLI on a catalog on an object store (`log+file:///dir`): same commands, same exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metafuse import Catalog
+
+from .test_cli import assert_one_line_error, run
+
+
+def test_commands_work_on_a_store_catalog(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"log+file://{tmp_path / 'store'}"
+    assert run(capsys, "--catalog", url, "init")[1] == f"catalog {url} ready: 0 datasets, version 0\n"
+    spec = tmp_path / "ds.json"
+    spec.write_text(json.dumps({"name": "sales.orders", "uri": "s3://x/orders", "description": "orders"}))
+    assert run(capsys, "--catalog", url, "put", str(spec)) == (0, "sales.orders version 1\n", "")
+    code, out, _ = run(capsys, "--catalog", url, "get", "sales.orders")
+    assert code == 0
+    assert "name: sales.orders" in out
+    code, _, err = run(capsys, "--catalog", url, "put", str(spec), "--expected-version", "7")
+    assert code == 1
+    assert_one_line_error(err)
+    with Catalog.open(url) as catalog:  # another client sees what the CLI wrote
+        assert catalog.get("sales.orders").version == 1  # type: ignore[union-attr]
+
+
+def test_a_read_of_a_missing_store_catalog_fails_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere"
+    code, out, err = run(capsys, "--catalog", f"log+file://{missing}", "get", "a.b")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err)
+    assert "does not exist" in err
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("s3://Bad_Bucket/x", "bucket 'Bad_Bucket'"),
+        ("log+file://host/x", "host 'host'"),
+        ("s3://bucket/x?colour=red", "colour"),
+    ],
+)
+def test_a_bad_store_url_is_one_line_naming_the_part(
+    capsys: pytest.CaptureFixture[str], url: str, named: str
+) -> None:
+    code, out, err = run(capsys, "--catalog", url, "list")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err)
+    assert named in err
