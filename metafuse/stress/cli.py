@@ -338,6 +338,11 @@ def _run(args: argparse.Namespace) -> int:
     for option, path in outputs:
         check_output_path(path, option)
     print(f"Seed: {config.seed}")
+    if args.stress_catalog is not None and is_store_url(args.stress_catalog):
+        print(
+            f"Catalog: {args.stress_catalog} (object store: each client keeps its own replica;"
+            " reads are linearizable)"
+        )
     show_progress = Progress.wanted(args.quiet, every=args.progress)
     extra = _load_words(config) + [word for text in args.threshold for word in ("--threshold", text)]
     results: list[ScenarioResult] = []

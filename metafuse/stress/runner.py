@@ -147,6 +147,9 @@ def run_scenario(
                 metrics = _metrics(scenario, view)
                 metrics.update(_memory(mode, outcome))
                 metrics.update(process_fds_before=process_fds_before, process_fds_after=process_fds_after)
+                metrics["catalog"] = (
+                    "object store, a replica per client, linearizable reads" if is_store_url(path) else "file"
+                )
         merged = view.merged
         return ScenarioResult(
             scenario=scenario.name,
