@@ -494,10 +494,14 @@ def test_ctrl_c_prints_a_partial_summary_writes_the_json_and_exits_130(tmp_path:
     root = Path(__file__).parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_TEST_"))}
     env["PYTHONPATH"] = str(root)
+    # A user's Ctrl-C reaches a process that handles SIGINT. A test run started where SIGINT is
+    # ignored (a background job of a non-interactive shell) would pass that on to the child,
+    # which would then never see the signal: the child restores Python's handler first.
     argv = [
         sys.executable,
-        "-m",
-        "metafuse",
+        "-c",
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+        " sys.argv[0] = 'metafuse'; runpy.run_module('metafuse', run_name='__main__')",
         "stress",
         "run",
         "concurrent_writers",
