@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from . import _schema, faults, limits, validation
 from ._cache import DatasetCache
@@ -30,6 +30,7 @@ from ._walindex import open_walindex, release_unused
 from .errors import (
     BusyError,
     CatalogClosedError,
+    CatalogError,
     CatalogFileError,
     ConflictError,
     NotFoundError,
@@ -39,6 +40,7 @@ from .errors import (
 from .model import Dataset
 
 log = logging.getLogger("metafuse.catalog")
+T = TypeVar("T")
 
 DEFAULT_PATH = "metafuse_catalog.db"
 """Catalog file used when no path is given (the CLI also honours `$METAFUSE_CATALOG`)."""
@@ -70,6 +72,10 @@ class CatalogStats:
     search_backend: str
     pessimistic_updates: int = 0
     """Updates that needed their last attempt, made under the writer lock (see `Catalog.update`)."""
+    group_commits: int = 0
+    """Transactions that committed the writes of several threads at once (see `Catalog.save`)."""
+    grouped_writes: int = 0
+    """Writes committed in those transactions: grouped_writes / group_commits is writes per fsync."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain values."""
@@ -137,6 +143,9 @@ class Catalog:
         _schema.refuse_hard_links(self.path)
         self._closed = False
         self._pessimistic = 0
+        self._queue = _WriteQueue()
+        self._group_commits = 0
+        self._grouped_writes = 0
         self._pool = ConnectionPool(self.path, self._connect)
         self._write_lock = threading.Lock()
         self._guard: FreshnessGuard | None = None
@@ -416,6 +425,8 @@ class Catalog:
             cache_freshness=self._guard.description if self._guard is not None else "off",
             search_backend=self._search_backend,
             pessimistic_updates=self._pessimistic,
+            group_commits=self._group_commits,
+            grouped_writes=self._grouped_writes,
         )
 
     def integrity_check(self) -> builtins.list[str]:
@@ -608,7 +619,13 @@ class Catalog:
         dataset = _checked(dataset)
         validation.version("expected_version", expected_version)
         stamp = _now()
-        with self.transaction(), self._pool.using() as session, self._sqlite_errors(session):
+        return self._group_commit(lambda session: self._save_in(session, dataset, expected_version, stamp))
+
+    def _save_in(
+        self, session: Session, dataset: Dataset, expected_version: int, stamp: _dt.datetime
+    ) -> Dataset:
+        """The body of `save`, inside an open write transaction (or a savepoint of one)."""
+        with self._sqlite_errors(session):
             conn = session.check(self.path)
             row = conn.execute(_VERSION_AND_CHILDREN, (dataset.name,)).fetchone()
             if row is None:
@@ -731,6 +748,85 @@ class Catalog:
             column = "id" if table == "datasets" else "dataset_id"
             conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (dataset_id,))
 
+    # -- group commit ------------------------------------------------------------------------
+
+    def _group_commit(self, body: Callable[[Session], T]) -> T:
+        """Run one write `body` in a transaction, committed together with other threads' writes.
+
+        Threads of this catalog that write at the same time queue here; whichever gets the
+        writer lock commits everything queued so far in one transaction (one fsync), each write
+        in a SAVEPOINT of its own: a write that raises (a conflict, say) rolls back alone and
+        raises in its own thread. Every write is acknowledged only after the shared COMMIT, and
+        a failed COMMIT fails them all. Inside an explicit `transaction()` block, on an object
+        store, and with the `torn_write` fault on (it commits mid-write), `body` runs alone.
+        """
+        session = self._pool.session()
+        if session.depth or self._commits is not None or faults.active("torn_write"):
+            with self.transaction(), self._pool.using() as used:
+                return body(used)
+        if self.read_only:
+            raise CatalogFileError(self.path, "was opened read-only; writes are refused")
+        request: _Write[T] = _Write(body)
+        queue = self._queue
+        with queue.lock:
+            queue.pending.append(request)
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            with queue.lock:
+                waiting = request in queue.pending
+                if waiting:
+                    queue.pending.remove(request)
+            if waiting:
+                raise BusyError(self.path, self.busy_timeout)
+            request.done.wait()  # a leader took it: its outcome comes with that leader's COMMIT
+            return request.outcome()
+        held = _Held(self._write_lock)
+        try:
+            if not request.done.is_set():
+                with queue.lock:
+                    batch, queue.pending = queue.pending, []
+                self._commit_batch(batch, held, request)
+        finally:
+            held.release()
+        return request.outcome()
+
+    def _commit_batch(self, batch: builtins.list[_Write[Any]], held: _Held, mine: _Write[Any]) -> None:
+        """Run `batch` in one transaction (the writer lock is held); settle every write's outcome."""
+        try:
+            refused = self._pool.refused(writing=True)
+            if refused is not None:
+                raise CatalogFileError(self.path, refused)
+            with self._pool.using() as session, self._outermost(session, held):
+                if len(batch) == 1:
+                    batch[0].value = batch[0].body(session)
+                else:
+                    for write in batch:
+                        try:
+                            with self._savepoint(session):
+                                write.value = write.body(session)
+                        except CatalogError as error:
+                            if isinstance(error, TransactionAbortedError):
+                                raise
+                            write.error = error
+            if len(batch) > 1:
+                self._group_commits += 1
+                self._grouped_writes += len(batch)
+        except BaseException as error:
+            # An interrupt belongs to the thread it hit; the others' writes were not committed.
+            shared = (
+                error
+                if isinstance(error, Exception)
+                else TransactionAbortedError(
+                    self.path, f"the committing thread stopped ({type(error).__name__})"
+                )
+            )
+            for write in batch:
+                if write.error is None:
+                    write.error = error if write is mine else shared
+                    write.value = None
+        finally:
+            for write in batch:
+                write.done.set()
+
     # -- internals ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -834,7 +930,34 @@ class Catalog:
 
     def _after_fork_in_child(self) -> None:
         self._write_lock = threading.Lock()
+        self._queue = _WriteQueue()  # writes queued by the parent's threads are the parent's
         self._cache._after_fork()
+
+
+class _Write(Generic[T]):
+    """One write waiting for a group commit: what to run, and how it ended."""
+
+    __slots__ = ("body", "done", "error", "value")
+
+    def __init__(self, body: Callable[[Session], T]) -> None:
+        self.body = body
+        self.done = threading.Event()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> T:
+        """The write's result, or its exception raised in the calling thread."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+class _WriteQueue:
+    """The writes of one catalog's threads waiting for the writer lock, to commit as a group."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: builtins.list[_Write[Any]] = []
 
 
 class _Held:

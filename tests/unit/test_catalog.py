@@ -1018,6 +1018,8 @@ def test_stats_snapshot(catalog: Catalog, catalog_path: Path) -> None:
         "cache_freshness",
         "search_backend",
         "pessimistic_updates",
+        "group_commits",
+        "grouped_writes",
     }
 
 

@@ -594,12 +594,15 @@ def test_a_locked_catalog_exits_3_not_2(
     db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """BusyError is not bad input: it has its own status, so scripts can retry on 3."""
-    import functools
     import sqlite3
 
     import metafuse.cli
 
-    monkeypatch.setattr(metafuse.cli, "Catalog", functools.partial(Catalog, busy_timeout=0.05))
+    class ShortTimeout(Catalog):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            super().__init__(*args, **{**options, "busy_timeout": 0.05})
+
+    monkeypatch.setattr(metafuse.cli, "Catalog", ShortTimeout)
     source = write_json(tmp_path / "d.json", {"name": "new.one", "uri": "s3://x/y"})
     holder = sqlite3.connect(db, isolation_level=None)
     try:
