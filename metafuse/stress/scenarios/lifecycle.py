@@ -55,6 +55,9 @@ while it waits for the transaction it interrupts, so forks by every process at o
 each other's threads from reaching their safe points."""
 QUIESCE_TIMEOUT = 1.0
 """Seconds to wait for working threads to pause, or the lock holder to hold, before a fork is skipped."""
+FIRST_ROUND_OVERRUN = 1.0
+"""Seconds past the run's end the first fork round may still wait to set up: with the child's own
+`CHILD_TIMEOUT` after it, the client still ends within the runner's 5 s watchdog grace."""
 CHILD_OK, CHILD_ERROR, CHILD_BUSY, CHILD_STALE = 0, 5, 3, 4
 CLOSED = object()
 """What a call returns instead of raising `CatalogClosedError` (see `_closed_ok`)."""
@@ -489,13 +492,18 @@ class Forker:
         self.errors: list[str] = []
         self.rounds = 0
 
-    def round(self) -> None:
-        """One fork while the lock holder holds a write transaction and the workers are paused."""
-        if not self.pause.pause(QUIESCE_TIMEOUT):
+    def round(self, patience: float = QUIESCE_TIMEOUT) -> None:
+        """One fork while the lock holder holds a write transaction and the workers are paused.
+
+        `patience` bounds each wait (workers parked, transaction held). A later round that cannot
+        set up within it is skipped; the first round of a run waits as long as the run allows
+        (see `first_round_patience`), so every run forks at least once however loaded the machine.
+        """
+        if not self.pause.pause(patience):
             self.outcomes["skipped: workers did not pause"] += 1
             return
         try:
-            if not self.holder.hold(QUIESCE_TIMEOUT):
+            if not self.holder.hold(patience):
                 self.outcomes["skipped: no transaction held"] += 1
                 return
             self.rounds += 1
@@ -543,6 +551,11 @@ class Forker:
         return {"forks": dict(self.outcomes), "acked": acked, "errors": self.errors + self.holder.errors}
 
 
+def first_round_patience(deadline: float) -> float:
+    """How long the first fork round may wait: until `FIRST_ROUND_OVERRUN` past the run's end."""
+    return max(QUIESCE_TIMEOUT, deadline + FIRST_ROUND_OVERRUN - time.monotonic())
+
+
 def fork_helper(
     path: str,
     client: int,
@@ -565,7 +578,7 @@ def _fork_rounds(
     stop = threading.Event()
     forker = Forker(shelf, dataset_names(client), f"helper-{client}", Pause(0), stop.is_set)
     try:
-        forker.round()
+        forker.round(first_round_patience(deadline))
         while time.monotonic() < deadline:
             time.sleep(FORK_SLOT / 3)  # leave the write lock to the working threads in between
             forker.round()
@@ -742,6 +755,9 @@ def _process_client(ctx: ClientContext) -> None:
         for thread in threads:
             thread.start()
         forked_in = -1
+        if ctx.client == 0:  # the first slot's round, at once and patiently: every run forks
+            forked_in = 0
+            forker.round(first_round_patience(ctx.deadline))
         while not ctx.should_stop():
             time.sleep(ctx.rng.uniform(0.01, 0.05))
             turn = int((time.monotonic() - ctx.start) / FORK_SLOT)
