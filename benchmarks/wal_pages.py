@@ -379,7 +379,7 @@ def measure(datasets: int, commits: int, warmup: int, workdir: Path) -> dict[str
     raw: list[dict[str, object]] = []
     for label, strip, every_column, secure_delete in (
         ("raw: description UPDATE, no search index (the floor)", True, False, "ON"),
-        ("raw: every column assigned, as a save does, no search index", True, True, "ON"),
+        ("raw: every column assigned (as saves did before), no search index", True, True, "ON"),
         ("raw: description UPDATE + v1 search trigger", False, False, "ON"),
         ("raw: description UPDATE + v1 search trigger, secure_delete=OFF", False, False, "OFF"),
     ):

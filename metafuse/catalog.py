@@ -627,10 +627,11 @@ class Catalog:
         """The body of `save`, inside an open write transaction (or a savepoint of one)."""
         with self._sqlite_errors(session):
             conn = session.check(self.path)
-            row = conn.execute(_VERSION_AND_CHILDREN, (dataset.name,)).fetchone()
+            row = conn.execute(_SAVE_ROW, (dataset.name,)).fetchone()
             if row is None:
                 raise NotFoundError(dataset.name)
             dataset_id, actual = row[0], row[1]
+            children, stored_columns = row[2:5], row[5:]
             if faults.active("lost_update"):
                 # The classic bug: "SET version = expected + 1" without "WHERE version = expected".
                 actual = expected_version
@@ -639,16 +640,16 @@ class Catalog:
                 raise ConflictError(dataset.name, expected_version, actual)
             self._mark(session, dataset.name, actual)
             new_version = actual + 1
-            update = (*_row_values(dataset, stamp)[1:], new_version, dataset_id)
+            update_sql, update = _changed_columns(dataset, stamp, stored_columns, new_version, dataset_id)
             if faults.active("torn_write"):
-                conn.execute(_UPDATE_DATASET, update)
+                conn.execute(update_sql, update)
                 conn.execute("COMMIT")
                 conn.execute("BEGIN IMMEDIATE")
-                _replace_children(conn, dataset_id, dataset, row[2:])
+                _replace_children(conn, dataset_id, dataset, children)
             else:
                 # Children first: the search trigger on the version bump reads them.
-                _replace_children(conn, dataset_id, dataset, row[2:])
-                conn.execute(_UPDATE_DATASET, update)
+                _replace_children(conn, dataset_id, dataset, children)
+                conn.execute(update_sql, update)
             conn.execute(_BUMP_CATALOG, (1, stamp.isoformat()))
         return _stored(dataset, new_version, stamp)
 
@@ -1043,6 +1044,23 @@ def _row_values(dataset: Dataset, stamp: _dt.datetime) -> tuple[Any, ...]:
 
 
 _CHILDREN = ("fields", "tags", "lineage")
+_COLUMNS = ("uri", "format", "description", "owner", "domain", "partitions", "size_bytes", "row_count")
+"""The dataset row's own columns, in `_row_values` order after the name."""
+
+
+def _changed_columns(
+    dataset: Dataset, stamp: _dt.datetime, stored: tuple[Any, ...], version: int, dataset_id: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE of a save: only the columns whose values differ, plus the stamp and version.
+
+    An UPDATE rewrites the index entries of every column it assigns, changed or not, so
+    assigning only what changed keeps a save from rewriting the owner and domain indexes.
+    """
+    values = _row_values(dataset, stamp)[1:]
+    changed = [(column, new) for column, new, old in zip(_COLUMNS, values, stored) if new != old]
+    assignments = "".join(f"{column} = ?, " for column, _ in changed)
+    sql = f"UPDATE datasets SET {assignments}last_modified = ?, version = ? WHERE id = ?"
+    return sql, (*(new for _, new in changed), values[-1], version, dataset_id)
 
 
 def _child_rows(dataset: Dataset) -> tuple[list[Any], list[Any], list[Any]]:
@@ -1101,6 +1119,10 @@ _UPDATE_DATASET = (
     " partitions = ?, size_bytes = ?, row_count = ?, last_modified = ?, version = ? WHERE id = ?"
 )
 _VERSION_AND_CHILDREN = f"SELECT d.id, d.version, {CHILDREN_AS_JSON} FROM datasets AS d WHERE d.name = ?"
+_SAVE_ROW = (
+    f"SELECT d.id, d.version, {CHILDREN_AS_JSON}, {', '.join('d.' + column for column in _COLUMNS)}"
+    " FROM datasets AS d WHERE d.name = ?"
+)
 _SET_VERSION = "UPDATE datasets SET version = ?, last_modified = ? WHERE id = ?"
 _BUMP_CATALOG = "UPDATE catalog_meta SET version = version + ?, last_modified = ? WHERE id = 1"
 _UPSTREAM_WALK = """
