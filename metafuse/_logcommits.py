@@ -28,6 +28,7 @@ transactions that apply entries, so the replica and its position never disagree.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -39,7 +40,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._rows import SELECT_DATASET, decode
-from .errors import CatalogFileError, CommitUnknownError, ConflictError, StorageError, ValidationError
+from .errors import (
+    CatalogError,
+    CatalogFileError,
+    CommitUnknownError,
+    ConflictError,
+    StorageError,
+    ValidationError,
+)
 from .objectstore import (
     CREATE,
     AlreadyExists,
@@ -52,6 +60,8 @@ from .objectstore import (
     ObjectStoreError,
     open_store,
 )
+
+logger = logging.getLogger("metafuse.logcommits")
 
 LOG_FILE_SCHEME = "log+file://"
 """A catalog on a directory used as an object store (tests, a shared file system)."""
@@ -246,13 +256,20 @@ class LogCommits:
                 self.url, f"the store stopped answering during commit {unknown.commit_id}: it may have landed"
             ) from None
         _set_position(conn, result.sequence)
-        self._snapshot_due = result.sequence if result.sequence % self.snapshot_every == 0 else 0
+        if result.sequence % self.snapshot_every == 0:
+            self._snapshot_due = result.sequence  # cleared only by `committed`, never by a later write
 
     def committed(self) -> None:
         """After the replica's COMMIT: remember the position; upload a snapshot when one is due."""
         due, self._snapshot_due = self._snapshot_due, 0
-        if due:
+        if not due:
+            return
+        try:
             self.write_snapshot()
+        except (CatalogError, OSError, sqlite3.Error) as error:
+            # The write itself is committed and acknowledged: a failed snapshot only means new
+            # clients replay a longer log tail until the next one.
+            logger.warning("%s: snapshot after entry %d not written: %s", self.url, due, error)
 
     def before_read(self, sync: Callable[[], None]) -> None:
         """Make the replica reflect every commit acknowledged before now (or within max_staleness)."""
