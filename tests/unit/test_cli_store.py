@@ -54,3 +54,15 @@ def test_a_bad_store_url_is_one_line_naming_the_part(
     assert (code, out) == (2, "")
     assert_one_line_error(err)
     assert named in err
+
+
+def test_a_file_only_scenario_on_a_store_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"log+file://{tmp_path / 'store'}"
+    code, out, err = run(capsys, "stress", "run", "path_aliases", "--catalog", url, "--duration", "1")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err)
+    assert "path_aliases" in err
+    assert "concurrent_writers" in err  # the message lists what does run on a store
+    assert not (tmp_path / "store").exists()
