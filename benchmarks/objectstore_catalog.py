@@ -258,7 +258,11 @@ def _bootstrap_cells(figures: dict[str, float]) -> tuple[str, str, str]:
 
 def request_mix(per_commit: dict[str, float]) -> str:
     """Requests per commit by HTTP method, e.g. `2 HEAD, 1 PUT` (a LIST is a GET)."""
-    return ", ".join(f"{number:.2g} {method}" for method, number in per_commit.items())
+    return ", ".join(f"{_count(number)} {method}" for method, number in per_commit.items())
+
+
+def _count(number: float) -> str:
+    return f"{number:,.0f}" if number >= 10 else f"{number:.1f}".removesuffix(".0")
 
 
 def markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -418,24 +422,26 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (smaller sizes, 1 s cells)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: print the tables of a saved --json report",
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(argv)
-    plan = QUICK if args.quick else Plan()
+def measure(plan: Plan) -> dict[str, Any]:
+    """Both parts against a moto server of their own; the report `render` prints."""
     for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
         os.environ.setdefault(name, value)
     started = time.perf_counter()
     report: dict[str, Any] = {"plan": dataclasses.asdict(plan), "load_before": os.getloadavg()}
     with MotoServer() as server, without_nagle(FaultProxy(server.endpoint_url)) as proxy:
-        report["sizes"] = [by_size(server.endpoint_url, proxy, size, plan) for size in plan.sizes]
-        print(
-            f"Bytes per commit: `update` of one field of a random dataset by a warm client, mean of"
-            f" {plan.commits} commits after {plan.warmup} warm-up; bootstrap seconds: median of"
-            f" {plan.bootstraps}, without the proxy.\n"
-        )
-        print(size_tables(report["sizes"]), end="\n\n", flush=True)
+        report["sizes"] = []
+        for size in plan.sizes:
+            report["sizes"].append(by_size(server.endpoint_url, proxy, size, plan))
+            print(f"{size:,} datasets measured", file=sys.stderr)
         report["clients"] = []
         for shared in (True, False):
             for clients in plan.clients:
@@ -444,12 +450,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{row['scenario']} x {clients}: {row['commits_per_s']:.1f} commits/s", file=sys.stderr)
     report["load_after"] = os.getloadavg()
     report["seconds"] = time.perf_counter() - started
-    print(f"Commits by client count: {plan.seconds:g} s per cell; moto single-threaded.\n")
-    print(clients_table(report["clients"]))
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """The markdown that docs/benchmarks.md pastes: both parts' tables with what they measured."""
+    plan = report["plan"]
     load = ", ".join(f"{a:.1f}" for a in (*report["load_before"], *report["load_after"]))
-    print(f"\nRun took {report['seconds']:.0f} s; load average before and after: {load}.")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return (
+        f"Bytes per commit: `update` of one field of a random dataset by a warm client, mean of"
+        f" {plan['commits']} commits after {plan['warmup']} warm-up; bootstrap seconds: median of"
+        f" {plan['bootstraps']}, without the proxy.\n\n"
+        f"{size_tables(report['sizes'])}\n\n"
+        f"Commits by client count: {plan['seconds']:g} s per cell; moto single-threaded.\n\n"
+        f"{clients_table(report['clients'])}\n\n"
+        f"Run took {report['seconds']:.0f} s; load average before and after: {load}."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+    else:
+        report = measure(QUICK if args.quick else Plan())
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(render(report))
     return 0
 
 
