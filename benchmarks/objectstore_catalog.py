@@ -90,17 +90,6 @@ def counted(proxy: FaultProxy, action: Callable[[], T]) -> tuple[T, Traffic]:
     return result, Traffic(seconds, by_method(counts), up + down)
 
 
-def without_nagle(proxy: FaultProxy) -> FaultProxy:
-    """Make the proxy answer without Nagle's algorithm, and return it.
-
-    Its handler writes a response's headers and body in two sends; with Nagle's algorithm on,
-    the body waits for the client's delayed ACK of the headers, about 40 ms per GET on Linux
-    loopback (2 ms straight to the server), which would slow exactly the requests counted here.
-    """
-    proxy._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-    return proxy
-
-
 def by_method(counts: Counter[tuple[str, str]]) -> Counter[str]:
     """The proxy's (method, fault) counts summed by method (a LIST is a GET on the bucket)."""
     totals: Counter[str] = Counter()
@@ -437,7 +426,7 @@ def measure(plan: Plan) -> dict[str, Any]:
         os.environ.setdefault(name, value)
     started = time.perf_counter()
     report: dict[str, Any] = {"plan": dataclasses.asdict(plan), "load_before": os.getloadavg()}
-    with MotoServer() as server, without_nagle(FaultProxy(server.endpoint_url)) as proxy:
+    with MotoServer() as server, FaultProxy(server.endpoint_url) as proxy:
         report["sizes"] = []
         for size in plan.sizes:
             report["sizes"].append(by_size(server.endpoint_url, proxy, size, plan))

@@ -227,8 +227,12 @@ class LogCommits:
             apply(_changes(entry))
         if entries:
             _set_position(conn, entries[-1].sequence)
-        # The position in memory moves only after COMMIT (`settled_position`): this transaction
-        # may still roll back, catch-up included, and a read must then not trust the replica.
+            # Keep the catch-up whatever becomes of the write: a conflict would otherwise roll
+            # it back with the write, and the retry would download the same entries again. No
+            # one else writes this private replica, and this thread still holds its writer lock.
+            conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+        # The position in memory moves only after the final COMMIT (`settled_position`).
 
     def publish(self, conn: sqlite3.Connection, before: Mapping[str, int | None], apply: Applier) -> None:
         """Before the replica's COMMIT: append the transaction's changes to the log, or raise."""

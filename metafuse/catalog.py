@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from . import _schema, faults, limits, validation
 from ._cache import DatasetCache
 from ._connections import ConnectionPool, Session
+from ._fairlock import FairLock
 from ._freshness import open_slots, sidecar_path
 from ._guard import FreshnessGuard
 from ._logcommits import Change, LogCommits, is_store_url
@@ -147,7 +148,7 @@ class Catalog:
         self._group_commits = 0
         self._grouped_writes = 0
         self._pool = ConnectionPool(self.path, self._connect)
-        self._write_lock = threading.Lock()
+        self._write_lock = self._new_write_lock()
         self._guard: FreshnessGuard | None = None
         try:
             with self._sqlite_errors(), self._pool.using() as session:
@@ -682,7 +683,7 @@ class Catalog:
         while True:
             attempt += 1
             if attempt >= max_attempts and not faults.active("unbounded_retry"):
-                return self._update_locked(name, change)
+                return self._update_locked(name, change, on_conflict, attempt)
             current = self.get(name)
             if current is None:
                 raise NotFoundError(name)
@@ -699,7 +700,13 @@ class Catalog:
                 )
                 time.sleep(delay)
 
-    def _update_locked(self, name: str, change: Callable[[Dataset], Dataset]) -> Dataset:
+    def _update_locked(
+        self,
+        name: str,
+        change: Callable[[Dataset], Dataset],
+        on_conflict: Callable[[ConflictError, int], None] | None = None,
+        attempt: int = 1,
+    ) -> Dataset:
         """The pessimistic attempt: read-change-save under the writer lock, from the database.
 
         On an object store there is no lock across machines: the attempt reads, changes and
@@ -716,9 +723,12 @@ class Catalog:
                         raise NotFoundError(name)
                     current = decode(row)
                     stored = self.save(_proposed(change(current), name), expected_version=current.version)
-            except ConflictError:
+            except ConflictError as conflict:
                 if self._commits is None:
                     raise
+                if on_conflict is not None:
+                    on_conflict(conflict, attempt)
+                attempt += 1
                 continue
             self._pessimistic += 1
             return stored
@@ -929,8 +939,13 @@ class Catalog:
             log.debug("%s: %s", self.path, translated)
             raise translated from error
 
+    def _new_write_lock(self) -> threading.Lock | FairLock:
+        # On an object store the lock is held across network round trips: first come, first
+        # served, so a thread retrying a lost commit cannot starve its neighbours.
+        return FairLock() if self._commits is not None else threading.Lock()
+
     def _after_fork_in_child(self) -> None:
-        self._write_lock = threading.Lock()
+        self._write_lock = self._new_write_lock()
         self._queue = _WriteQueue()  # writes queued by the parent's threads are the parent's
         self._cache._after_fork()
 
@@ -964,8 +979,8 @@ class _WriteQueue:
 class _Held:
     """The writer lock as held by one transaction: released once, by whichever path gets there first."""
 
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock: threading.Lock | None = lock
+    def __init__(self, lock: threading.Lock | FairLock) -> None:
+        self._lock: threading.Lock | FairLock | None = lock
 
     def release(self) -> None:
         lock, self._lock = self._lock, None

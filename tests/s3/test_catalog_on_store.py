@@ -112,15 +112,21 @@ def test_concurrent_updates_of_one_dataset_lose_nothing(machines: tuple[Catalog,
     a, b = machines
     a.create(_dataset("shared.counter", row_count=0))
 
+    errors: list[BaseException] = []
+
     def bump(catalog: Catalog) -> None:
-        for _ in range(15):
-            catalog.update("shared.counter", _bump, max_attempts=3, backoff=0.0)
+        try:
+            for _ in range(15):
+                catalog.update("shared.counter", _bump, max_attempts=3, backoff=0.0)
+        except BaseException as error:
+            errors.append(error)
 
     threads = [threading.Thread(target=bump, args=(c,)) for c in (a, b, a, b)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []
     final = b.get("shared.counter")
     assert final is not None
     assert final.row_count == 60

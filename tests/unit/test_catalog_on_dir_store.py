@@ -38,15 +38,21 @@ def test_threads_of_two_clients_lose_no_update(url: str) -> None:
     with Catalog.open(url) as a, Catalog.open(url) as b:
         a.create(make("dir.counter", row_count=0))
 
+        errors: list[BaseException] = []
+
         def bump(catalog: Catalog) -> None:
-            for _ in range(10):
-                catalog.update("dir.counter", lambda d: d.replace(row_count=(d.row_count or 0) + 1))
+            try:
+                for _ in range(10):
+                    catalog.update("dir.counter", lambda d: d.replace(row_count=(d.row_count or 0) + 1))
+            except BaseException as error:
+                errors.append(error)
 
         threads = [threading.Thread(target=bump, args=(c,)) for c in (a, b, a, b)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert errors == []
         assert b.get("dir.counter").row_count == 40  # type: ignore[union-attr]
 
 
