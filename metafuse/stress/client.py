@@ -53,6 +53,11 @@ class Board:
             if value > self._values[index]:
                 self._values[index] = value
 
+    def add(self, index: int, amount: int = 1) -> None:
+        """Add `amount` to the value at `index` (a count every client can contribute to)."""
+        with self._lock:
+            self._values[index] += amount
+
 
 class Schedule:
     """Intended start times of one client's operations under an open-model load.

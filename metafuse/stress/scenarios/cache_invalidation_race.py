@@ -9,6 +9,7 @@ whose two tokens differ, or name another version, is torn.
 
 from __future__ import annotations
 
+import time
 from time import monotonic_ns
 from typing import Any
 
@@ -22,6 +23,7 @@ from ._content import recreate, tokened
 
 NAME = "stress.cache_race"
 NEWEST_ACKNOWLEDGED = 0  # board slot: the newest version any writer has had acknowledged
+READERS_WARMED = 1  # board slot: readers that have made their first read
 
 
 def _token(version: int, client: int, sequence: int) -> str:
@@ -55,14 +57,29 @@ def _torn(seen: Dataset) -> bool:
     default_duration=15,
 )
 def cache_invalidation_race(ctx: ClientContext) -> None:
-    """Writers save new tokens continuously; readers check every read as it returns."""
+    """Writers save new tokens continuously; readers check every read as it returns.
+
+    The first reads come before the first write: each reader reads once and counts itself on
+    the board, and writers start only once every reader has (or the run is over). So every
+    reader holds a cached copy when the writes begin, and a cache that missed them serves it
+    stale at once, in every run, rather than when a read happens to fall between two writes.
+    """
     writer = ctx.client < writers_for(ctx.clients)
     reader = not writer or ctx.clients == 1  # a lone client does both
     board = ctx.board
+    reads = _Reads(ctx)
+    if reader and not writer:
+        reads.read()
+        board.add(READERS_WARMED)
+    if writer:
+        readers = ctx.clients - writers_for(ctx.clients)
+        while board.read(READERS_WARMED) < readers and not ctx.should_stop():
+            time.sleep(0.001)
     known_version = 1  # setup created version 1
-    sequence = stale = behind = backwards = torn = changes = 0
-    last: Dataset | None = None
-    while not ctx.should_stop():
+    sequence = 0
+    first = True
+    while first or not ctx.should_stop():
+        first = False  # one round at least, however late the warm-up ended
         if writer:
             # Blind writes: the content does not depend on a read, and a conflict says which
             # version to name next, so writers advance whatever the read cache returns.
@@ -77,32 +94,49 @@ def cache_invalidation_race(ctx: ClientContext) -> None:
             elif isinstance(ctx.last_error, ConflictError) and ctx.last_error.actual is not None:
                 known_version = ctx.last_error.actual
         if reader:
-            newest = board.read(NEWEST_ACKNOWLEDGED)  # acknowledged before this read starts
-            _, seen = ctx.call("read", ctx.catalog.get, NAME)
-            if ctx.history is not None:
-                ctx.record("get", NAME, seen)
-            if seen is None:
-                continue
-            if seen.version < newest:
-                stale += 1
-                behind = max(behind, newest - seen.version)
-            if seen is not last:
-                if last is not None:
-                    if seen.version < last.version:
-                        backwards += 1
-                    if seen.version != last.version:
-                        changes += 1
-                if _torn(seen):
-                    torn += 1
-                last = seen
+            reads.read()
+    if reader:
+        reads.read()  # after the run: every write this client saw acknowledged must show
     ctx.recorder.metrics.update(
-        stale_reads=stale,
-        max_versions_behind=behind,
-        backwards_reads=backwards,
-        torn_reads=torn,
-        versions_seen=changes + 1 if last is not None else 0,
+        stale_reads=reads.stale,
+        max_versions_behind=reads.behind,
+        backwards_reads=reads.backwards,
+        torn_reads=reads.torn,
+        versions_seen=reads.changes + 1 if reads.last is not None else 0,
         reader=reader,
     )
+
+
+class _Reads:
+    """One reader's checks, made as each read returns: stale, backwards, torn."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self.stale = self.behind = self.backwards = self.torn = self.changes = 0
+        self.last: Dataset | None = None
+
+    def read(self) -> None:
+        """Read the dataset once through the cache and check what came back."""
+        ctx = self.ctx
+        newest = ctx.board.read(NEWEST_ACKNOWLEDGED)  # acknowledged before this read starts
+        _, seen = ctx.call("read", ctx.catalog.get, NAME)
+        if ctx.history is not None:
+            ctx.record("get", NAME, seen)
+        if seen is None:
+            return
+        if seen.version < newest:
+            self.stale += 1
+            self.behind = max(self.behind, newest - seen.version)
+        last = self.last
+        if seen is not last:
+            if last is not None:
+                if seen.version < last.version:
+                    self.backwards += 1
+                if seen.version != last.version:
+                    self.changes += 1
+            if _torn(seen):
+                self.torn += 1
+            self.last = seen
 
 
 SCENARIO = cache_invalidation_race
