@@ -798,6 +798,10 @@ class Catalog:
                 self._commit_batch(batch, held, request)
         finally:
             held.release()
+        # Taken by another leader, this write's outcome is only known once that leader has
+        # settled it, which it does after releasing the lock (a write that raised alone rolls
+        # the transaction back on its way out): never read it before.
+        request.done.wait()
         return request.outcome()
 
     def _commit_batch(self, batch: builtins.list[_Write[Any]], held: _Held, mine: _Write[Any]) -> None:

@@ -147,3 +147,65 @@ def test_a_save_waiting_past_the_busy_timeout_is_withdrawn(tmp_path: Path) -> No
         assert [type(error).__name__ for error in errors] == ["BusyError"]
         assert catalog._queue.pending == []
         assert catalog.get("busy.one").version == 1  # type: ignore[union-attr]
+
+
+class _CountingLock:
+    """The writer lock, counting its acquisitions, so a test can wait for the n-th one."""
+
+    def __init__(self, wanted: int) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._wanted = wanted
+        self.reached = threading.Event()
+
+    def acquire(self, timeout: float = -1) -> bool:
+        acquired = self._lock.acquire(timeout=timeout)
+        if acquired:
+            self._count += 1
+            if self._count >= self._wanted:
+                self.reached.set()
+        return acquired
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def test_a_waiting_writer_never_reads_an_outcome_its_leader_has_not_settled(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The leader settles its writes' outcomes after it has released the writer lock (a failed
+    # transaction must roll back first). Here the leader's COMMIT fails, and the leader is held
+    # just after the release until the other writer of its group has taken the lock: that writer
+    # must wait for the outcome (an error), not return the value its save had computed.
+    refuse_commit = threading.Event()
+
+    def deny(action: int, arg1: str | None, *_: object) -> int:
+        if refuse_commit.is_set() and action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    factory = catalog._pool._factory
+
+    def connect_refusing_commit() -> sqlite3.Connection:
+        conn = factory()
+        conn.set_authorizer(deny)
+        return conn
+
+    lock = _CountingLock(wanted=3)  # the test's own block, the leader, then the other writer
+    monkeypatch.setattr(catalog, "_write_lock", lock)
+    settle = catalog._settle
+    main = threading.current_thread()
+
+    def held_back_settle(*args: Any) -> None:
+        if threading.current_thread() is not main:
+            lock.reached.wait(30)  # returns at once in the fixed code: the other writer got in
+        settle(*args)
+
+    monkeypatch.setattr(catalog, "_settle", held_back_settle)
+    catalog._pool._factory = connect_refusing_commit
+    refuse_commit.set()
+    outcomes = _in_one_group(catalog, [_save(catalog, name, 1, "lost") for name in NAMES[:2]])
+    refuse_commit.clear()
+    assert lock.reached.is_set()
+    assert all(isinstance(outcome, CatalogError) for outcome in outcomes), outcomes
+    assert {catalog.get(name).version for name in NAMES} == {1}  # type: ignore[union-attr]
