@@ -795,7 +795,8 @@ class Catalog:
             if not request.done.is_set():
                 with queue.lock:
                     batch, queue.pending = queue.pending, []
-                self._commit_batch(batch, held, request)
+                if batch:  # empty when another leader took this write and is settling it
+                    self._commit_batch(batch, held, request)
         finally:
             held.release()
         # Taken by another leader, this write's outcome is only known once that leader has
