@@ -126,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         saves = args.threads * args.saves
         ratios.append(rate / raw)
         per_commit.append(saves / commits)
-        print(
-            f"| {index + 1} | {rate:,.0f} | {raw:,.0f} | {rate / raw:.2f} | {commits:,} | {saves / commits:.2f} |"
-        )
+        cells = (f"{index + 1}", f"{rate:,.0f}", f"{raw:,.0f}", f"{rate / raw:.2f}", f"{commits:,}")
+        print(f"| {' | '.join(cells)} | {saves / commits:.2f} |")
     print(
         f"\nratio median {statistics.median(ratios):.2f}, min {min(ratios):.2f}; saves per commit"
         f" median {statistics.median(per_commit):.2f}, min {min(per_commit):.2f}"
