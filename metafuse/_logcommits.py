@@ -141,20 +141,38 @@ class LogCommits:
             raise ValidationError("max_staleness", "must be None or 0 to 3600 seconds", max_staleness)
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValidationError("snapshot_every", "must be a whole number >= 1", snapshot_every)
-        store_url = url[len("log+") :] if url.lower().startswith(LOG_FILE_SCHEME) else url
+        local = url.lower().startswith(LOG_FILE_SCHEME)
+        store_url = url[len("log+") :] if local else url
         parts = urlsplit(store_url)
+        # Opening a directory as a store makes its internal folder: check first, so that a read
+        # of a catalog that is not there leaves nothing behind.
         if (
-            not create
-            and store_url is not url
+            local
+            and not create
             and parts.netloc in ("", "localhost")
-            and not os.path.isdir(parts.path)
+            and parts.path
+            and not os.path.isfile(os.path.join(parts.path, MARKER_KEY))
         ):
-            raise CatalogFileError(url, "does not exist (no such directory)")  # and none is made
+            raise CatalogFileError(url, f"does not exist (no {MARKER_KEY}); `metafuse init` creates one")
+        root = replica_root()
+        try:
+            replica_dir = tempfile.mkdtemp(prefix=REPLICA_DIR_PREFIX, dir=root)
+        except OSError as error:
+            raise CatalogFileError(
+                url,
+                f"cannot make its local replica in {root} ({error.strerror}):"
+                f" set {REPLICA_ROOT_ENV} to a writable directory",
+            ) from None
         try:
             store = open_store(store_url)
         except ObjectStoreError as error:
-            raise CatalogFileError(url, str(error)) from None
-        replica_dir = tempfile.mkdtemp(prefix=REPLICA_DIR_PREFIX, dir=replica_root())
+            shutil.rmtree(replica_dir, ignore_errors=True)
+            message = str(error)
+            if local:  # speak of the URL as the user wrote it
+                message = message.replace(f"'{store_url}'", f"'{url}'").replace(
+                    "(file:///dir)", "(log+file:///dir)"
+                )
+            raise CatalogFileError(url, message) from None
         commits = cls(
             url,
             store,
@@ -182,7 +200,9 @@ class LogCommits:
         try:
             data, _ = self.store.get(MARKER_KEY)
         except NotFound:
-            raise CatalogFileError(self.url, "does not exist (no catalog.json)") from None
+            raise CatalogFileError(
+                self.url, f"does not exist (no {MARKER_KEY}); `metafuse init` creates one"
+            ) from None
         if FORMAT.encode() not in data:
             raise CatalogFileError(self.url, f"is not a MetaFuse catalog ({MARKER_KEY} names another format)")
 

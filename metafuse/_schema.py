@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import re
 import sqlite3
 import threading
 import urllib.parse
@@ -164,10 +165,23 @@ def _release(real_path: str) -> None:
         _open_catalogs.pop(real_path, None)
 
 
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 def check_path_text(path: str) -> None:
-    """Refuse names that are not file paths ('' and ':memory:'), before any path is resolved."""
+    """Refuse names that are not file paths ('', ':memory:', URLs), before any path is resolved."""
     if not path or path == ":memory:":
         raise CatalogFileError(repr(path), "is not a file path; a catalog lives in a file")
+    url = _URL.match(path)
+    if url is not None:
+        scheme = url.group(1).lower()
+        if scheme in ("s3", "log+file"):
+            raise CatalogFileError(path, "is an object-store URL: open it with Catalog.open(url)")
+        raise CatalogFileError(
+            path,
+            f"is a URL ({scheme}://), which MetaFuse does not open: give a file path, s3://bucket/prefix"
+            " or log+file:///directory",
+        )
 
 
 def check_file(path: str, *, read_header: bool = True) -> bool:

@@ -77,6 +77,8 @@ class CatalogStats:
     """Transactions that committed the writes of several threads at once (see `Catalog.save`)."""
     grouped_writes: int = 0
     """Writes committed in those transactions: grouped_writes / group_commits is writes per fsync."""
+    location: str = ""
+    """What the catalog was opened on: `path`, or the object store's URL (`path` is then the replica)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain values."""
@@ -423,12 +425,22 @@ class Catalog:
             cache_hits=cache.hits,
             cache_misses=cache.misses,
             cache_invalidations=cache.invalidations,
-            cache_freshness=self._guard.description if self._guard is not None else "off",
+            cache_freshness=self._freshness_description(),
             search_backend=self._search_backend,
             pessimistic_updates=self._pessimistic,
             group_commits=self._group_commits,
             grouped_writes=self._grouped_writes,
+            location=self.location,
         )
+
+    def _freshness_description(self) -> str:
+        local = self._guard.description if self._guard is not None else "off"
+        commits = self._commits
+        if commits is None:
+            return local
+        if commits.max_staleness is None:
+            return f"{local}, after a check of the log's end before every read"
+        return f"{local}, after a check of the log's end at most every {commits.max_staleness:g} s"
 
     def integrity_check(self) -> builtins.list[str]:
         """Run `PRAGMA integrity_check`; `["ok"]` means the file is intact."""

@@ -1020,6 +1020,7 @@ def test_stats_snapshot(catalog: Catalog, catalog_path: Path) -> None:
         "pessimistic_updates",
         "group_commits",
         "grouped_writes",
+        "location",
     }
 
 

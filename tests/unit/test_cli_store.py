@@ -66,3 +66,44 @@ def test_a_file_only_scenario_on_a_store_is_refused_by_name(
     assert "path_aliases" in err
     assert "concurrent_writers" in err  # the message lists what does run on a store
     assert not (tmp_path / "store").exists()
+
+
+def test_an_unwritable_replica_directory_is_one_line_and_makes_no_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METAFUSE_REPLICA_DIR", str(tmp_path / "missing"))
+    code, out, err = run(capsys, "--catalog", f"log+file://{tmp_path / 'store'}", "init")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err)
+    assert "METAFUSE_REPLICA_DIR" in err
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("ftp://host/catalog.db", "(ftp://)"),
+        ("file:///tmp/catalog.db", "(file://)"),
+        ("log+s3://bucket/x", "(log+s3://)"),
+    ],
+)
+def test_a_url_metafuse_does_not_open_is_refused_not_taken_for_a_path(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+    says: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--catalog", target, "init")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err)
+    assert says in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_catalog_of_a_store_url_says_to_use_open() -> None:
+    from metafuse.errors import CatalogFileError
+
+    with pytest.raises(CatalogFileError, match=r"Catalog\.open"):
+        Catalog("log+file:///tmp/somewhere")
