@@ -170,12 +170,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clients",
         type=whole_number(1),
-        help=f"clients per scenario (default ${stress_config.CLIENTS.env} or 10)",
+        help=f"clients per scenario (default ${stress_config.CLIENTS.env}, else the scenario's own,"
+        " else 10: see `stress list`)",
     )
     parser.add_argument(
         "--duration",
         type=whole_number(1),
-        help=f"seconds per scenario (default ${stress_config.DURATION.env} or 30)",
+        help=f"seconds per scenario (default ${stress_config.DURATION.env}, else the scenario's own,"
+        " else 30: see `stress list`)",
     )
     parser.add_argument(
         "--mode",
@@ -290,7 +292,11 @@ def _list(args: argparse.Namespace) -> int:
     for name in [*CORE, *(name for name in REGISTRY if name not in CORE)]:
         scenario = REGISTRY[name]
         core = "" if name in CORE else " (extra)"
+        clients = scenario.default_clients or stress_config.CLIENTS.default
+        duration = scenario.default_duration or stress_config.DURATION.default
+        where = "file only" if scenario.file_only else "file or object store"
         print(f"{scenario.name}{core}: {scenario.summary}")
+        print(f"    defaults: {clients} clients, {duration} s; runs on: {where}")
         for invariant in scenario.invariants:
             print(f"    {invariant.name}: {invariant.promise}")
     return EXIT_OK
