@@ -95,7 +95,12 @@ def test_two_saves_of_one_dataset_in_a_group_are_checked_in_turn(catalog: Catalo
     assert catalog.get(NAMES[0]) == won[0]
 
 
-def test_a_failed_commit_fails_every_save_in_the_group(catalog: Catalog) -> None:
+def _refuse_commits(catalog: Catalog) -> threading.Event:
+    """Make COMMIT fail on every connection the catalog opens from now on, while the event is set.
+
+    A real SQLite failure at COMMIT (an authorizer that denies it), on the writer threads only:
+    their connections are opened after this, the test thread's already was.
+    """
     refuse_commit = threading.Event()
 
     def deny(action: int, arg1: str | None, *_: object) -> int:
@@ -107,11 +112,16 @@ def test_a_failed_commit_fails_every_save_in_the_group(catalog: Catalog) -> None
 
     def connect_refusing_commit() -> sqlite3.Connection:
         conn = factory()
-        conn.set_authorizer(deny)  # a real SQLite failure at COMMIT, on the writer threads only
+        conn.set_authorizer(deny)
         return conn
 
     catalog._pool._factory = connect_refusing_commit
     refuse_commit.set()
+    return refuse_commit
+
+
+def test_a_failed_commit_fails_every_save_in_the_group(catalog: Catalog) -> None:
+    refuse_commit = _refuse_commits(catalog)
     outcomes = _in_one_group(catalog, [_save(catalog, name, 1, "lost") for name in NAMES])
     assert all(isinstance(outcome, CatalogError) for outcome in outcomes), outcomes
     assert len({type(outcome) for outcome in outcomes}) == 1
@@ -177,20 +187,6 @@ def test_a_waiting_writer_never_reads_an_outcome_its_leader_has_not_settled(
     # transaction must roll back first). Here the leader's COMMIT fails, and the leader is held
     # just after the release until the other writer of its group has taken the lock: that writer
     # must wait for the outcome (an error), not return the value its save had computed.
-    refuse_commit = threading.Event()
-
-    def deny(action: int, arg1: str | None, *_: object) -> int:
-        if refuse_commit.is_set() and action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
-    factory = catalog._pool._factory
-
-    def connect_refusing_commit() -> sqlite3.Connection:
-        conn = factory()
-        conn.set_authorizer(deny)
-        return conn
-
     lock = _CountingLock(wanted=3)  # the test's own block, the leader, then the other writer
     monkeypatch.setattr(catalog, "_write_lock", lock)
     settle = catalog._settle
@@ -202,8 +198,7 @@ def test_a_waiting_writer_never_reads_an_outcome_its_leader_has_not_settled(
         settle(*args)
 
     monkeypatch.setattr(catalog, "_settle", held_back_settle)
-    catalog._pool._factory = connect_refusing_commit
-    refuse_commit.set()
+    refuse_commit = _refuse_commits(catalog)
     outcomes = _in_one_group(catalog, [_save(catalog, name, 1, "lost") for name in NAMES[:2]])
     refuse_commit.clear()
     assert lock.reached.is_set()
