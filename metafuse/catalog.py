@@ -890,7 +890,7 @@ class Catalog:
         for change in changes:
             name = str(change["name"])
             data = change.get("dataset")
-            row = conn.execute(_VERSION_AND_CHILDREN, (name,)).fetchone()
+            row = conn.execute(_SAVE_ROW, (name,)).fetchone()
             self._mark(session, name, logged=False)
             if data is None:
                 if row is not None:
@@ -904,8 +904,8 @@ class Catalog:
                     _write_children(conn, dataset_id, dataset)
                     conn.execute(_SET_VERSION, (dataset.version, stamp.isoformat(), dataset_id))
                 else:
-                    _replace_children(conn, row[0], dataset, row[2:])
-                    conn.execute(_UPDATE_DATASET, (*_row_values(dataset, stamp)[1:], dataset.version, row[0]))
+                    _replace_children(conn, row[0], dataset, row[2:5])
+                    conn.execute(*_changed_columns(dataset, stamp, row[5:], dataset.version, row[0]))
             conn.execute(_BUMP_CATALOG, (1, _now().isoformat()))
 
     def _mark(self, session: Session, name: str, before: int | None = None, *, logged: bool = True) -> None:
@@ -1146,11 +1146,6 @@ _INSERT_DATASET = (
     "INSERT INTO datasets (name, uri, format, description, owner, domain, partitions,"
     " size_bytes, row_count, last_modified, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
 )
-_UPDATE_DATASET = (
-    "UPDATE datasets SET uri = ?, format = ?, description = ?, owner = ?, domain = ?,"
-    " partitions = ?, size_bytes = ?, row_count = ?, last_modified = ?, version = ? WHERE id = ?"
-)
-_VERSION_AND_CHILDREN = f"SELECT d.id, d.version, {CHILDREN_AS_JSON} FROM datasets AS d WHERE d.name = ?"
 _SAVE_ROW = (
     f"SELECT d.id, d.version, {CHILDREN_AS_JSON}, {', '.join('d.' + column for column in _COLUMNS)}"
     " FROM datasets AS d WHERE d.name = ?"
