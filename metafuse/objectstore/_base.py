@@ -46,11 +46,13 @@ class GetResult(NamedTuple):
 
 
 class ObjectMeta(NamedTuple):
-    """What `head` returns: the key, its size in bytes and its current tag."""
+    """What `head` returns: the key, its size in bytes, its current tag and when it was written."""
 
     key: str
     size: int
     tag: str
+    modified: float
+    """When the object was last written, in POSIX seconds by the store's clock (S3 `Last-Modified`)."""
 
 
 def check_key(key: str) -> str:

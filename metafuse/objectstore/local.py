@@ -56,8 +56,15 @@ class LocalDirStore(ObjectStore):
         return GetResult(data, content_tag(data))
 
     def head(self, key: str) -> ObjectMeta:
+        path = self._path(key)
         data = self._read(key)
-        return ObjectMeta(key, len(data), content_tag(data))
+        try:
+            modified = os.stat(path).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(key) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"head {key}", exc.strerror or str(exc)) from exc
+        return ObjectMeta(key, len(data), content_tag(data), modified)
 
     def put(self, key: str, data: bytes, mode: PutMode) -> str:
         target = self._path(key)

@@ -134,7 +134,8 @@ class S3Store(ObjectStore):
 
         def call() -> ObjectMeta:
             response = self._client.head_object(Bucket=self.bucket, Key=name)
-            return ObjectMeta(key, int(response["ContentLength"]), str(response["ETag"]))
+            modified = response["LastModified"].timestamp()
+            return ObjectMeta(key, int(response["ContentLength"]), str(response["ETag"]), modified)
 
         return self._repeatable(f"head {key}", key, call)
 

@@ -7,6 +7,7 @@ by timing: whatever the interleaving, exactly one creator and one updater may wi
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -59,9 +60,14 @@ def test_absent_keys_are_not_found_and_deleting_them_is_fine(store: ObjectStore)
 
 
 def test_create_then_get_returns_the_bytes_and_their_tag(store: ObjectStore) -> None:
+    before = time.time()
     tag = store.put("a/one.json", b'{"x": 1}', CREATE)
     assert store.get("a/one.json") == (b'{"x": 1}', tag)
-    assert store.head("a/one.json") == ("a/one.json", 8, tag)
+    meta = store.head("a/one.json")
+    assert meta[:3] == ("a/one.json", 8, tag)
+    # When it was written, by the store's clock: S3 reports whole seconds; allow for that and
+    # for a server clock a little apart from this one (retention assumes far less than an hour).
+    assert before - 60 <= meta.modified <= time.time() + 60
     empty_tag = store.put("a/empty", b"", CREATE)
     assert store.get("a/empty") == (b"", empty_tag)
 
