@@ -130,6 +130,20 @@ class LogCorrupt(ObjectStoreError):
         return type(self), (self.key, self.problem)
 
 
+class LogTruncated(ObjectStoreError):
+    """The entries right after `sequence` were removed by retention (see `CommitLog.truncate`).
+
+    A reader this far behind cannot catch up from the log; it starts again from a snapshot.
+    """
+
+    def __init__(self, sequence: int) -> None:
+        self.sequence = sequence
+        super().__init__(f"the log's entries after {sequence} were removed by retention")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.sequence,)
+
+
 class AppendContended(ObjectStoreError):
     """An append lost the race for `attempts` sequence numbers in a row; nothing was written.
 

@@ -36,10 +36,22 @@ of entry `h + 1`; absent means `h` is the end. That is the common case for an up
 or writer and costs one small request. Only if `h + 1` exists does it LIST with
 `start-after=<entry h+1>` to jump to the end in one more request rather than probing entry by
 entry. Without a hint (a fresh process) it starts from `h = 0`.
+
+Retention (`truncate`, only for a log opened with a `retention`): entries are deleted oldest
+first, so the deleted ones are always a prefix of the log, and only once a snapshot that covers
+them is `retention` seconds old (the caller's rule). That keeps "`h + 1` is absent" meaning "`h`
+is the end" rather than "`h + 1` was deleted", which a writer would otherwise fill again and fork
+the history. So when `h + 1` is absent, `latest` also checks that `h` is still there (for
+`h = 0`: that the log was never truncated, the object `truncated.json` being absent). If `h` is
+there, `h + 1` was not deleted (it would go only after `h`), so it did not exist yet; if `h` is
+gone, the caller has fallen behind the retention and `LogTruncated` says so. That second request
+is skipped within `retention / 2` of the last time `h` was confirmed so: an entry created after
+that confirmation cannot have been deleted before a snapshot covering it is `retention` old.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -57,6 +69,7 @@ from .errors import (
     AppendContended,
     CommitUnknown,
     LogCorrupt,
+    LogTruncated,
     NotFound,
     StoreUnavailable,
 )
@@ -65,6 +78,9 @@ T = TypeVar("T")
 
 SEQUENCE_DIGITS = 20
 """Digits of the zero-padded sequence in an entry's key; lexical order is then numeric order."""
+
+TRUNCATED_KEY = "truncated.json"
+"""Created under the prefix before the first entry is ever deleted: entry 1 absent then means deleted."""
 
 _ENTRY_NAME = re.compile(r"^(\d{" + str(SEQUENCE_DIGITS) + r"})\.json$")
 
@@ -97,7 +113,9 @@ class CommitLog:
 
     `max_races` bounds how many numbers one append may lose in a row (`AppendContended`);
     `max_unavailable` bounds consecutive store failures within one append, each followed by a
-    jittered exponential backoff from `backoff` seconds up to 1 s.
+    jittered exponential backoff from `backoff` seconds up to 1 s. `retention` is the seconds
+    every client of this log waits before truncating what a snapshot covers (None: the log is
+    never truncated, and finding its end needs no second request).
     """
 
     def __init__(
@@ -109,11 +127,15 @@ class CommitLog:
         max_unavailable: int = 12,
         backoff: float = 0.01,
         sleep: Callable[[float], None] = time.sleep,
+        retention: float | None = None,
     ) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         self.store = store
         self.directory = prefix + "log/"
+        self.truncated_key = prefix + TRUNCATED_KEY
+        self.retention = retention
+        self._confirmed: tuple[int, float] | None = None  # (end, monotonic time it was asked)
         self.max_races = max_races
         self.max_unavailable = max_unavailable
         self.backoff = backoff
@@ -137,17 +159,37 @@ class CommitLog:
         """The sequence of the newest entry (0 for an empty log), as of some moment during the call.
 
         Reflects every append acknowledged before the call started. Costs one HEAD when nothing
-        was appended since `hint` (default: `known_end`), else one HEAD and one LIST.
+        was appended since `hint` (default: `known_end`), else one HEAD and one LIST; on a log
+        with a retention, sometimes one more HEAD. Raises `LogTruncated` if the entries after
+        `hint` were removed (see the module docstring).
         """
         start = self.known_end if hint is None else hint
-        try:
-            self.store.head(self.key(start + 1))
-        except NotFound:
+        if not self.moved(start):
             return start
+        listed = time.monotonic()
         keys = self.store.list(self.directory, start_after=self.key(start + 1))
         end = self._sequence_of(keys[-1]) if keys else start + 1
         self._saw(end)
+        self._confirmed_end(end, listed)
         return end
+
+    def moved(self, after: int) -> bool:
+        """Whether the log has an entry above `after` (one HEAD; sometimes one more, see `latest`).
+
+        Reflects every append acknowledged before the call started; raises `LogTruncated` if the
+        entries after `after` were removed.
+        """
+        asked = time.monotonic()
+        try:
+            self.store.head(self.key(after + 1))
+        except NotFound:
+            self._confirm_end(after, asked)
+            return False
+        return True
+
+    def since(self, after: int) -> list[LogEntry]:
+        """Every entry above `after`, in order: one HEAD when there is none, else `tail(after)`."""
+        return self.tail(after) if self.moved(after) else []
 
     def read(self, sequence: int) -> LogEntry:
         """Entry `sequence`; `NotFound` if it does not exist (yet, or any more)."""
@@ -162,19 +204,49 @@ class CommitLog:
     def tail(self, after: int = 0) -> list[LogEntry]:
         """Every entry with a sequence above `after`, in order (one LIST, then one GET each).
 
-        Raises `LogCorrupt` if the listing has a gap, which the protocol never leaves.
+        Raises `LogCorrupt` if the listing has a gap, which the protocol never leaves, and
+        `LogTruncated` if the entries right after `after` were removed by retention.
         """
         start_after = self.key(after) if after > 0 else ""
+        listed = time.monotonic()
         keys = self.store.list(self.directory, start_after=start_after)
         entries: list[LogEntry] = []
         expected = after + 1
         for key in keys:
             sequence = self._sequence_of(key)
+            truncated = not entries and self.retention is not None
             if sequence != expected:
+                if truncated:
+                    raise LogTruncated(after)
                 raise LogCorrupt(key, f"expected entry {expected} next: the log has a gap")
-            entries.append(self.read(sequence))
+            try:
+                entries.append(self.read(sequence))
+            except NotFound:
+                if truncated:
+                    raise LogTruncated(after) from None
+                raise
             expected += 1
+        if entries:
+            self._confirmed_end(entries[-1].sequence, listed)
         return entries
+
+    def truncate(self, below: int) -> int:
+        """Delete every entry with a sequence below `below`, oldest first; return how many.
+
+        The caller decides what may go (every client must be able to do without those entries:
+        see the module docstring); this keeps the deleted entries a prefix of the log. A failed
+        delete stops the pass, so a later one carries on from the same place.
+        """
+        if self.retention is None:
+            raise ValueError("this log has no retention: its entries are never deleted")
+        doomed = [key for key in self.store.list(self.directory) if self._sequence_of(key) < below]
+        if not doomed:
+            return 0
+        with contextlib.suppress(AlreadyExists):
+            self.store.put(self.truncated_key, b'{"truncated": true}\n', CREATE)
+        for key in doomed:
+            self.store.delete(key)
+        return len(doomed)
 
     def find_commit(self, commit_id: str, after: int = 0) -> LogEntry | None:
         """The entry carrying `commit_id` among those above `after`, or None."""
@@ -208,8 +280,10 @@ class CommitLog:
             data = encode_entry(sequence, commit_id, body)
             try:
                 attempts += 1
+                sent = time.monotonic()
                 self.store.put(self.key(sequence), data, CREATE)
                 self._saw(sequence)
+                self._confirmed_end(sequence, sent)
                 return AppendResult(sequence, commit_id, attempts)
             except AlreadyExists:
                 check = "taken"
@@ -344,6 +418,40 @@ class CommitLog:
 
     def _pause(self, attempt: int, rng: random.Random) -> None:
         self._sleep(min(1.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + rng.random()))
+
+    def _confirm_end(self, end: int, asked: float) -> None:
+        """Entry `end + 1` was absent when asked at `asked`: make sure it was never deleted."""
+        if self.retention is None:
+            return
+        with self._lock:
+            confirmed = self._confirmed
+        if confirmed is not None and confirmed[0] == end and asked - confirmed[1] < self.retention / 2:
+            return
+        if end == 0:
+            try:
+                self.store.head(self.truncated_key)
+            except NotFound:
+                pass  # never truncated: entry 1 does not exist yet
+            else:
+                raise LogTruncated(0)
+        else:
+            try:
+                self.store.head(self.key(end))
+            except NotFound:
+                raise LogTruncated(end) from None
+        self._confirmed_end(end, asked)
+
+    def _confirmed_end(self, end: int, asked: float) -> None:
+        """Note that no entry after `end` existed at `asked` (none created yet, none deleted).
+
+        True when `end + 1` was absent and `end` present afterwards; when a listing that began
+        at `asked` ended at `end` and `end` was read; and when this object created entry `end`
+        with a request sent at `asked` (`end + 1` can only be created after `end`).
+        """
+        with self._lock:
+            held = self._confirmed
+            if held is None or end > held[0] or (end == held[0] and asked > held[1]):
+                self._confirmed = (end, asked)
 
     def _saw(self, sequence: int) -> None:
         with self._lock:
