@@ -19,7 +19,13 @@ only how a write transaction begins and ends; `Catalog` calls these hooks and no
   did, `sync()` runs an empty write transaction, whose `begin` catches up.
 - `committed()`: after the replica's COMMIT, every `snapshot_every` entries, upload a compacted
   copy of the replica as `snapshots/<sequence>.db` (created only if absent), from which new
-  clients bootstrap instead of replaying the whole log.
+  clients bootstrap instead of replaying the whole log; then `expire` what retention allows.
+
+Retention is fixed when the catalog is created (`retention_seconds` in `catalog.json`; catalogs
+made without it keep everything). Once a snapshot is that old, the snapshots before it and the
+log entries before its sequence are deleted, entries oldest first (`CommitLog.truncate`). A
+replica that fell further behind than that finds its next entry gone (`LogTruncated`) and starts
+again from the newest snapshot, applied through the same `apply` as a log entry.
 
 The replica records the last entry it applied in the table `log_position`, inside the same
 transactions that apply entries, so the replica and its position never disagree.
@@ -28,6 +34,7 @@ transactions that apply entries, so the replica and its position never disagree.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -55,6 +62,7 @@ from .objectstore import (
     CommitLog,
     CommitUnknown,
     LogEntry,
+    LogTruncated,
     NotFound,
     ObjectStore,
     ObjectStoreError,
@@ -82,6 +90,9 @@ def replica_root() -> str:
 
 SNAPSHOT_EVERY = 100
 """Default: one snapshot every this many log entries."""
+RETENTION = 86400.0
+"""Default retention of a new catalog, in seconds: a day (see `LogCommits.expire`)."""
+MAX_RETENTION = 10 * 365 * 86400.0
 
 Change = Mapping[str, Any]
 """One dataset's change in a log entry: `{"name", "expected", "dataset"}` (dataset None: deleted)."""
@@ -110,6 +121,7 @@ class LogCommits:
         self.url = url
         self.store = store
         self.log = CommitLog(store)
+        """The commit log; its `retention` is the catalog's, once `catalog.json` has been read."""
         self.replica_dir = replica_dir
         self.replica_path = os.path.join(replica_dir, "replica.db")
         self.max_staleness = max_staleness
@@ -131,8 +143,13 @@ class LogCommits:
         create: bool,
         max_staleness: float | None = None,
         snapshot_every: int = SNAPSHOT_EVERY,
+        retention: float | None = None,
     ) -> LogCommits:
-        """Open (or create) the catalog at `url` and bootstrap a private replica of it."""
+        """Open (or create) the catalog at `url` and bootstrap a private replica of it.
+
+        `retention` (seconds) is recorded when this call creates the catalog (default
+        `RETENTION`); for an existing catalog it must be None or the value it was created with.
+        """
         if max_staleness is not None and (
             isinstance(max_staleness, bool)
             or not isinstance(max_staleness, (int, float))
@@ -141,6 +158,14 @@ class LogCommits:
             raise ValidationError("max_staleness", "must be None or 0 to 3600 seconds", max_staleness)
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValidationError("snapshot_every", "must be a whole number >= 1", snapshot_every)
+        if retention is not None and (
+            isinstance(retention, bool)
+            or not isinstance(retention, (int, float))
+            or not 0 <= retention <= MAX_RETENTION
+        ):
+            raise ValidationError(
+                "retention", "must be None or 0 to 315360000 seconds (ten years)", retention
+            )
         local = url.lower().startswith(LOG_FILE_SCHEME)
         store_url = url[len("log+") :] if local else url
         parts = urlsplit(store_url)
@@ -182,18 +207,21 @@ class LogCommits:
         )
         try:
             with commits._store_errors():
-                commits._claim_or_check(create)
+                commits._claim_or_check(create, retention)
                 commits._bootstrap()
         except BaseException:
             commits.close()
             raise
         return commits
 
-    def _claim_or_check(self, create: bool) -> None:
-        marker = f'{{"format": "{FORMAT}"}}\n'.encode()
+    def _claim_or_check(self, create: bool, retention: float | None) -> None:
+        """Create `catalog.json` (if `create` and absent) or check it; adopt its retention."""
         if create:
+            chosen = RETENTION if retention is None else retention
+            marker = json.dumps({"format": FORMAT, "retention_seconds": chosen}) + "\n"
             try:
-                self.store.put(MARKER_KEY, marker, CREATE)
+                self.store.put(MARKER_KEY, marker.encode(), CREATE)
+                self.log.retention = chosen
                 return
             except AlreadyExists:
                 pass
@@ -203,21 +231,48 @@ class LogCommits:
             raise CatalogFileError(
                 self.url, f"does not exist (no {MARKER_KEY}); `metafuse init` creates one"
             ) from None
-        if FORMAT.encode() not in data:
+        try:
+            value = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            value = None
+        if not isinstance(value, dict) or value.get("format") != FORMAT:
             raise CatalogFileError(self.url, f"is not a MetaFuse catalog ({MARKER_KEY} names another format)")
+        kept = value.get("retention_seconds")
+        if kept is not None and (isinstance(kept, bool) or not isinstance(kept, (int, float)) or kept < 0):
+            raise CatalogFileError(self.url, f"{MARKER_KEY} has an invalid retention_seconds: {kept!r}")
+        kept = None if kept is None else float(kept)
+        if retention is not None and retention != kept:
+            held = "keeps everything" if kept is None else f"keeps {kept:g} s"
+            raise ValidationError(
+                "retention", f"is fixed when the catalog is created (this one {held})", retention
+            )
+        self.log.retention = kept
 
     def _bootstrap(self) -> None:
         """Start the replica from the newest snapshot, if there is one; the log tail follows later."""
-        keys = [key for key in self.store.list(SNAPSHOT_DIR) if key.endswith(".db")]
-        if not keys:
-            return
-        newest = max(keys)
-        data, _ = self.store.get(newest)
-        partial = self.replica_path + ".download"
-        with open(partial, "wb") as file:
-            file.write(data)
-        os.replace(partial, self.replica_path)
-        self.bootstrapped_from = int(os.path.basename(newest)[: -len(".db")])
+        found = self._download_newest_snapshot(self.replica_path)
+        if found is not None:
+            self.bootstrapped_from = found
+
+    def _download_newest_snapshot(self, path: str) -> int | None:
+        """Save the newest snapshot as `path`; its sequence, or None if there is none."""
+        for _ in range(5):  # each miss means retention removed it for a newer one: list again
+            keys = self._snapshot_keys()
+            if not keys:
+                return None
+            try:
+                data, _ = self.store.get(keys[-1])
+            except NotFound:
+                continue
+            partial = path + ".download"
+            with open(partial, "wb") as file:
+                file.write(data)
+            os.replace(partial, path)
+            return _snapshot_sequence(keys[-1])
+        raise StorageError(self.url, "the newest snapshot kept disappearing before it could be read")
+
+    def _snapshot_keys(self) -> list[str]:
+        return sorted(key for key in self.store.list(SNAPSHOT_DIR) if key.endswith(".db"))
 
     def prepare(self, conn: sqlite3.Connection) -> None:
         """Make sure the replica has its `log_position` row (once, right after the schema check)."""
@@ -240,12 +295,18 @@ class LogCommits:
     def begin(self, conn: sqlite3.Connection, apply: Applier) -> None:
         """Inside a new write transaction on the replica: apply every entry it has not applied."""
         position = _position(conn)
+        restarted = False
         with self._store_errors():
-            end = self.log.latest(hint=position)
-            entries = self.log.tail(position) if end > position else []
+            try:
+                entries = self.log.since(position)
+            except LogTruncated:
+                # Fell behind the retention: start again from the newest snapshot, then its tail.
+                position = self._restart_from_snapshot(conn, apply)
+                restarted = True
+                entries = self.log.since(position)
         for entry in entries:
             apply(_changes(entry))
-        if entries:
+        if entries or restarted:
             _set_position(conn, entries[-1].sequence)
             # Keep the catch-up whatever becomes of the write: a conflict would otherwise roll
             # it back with the write, and the retry would download the same entries again. No
@@ -294,6 +355,11 @@ class LogCommits:
             # The write itself is committed and acknowledged: a failed snapshot only means new
             # clients replay a longer log tail until the next one.
             logger.warning("%s: snapshot after entry %d not written: %s", self.url, due, error)
+            return
+        try:
+            self.expire()
+        except CatalogError as error:
+            logger.warning("%s: retention pass after entry %d stopped: %s", self.url, due, error)
 
     def before_read(self, sync: Callable[[], None]) -> None:
         """Make the replica reflect every commit acknowledged before now (or within max_staleness)."""
@@ -301,8 +367,11 @@ class LogCommits:
         if self.max_staleness is not None and now - self._checked_at < self.max_staleness:
             return
         with self._store_errors():
-            end = self.log.latest(hint=self._position)
-        if end > self._position:
+            try:
+                moved = self.log.moved(self._position)
+            except LogTruncated:
+                moved = True  # behind the retention: `sync` starts again from a snapshot
+        if moved:
             sync()
         else:
             self._checked_at = now
@@ -337,6 +406,76 @@ class LogCommits:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(copy)
+        return sequence
+
+    def expire(self, now: float | None = None) -> tuple[int, int]:
+        """Delete what the retention no longer keeps; return (snapshots, log entries) deleted.
+
+        Keeps the newest snapshot at least `retention` seconds old (by the store's clock
+        against `now`, default this machine's), every snapshot after it, and every log entry
+        from its sequence on; deletes the older snapshots, then the older entries oldest first.
+        So anything a client could still need is kept while it is younger than the retention:
+        a bootstrap that listed the snapshots, a catch-up from an older snapshot, and a
+        writer between finding the log's end and appending after it (`CommitLog`).
+        Runs after each snapshot; a catalog created without a retention deletes nothing.
+        """
+        retention = self.log.retention
+        if retention is None:
+            return 0, 0
+        moment = time.time() if now is None else now
+        with self._store_errors():
+            keys = self._snapshot_keys()
+            keep = None
+            for index in range(len(keys) - 1, -1, -1):
+                try:
+                    meta = self.store.head(keys[index])
+                except NotFound:
+                    continue
+                if moment - meta.modified >= retention:
+                    keep = index
+                    break
+            if keep is None:
+                return 0, 0
+            for key in keys[:keep]:
+                self.store.delete(key)
+            entries = self.log.truncate(below=_snapshot_sequence(keys[keep]))
+        return keep, entries
+
+    def _restart_from_snapshot(self, conn: sqlite3.Connection, apply: Applier) -> int:
+        """Make the replica the newest snapshot, inside the open transaction; return its sequence.
+
+        Applied as changes (every dataset of the snapshot, and a deletion for each dataset the
+        replica has and the snapshot lacks), so the catalog marks every name it touches just as
+        for a log entry, and cached copies cannot outlive the restart.
+        """
+        position = _position(conn)
+        download = os.path.join(self.replica_dir, f"restart-{threading.get_ident()}.db")
+        try:
+            sequence = self._download_newest_snapshot(download)
+            if sequence is None or sequence <= position:
+                raise StorageError(
+                    self.url, f"the log's entries after {position} are gone and no newer snapshot holds them"
+                )
+            snapshot = sqlite3.connect(f"file:{download}?mode=ro", uri=True)
+            try:
+                datasets = [decode(row).to_dict() for row in snapshot.execute(SELECT_DATASET)]
+            finally:
+                snapshot.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(download)
+        kept = {str(data["name"]) for data in datasets}
+        gone = [str(name) for (name,) in conn.execute("SELECT name FROM datasets") if name not in kept]
+        changes: list[Change] = [{"name": data["name"], "dataset": data} for data in datasets]
+        changes.extend({"name": name, "dataset": None} for name in gone)
+        apply(changes)
+        _set_position(conn, sequence)
+        logger.info(
+            "%s: replica was behind the retention at %d; restarted from snapshot %d",
+            self.url,
+            position,
+            sequence,
+        )
         return sequence
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -385,6 +524,10 @@ def _position(conn: sqlite3.Connection) -> int:
 
 def _set_position(conn: sqlite3.Connection, sequence: int) -> None:
     conn.execute("UPDATE log_position SET sequence = ? WHERE id = 1", (sequence,))
+
+
+def _snapshot_sequence(key: str) -> int:
+    return int(os.path.basename(key)[: -len(".db")])
 
 
 def _changes(entry: LogEntry) -> list[Change]:

@@ -178,6 +178,7 @@ class Catalog:
         *,
         max_staleness: float | None = None,
         snapshot_every: int = 100,
+        retention: float | None = None,
         **options: Any,
     ) -> Catalog:
         """Open a catalog file, or a catalog on an object store; both have this same API.
@@ -188,12 +189,15 @@ class Catalog:
         private local replica (see docs/object-store.md). Reads are linearizable: each one first
         asks the store whether the log moved (one HEAD). `max_staleness=seconds` skips that
         question while the last answer is younger, for reads that may be that much behind.
-        A snapshot of the catalog is uploaded every `snapshot_every` commits.
+        A snapshot of the catalog is uploaded every `snapshot_every` commits. `retention`
+        (seconds, fixed when the catalog is created; default a day) is how long snapshots and
+        log entries a newer snapshot covers are kept before they are deleted.
         """
         text = os.fspath(target)
         if not isinstance(text, str) or not is_store_url(text):
-            if max_staleness is not None:
-                raise ValidationError("max_staleness", "applies only to a catalog on an object store", text)
+            for option, value in (("max_staleness", max_staleness), ("retention", retention)):
+                if value is not None:
+                    raise ValidationError(option, "applies only to a catalog on an object store", value)
             return cls(text, **options)
         if options.get("read_only"):
             raise ValidationError("read_only", "is not supported for a catalog on an object store", text)
@@ -202,6 +206,7 @@ class Catalog:
             create=bool(options.get("create", True)),
             max_staleness=max_staleness,
             snapshot_every=snapshot_every,
+            retention=retention,
         )
         try:
             return cls(commits.replica_path, **{**options, "create": True}, _commits=commits)

@@ -71,6 +71,14 @@ def build_parser() -> OneLineParser:
 
     # Only init and put create a missing catalog; every read command refuses one that is not there.
     init = commands.add_parser("init", help="create (or migrate) the catalog file")
+    init.add_argument(
+        "--retention",
+        type=whole_number(0, 315360000),
+        default=None,
+        metavar="SECONDS",
+        help="on an object store: how long snapshots and log entries a newer snapshot covers are kept"
+        " (fixed when the catalog is created; default 86400, a day)",
+    )
     init.set_defaults(handler=_init)
 
     put = commands.add_parser("put", help="create a dataset from JSON, or save it over a version")
@@ -179,7 +187,8 @@ def _open_existing(args: argparse.Namespace) -> Catalog:
 
 
 def _init(args: argparse.Namespace) -> int:
-    with _open(args) as catalog:
+    options = {} if args.retention is None else {"retention": args.retention}
+    with Catalog.open(catalog_path(args), **options) as catalog:
         print(f"catalog {catalog.location} ready: {catalog.count} datasets, version {catalog.version}")
     return EXIT_OK
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,6 +187,28 @@ def test_new_clients_start_from_the_newest_snapshot(url: str) -> None:
         assert reader._commits.bootstrapped_from == 10
         assert reader.get("snap.a").row_count == 11  # type: ignore[union-attr]
         assert reader.integrity_check() == ["ok"]
+
+
+def test_retention_removes_what_an_old_snapshot_covers_by_the_stores_clock(url: str) -> None:
+    with Catalog.open(url, retention=0, snapshot_every=4) as writer, Catalog.open(url) as behind:
+        writer.create(_dataset("keep.a", row_count=0))
+        assert behind.get("keep.a").row_count == 0  # type: ignore[union-attr]
+        for _ in range(8):
+            writer.update("keep.a", _bump)  # entries 2 to 9: snapshots 4 and 8
+        with open_store(_store_of(url)) as store:
+            assert store.list("snapshots/") == [f"snapshots/{8:020d}.db"]
+            assert store.list("log/") == [f"log/{n:020d}.json" for n in (8, 9)]
+            age = time.time() - store.head(f"snapshots/{8:020d}.db").modified
+            assert -60 < age < 60  # the store's clock, as S3 Last-Modified reports it
+        assert behind.get("keep.a").row_count == 8  # type: ignore[union-attr]  # restarted from snapshot 8
+        behind.update("keep.a", _bump)
+        assert writer.get("keep.a").row_count == 9  # type: ignore[union-attr]
+        assert [p["changes"][0]["dataset"]["row_count"] for p in _log_entries_after(url, 9)] == [9]  # type: ignore[index]
+
+
+def _log_entries_after(url: str, after: int) -> list[dict[str, object]]:
+    with open_store(_store_of(url)) as store:
+        return [entry.payload for entry in CommitLog(store, retention=0).tail(after)]
 
 
 def test_max_staleness_is_an_explicit_opt_in(machines: tuple[Catalog, Catalog], url: str) -> None:

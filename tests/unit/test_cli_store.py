@@ -107,3 +107,22 @@ def test_catalog_of_a_store_url_says_to_use_open() -> None:
 
     with pytest.raises(CatalogFileError, match=r"Catalog\.open"):
         Catalog("log+file:///tmp/somewhere")
+
+
+def test_init_sets_the_retention_once(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"log+file://{tmp_path / 'store'}"
+    assert run(capsys, "--catalog", url, "init", "--retention", "3600")[0] == 0
+    assert json.loads((tmp_path / "store" / "catalog.json").read_text())["retention_seconds"] == 3600
+    assert run(capsys, "--catalog", url, "init", "--retention", "3600")[0] == 0
+    code, _, err = run(capsys, "--catalog", url, "init", "--retention", "60")
+    assert code == 2
+    assert_one_line_error(err)
+    assert "retention (got 60): is fixed when the catalog is created (this one keeps 3600 s)" in err
+    code, _, err = run(capsys, "--catalog", str(tmp_path / "local.db"), "init", "--retention", "60")
+    assert code == 2
+    assert "applies only to a catalog on an object store" in err
+    assert not (tmp_path / "local.db").exists()
+    with pytest.raises(SystemExit) as caught:
+        run(capsys, "--catalog", url, "init", "--retention", "soon")
+    assert caught.value.code == 2
+    assert "argument --retention: 'soon' is not a whole number" in capsys.readouterr().err
