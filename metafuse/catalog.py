@@ -781,12 +781,16 @@ class Catalog:
     def _group_commit(self, body: Callable[[Session], T]) -> T:
         """Run one write `body` in a transaction, committed together with other threads' writes.
 
-        Threads of this catalog that write at the same time queue here; whichever gets the
-        writer lock commits everything queued so far in one transaction (one fsync), each write
-        in a SAVEPOINT of its own: a write that raises (a conflict, say) rolls back alone and
-        raises in its own thread. Every write is acknowledged only after the shared COMMIT, and
-        a failed COMMIT fails them all. Inside an explicit `transaction()` block, on an object
-        store, and with the `torn_write` fault on (it commits mid-write), `body` runs alone.
+        Threads of this catalog that write at the same time queue here, in arrival order. The
+        first in line leads: it waits for the writer lock, then takes every write queued by
+        then and commits them in one transaction (one fsync), each in a SAVEPOINT of its own: a
+        write that raises (a conflict, say) rolls back alone and raises in its own thread. The
+        others wait for their leader to settle them, never for the lock, so while one group
+        commits, the next one gathers and its leader waits for the lock. Every write is
+        acknowledged only after the shared COMMIT, and a failed COMMIT fails them all. A write
+        neither led nor taken within the busy timeout is withdrawn (`BusyError`). Inside an
+        explicit `transaction()` block, on an object store, and with the `torn_write` fault on
+        (it commits mid-write), `body` runs alone.
         """
         session = self._pool.session()
         if session.depth or self._commits is not None or faults.active("torn_write"):
@@ -796,29 +800,48 @@ class Catalog:
             raise CatalogFileError(self.path, "was opened read-only; writes are refused")
         request: _Write[T] = _Write(body)
         queue = self._queue
-        with queue.lock:
+        deadline = time.monotonic() + self.busy_timeout
+        with queue.changed:
             queue.pending.append(request)
-        if not self._write_lock.acquire(timeout=self.busy_timeout):
-            with queue.lock:
-                waiting = request in queue.pending
-                if waiting:
-                    queue.pending.remove(request)
-            if waiting:
-                raise BusyError(self.path, self.busy_timeout)
-            request.done.wait()  # a leader took it: its outcome comes with that leader's COMMIT
+            try:
+                while not request.taken and (queue.leading or queue.pending[0] is not request):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise BusyError(self.path, self.busy_timeout)
+                    queue.changed.wait(remaining)
+            except BaseException:
+                queue.withdraw(request)
+                raise
+            if not request.taken:
+                queue.leading = True
+        if request.taken:
+            # Another thread leads this write: its outcome is known only once that thread has
+            # settled it, after the shared COMMIT (or the rollback of a failed one).
+            request.done.wait()
             return request.outcome()
+        try:
+            acquired = self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            with queue.changed:
+                queue.leading = False
+                queue.withdraw(request)
+            raise
+        if not acquired:
+            with queue.changed:
+                queue.leading = False
+                queue.withdraw(request)
+            raise BusyError(self.path, self.busy_timeout)
         held = _Held(self._write_lock)
         try:
-            if not request.done.is_set():
-                with queue.lock:
-                    batch, queue.pending = queue.pending, []
-                if batch:  # empty when another leader took this write and is settling it
-                    self._commit_batch(batch, held, request)
+            with queue.changed:
+                batch, queue.pending = queue.pending, []
+                for write in batch:
+                    write.taken = True
+                queue.leading = False
+                queue.changed.notify_all()  # the taken stop waiting; the next in line leads
+            self._commit_batch(batch, held, request)
         finally:
             held.release()
-        # Taken by another leader, this write's outcome is only known once that leader has
-        # settled it, which it does after releasing the lock (a write that raised alone rolls
-        # the transaction back on its way out): never read it before.
         request.done.wait()
         return request.outcome()
 
@@ -975,10 +998,12 @@ class Catalog:
 class _Write(Generic[T]):
     """One write waiting for a group commit: what to run, and how it ended."""
 
-    __slots__ = ("body", "done", "error", "value")
+    __slots__ = ("body", "done", "error", "taken", "value")
 
     def __init__(self, body: Callable[[Session], T]) -> None:
         self.body = body
+        self.taken = False
+        """Set (under the queue's lock) when a leader takes this write into its group."""
         self.done = threading.Event()
         self.value: T | None = None
         self.error: BaseException | None = None
@@ -991,11 +1016,20 @@ class _Write(Generic[T]):
 
 
 class _WriteQueue:
-    """The writes of one catalog's threads waiting for the writer lock, to commit as a group."""
+    """The writes of one catalog's threads waiting to be committed as a group, in arrival order."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.changed = threading.Condition(threading.Lock())
+        """Guards the fields below; notified whenever the line moves."""
         self.pending: builtins.list[_Write[Any]] = []
+        self.leading = False
+        """Whether a thread has taken the lead and waits for the writer lock."""
+
+    def withdraw(self, write: _Write[Any]) -> None:
+        """Take a write that was not taken into a group out of the line (the condition is held)."""
+        if not write.taken and write in self.pending:
+            self.pending.remove(write)
+        self.changed.notify_all()
 
 
 class _Held:

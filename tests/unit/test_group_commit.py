@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from metafuse import Catalog, Dataset
+from metafuse import catalog as catalog_module
 from metafuse.errors import CatalogError, ConflictError
 
 from ._support import make
@@ -159,48 +160,53 @@ def test_a_save_waiting_past_the_busy_timeout_is_withdrawn(tmp_path: Path) -> No
         assert catalog.get("busy.one").version == 1  # type: ignore[union-attr]
 
 
-class _CountingLock:
-    """The writer lock, counting its acquisitions, so a test can wait for the n-th one."""
+class _WatchedEvent(threading.Event):
+    """A `threading.Event` that counts the threads that have started waiting on it."""
 
-    def __init__(self, wanted: int) -> None:
-        self._lock = threading.Lock()
-        self._count = 0
-        self._wanted = wanted
-        self.reached = threading.Event()
+    waiting = 0
+    waiting_lock = threading.Lock()
 
-    def acquire(self, timeout: float = -1) -> bool:
-        acquired = self._lock.acquire(timeout=timeout)
-        if acquired:
-            self._count += 1
-            if self._count >= self._wanted:
-                self.reached.set()
-        return acquired
-
-    def release(self) -> None:
-        self._lock.release()
+    def wait(self, timeout: float | None = None) -> bool:
+        with _WatchedEvent.waiting_lock:
+            _WatchedEvent.waiting += 1
+        return super().wait(timeout)
 
 
 def test_a_waiting_writer_never_reads_an_outcome_its_leader_has_not_settled(
     catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The leader settles its writes' outcomes after it has released the writer lock (a failed
-    # transaction must roll back first). Here the leader's COMMIT fails, and the leader is held
-    # just after the release until the other writer of its group has taken the lock: that writer
-    # must wait for the outcome (an error), not return the value its save had computed.
-    lock = _CountingLock(wanted=3)  # the test's own block, the leader, then the other writer
-    monkeypatch.setattr(catalog, "_write_lock", lock)
+    # The leader settles its group's outcomes after the shared COMMIT, or after rolling back a
+    # failed one. Here the COMMIT fails, and the leader is held before settling until the other
+    # writer of its group waits for its outcome: that writer must report the failure, not the
+    # value its save had computed before the COMMIT.
+    monkeypatch.setattr(_WatchedEvent, "waiting", 0)
+    monkeypatch.setattr(catalog_module, "threading", _ThreadingWithWatchedEvents())
     settle = catalog._settle
     main = threading.current_thread()
+    follower_waits = threading.Event()
 
     def held_back_settle(*args: Any) -> None:
         if threading.current_thread() is not main:
-            lock.reached.wait(30)  # returns at once in the fixed code: the other writer got in
+            deadline = time.monotonic() + 30
+            while _WatchedEvent.waiting < 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            if _WatchedEvent.waiting >= 1:
+                follower_waits.set()
         settle(*args)
 
     monkeypatch.setattr(catalog, "_settle", held_back_settle)
     refuse_commit = _refuse_commits(catalog)
     outcomes = _in_one_group(catalog, [_save(catalog, name, 1, "lost") for name in NAMES[:2]])
     refuse_commit.clear()
-    assert lock.reached.is_set()
+    assert follower_waits.is_set()
     assert all(isinstance(outcome, CatalogError) for outcome in outcomes), outcomes
     assert {catalog.get(name).version for name in NAMES} == {1}  # type: ignore[union-attr]
+
+
+class _ThreadingWithWatchedEvents:
+    """The `threading` module as the catalog sees it, with `Event` replaced by `_WatchedEvent`."""
+
+    Event = _WatchedEvent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
