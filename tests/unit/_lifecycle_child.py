@@ -189,8 +189,12 @@ def fork_while_held(path: str, held: str) -> dict[str, Any]:
                 holding.set()
                 release.wait(60)
         elif held == "transaction":
+            # Back to back until the fork; then no more, so that the child's own writes test a
+            # clean start, not how long a writer in another process can go without the lock
+            # against a thread that takes it again the moment it lets go (SQLite's busy wait is
+            # not fair, and on a loaded machine the child lost that race for 5 s).
             i = 0
-            while not stop.is_set():
+            while not stop.is_set() and not release.is_set():
                 with catalog.transaction():
                     catalog.create(make(f"busy.{i}"))
                     holding.set()
