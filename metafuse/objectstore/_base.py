@@ -108,10 +108,11 @@ class ObjectStore(abc.ABC):
         """The object's size and tag without its bytes; `NotFound` if absent."""
 
     @abc.abstractmethod
-    def list(self, prefix: str = "", start_after: str = "") -> builtins.list[str]:
+    def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
         """Every key that starts with `prefix` and sorts after `start_after`, in byte order.
 
-        Pages through the backend's listing internally; the result is one sorted list.
+        Pages through the backend's listing internally; the result is one sorted list, of at
+        most `limit` keys (the first ones) when a limit is given.
         """
 
     @abc.abstractmethod

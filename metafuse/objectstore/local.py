@@ -96,7 +96,7 @@ class LocalDirStore(ObjectStore):
                 os.unlink(temp)
         return tag
 
-    def list(self, prefix: str = "", start_after: str = "") -> builtins.list[str]:
+    def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
         # Walk only the directory the prefix names, not the whole store.
         top = self.root
         if "/" in prefix:
@@ -114,7 +114,7 @@ class LocalDirStore(ObjectStore):
                 if not name.startswith(".") and key.startswith(prefix) and _utf8(key) > _utf8(start_after):
                     keys.append(key)
         keys.sort(key=_utf8)
-        return keys
+        return keys if limit is None else keys[:limit]
 
     def delete(self, key: str) -> None:
         target = self._path(key)

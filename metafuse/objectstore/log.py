@@ -239,14 +239,15 @@ class CommitLog:
         """
         if self.retention is None:
             raise ValueError("this log has no retention: its entries are never deleted")
-        doomed = [key for key in self.store.list(self.directory) if self._sequence_of(key) < below]
-        if not doomed:
+        oldest = self.store.list(self.directory, limit=1)  # one request however long the log
+        first = self._sequence_of(oldest[0]) if oldest else below
+        if first >= below:
             return 0
         with contextlib.suppress(AlreadyExists):
             self.store.put(self.truncated_key, b'{"truncated": true}\n', CREATE)
-        for key in doomed:
-            self.store.delete(key)
-        return len(doomed)
+        for sequence in range(first, below):  # the log has no gaps: each of these exists
+            self.store.delete(self.key(sequence))
+        return below - first
 
     def find_commit(self, commit_id: str, after: int = 0) -> LogEntry | None:
         """The entry carrying `commit_id` among those above `after`, or None."""

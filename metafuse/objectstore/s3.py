@@ -139,14 +139,17 @@ class S3Store(ObjectStore):
 
         return self._repeatable(f"head {key}", key, call)
 
-    def list(self, prefix: str = "", start_after: str = "") -> builtins.list[str]:
+    def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
         keys: builtins.list[str] = []
         token: str | None = None
         while True:
+            wanted = self.page_size if limit is None else max(0, min(self.page_size, limit - len(keys)))
+            if wanted == 0:
+                return keys
             args: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Prefix": self.prefix + prefix,
-                "MaxKeys": self.page_size,
+                "MaxKeys": wanted,
             }
             if token:
                 args["ContinuationToken"] = token

@@ -141,6 +141,10 @@ def test_list_pages_through_many_keys(store: ObjectStore) -> None:
         list(pool.map(lambda key: store.put(key, b"x", CREATE), keys))
     assert store.list("many/") == keys
     assert store.list("many/", start_after="many/049") == keys[50:]
+    assert store.list("many/", limit=1) == keys[:1]
+    assert store.list("many/", limit=17) == keys[:17]  # across pages on S3
+    assert store.list("many/", start_after="many/049", limit=20) == keys[50:]
+    assert store.list("many/", limit=0) == []
 
 
 def test_s3_listing_beyond_1000_keys_uses_continuation(s3_location: S3Location) -> None:

@@ -65,9 +65,9 @@ class ScriptedStore(ObjectStore):
         self._read_gate("head")
         return self.inner.head(key)
 
-    def list(self, prefix: str = "", start_after: str = "") -> builtins.list[str]:
+    def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
         self._read_gate("list")
-        return self.inner.list(prefix, start_after)
+        return self.inner.list(prefix, start_after, limit)
 
     def delete(self, key: str) -> None:
         self.inner.delete(key)
