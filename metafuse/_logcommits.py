@@ -306,8 +306,9 @@ class LogCommits:
                 entries = self.log.since(position)
         for entry in entries:
             apply(_changes(entry))
-        if entries or restarted:
+        if entries:
             _set_position(conn, entries[-1].sequence)
+        if entries or restarted:
             # Keep the catch-up whatever becomes of the write: a conflict would otherwise roll
             # it back with the write, and the retry would download the same entries again. No
             # one else writes this private replica, and this thread still holds its writer lock.

@@ -222,6 +222,22 @@ def test_a_replica_behind_the_retention_restarts_from_a_snapshot(root: Path) -> 
         assert writer.get("ret.from_behind") is not None
 
 
+def test_a_restart_from_a_snapshot_at_the_end_of_the_log(root: Path) -> None:
+    url = url_of(root)
+    with Catalog.open(url, retention=0, snapshot_every=3) as writer, Catalog.open(url) as behind:
+        writer.create(make("end.a"))
+        assert behind.get("end.a") is not None  # replica at entry 1
+        for i in range(5):
+            writer.create(make(f"end.w{i}"))  # entries 2 to 6; snapshot 6 removes entries below 6
+        assert entries(root) == [6]
+        assert snapshots(root) == [6]
+        # The newest snapshot is the log's last entry: nothing to apply after the restart.
+        assert sorted(d.name for d in behind.list()) == sorted(d.name for d in writer.list())
+        assert behind._commits is not None
+        behind.create(make("end.after"))
+        assert entries(root) == [6, 7]
+
+
 def test_a_writer_behind_the_retention_does_not_fork_the_log(root: Path) -> None:
     url = url_of(root)
     with Catalog.open(url, retention=0, snapshot_every=3) as writer, Catalog.open(url) as behind:
