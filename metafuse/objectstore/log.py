@@ -166,11 +166,9 @@ class CommitLog:
         start = self.known_end if hint is None else hint
         if not self.moved(start):
             return start
-        listed = time.monotonic()
         keys = self.store.list(self.directory, start_after=self.key(start + 1))
         end = self._sequence_of(keys[-1]) if keys else start + 1
-        self._saw(end)
-        self._confirmed_end(end, listed)
+        self._saw(end)  # not confirmed as the end: no entry of the listing was read back
         return end
 
     def moved(self, after: int) -> bool:
