@@ -222,13 +222,19 @@ def test_a_replica_behind_the_retention_restarts_from_a_snapshot(root: Path) -> 
         assert writer.get("ret.from_behind") is not None
 
 
+def leave_behind(writer: Catalog, behind: Catalog, prefix: str, more: int) -> None:
+    """Create `<prefix>.a`, read it through `behind` (its replica then stops at that entry), and
+    make `more` commits through `writer` without `behind` looking."""
+    writer.create(make(f"{prefix}.a"))
+    assert behind.get(f"{prefix}.a") is not None
+    for i in range(more):
+        writer.create(make(f"{prefix}.w{i}"))
+
+
 def test_a_restart_from_a_snapshot_at_the_end_of_the_log(root: Path) -> None:
     url = url_of(root)
     with Catalog.open(url, retention=0, snapshot_every=3) as writer, Catalog.open(url) as behind:
-        writer.create(make("end.a"))
-        assert behind.get("end.a") is not None  # replica at entry 1
-        for i in range(5):
-            writer.create(make(f"end.w{i}"))  # entries 2 to 6; snapshot 6 removes entries below 6
+        leave_behind(writer, behind, "end", 5)  # entries 2 to 6; snapshot 6 removes entries below 6
         assert entries(root) == [6]
         assert snapshots(root) == [6]
         # The newest snapshot is the log's last entry: nothing to apply after the restart.
@@ -241,10 +247,7 @@ def test_a_restart_from_a_snapshot_at_the_end_of_the_log(root: Path) -> None:
 def test_a_writer_behind_the_retention_does_not_fork_the_log(root: Path) -> None:
     url = url_of(root)
     with Catalog.open(url, retention=0, snapshot_every=3) as writer, Catalog.open(url) as behind:
-        writer.create(make("fork.a"))
-        assert behind.get("fork.a") is not None  # replica at entry 1
-        for i in range(6):
-            writer.create(make(f"fork.w{i}"))  # entries 2 to 7; snapshot 6 removes entries below 6
+        leave_behind(writer, behind, "fork", 6)  # entries 2 to 7; snapshot 6 removes entries below 6
         assert entries(root) == [6, 7]
         behind.update("fork.a", lambda d: d.replace(description="from behind"))
         assert entries(root) == [6, 7, 8]
