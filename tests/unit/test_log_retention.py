@@ -19,8 +19,10 @@ from metafuse.errors import ConflictError, StorageError, ValidationError
 from metafuse.objectstore import (
     CREATE,
     CommitLog,
+    GetResult,
     LocalDirStore,
     LogTruncated,
+    NotFound,
     ObjectMeta,
     open_store,
 )
@@ -331,3 +333,62 @@ def test_a_failed_expire_does_not_fail_the_write(root: Path) -> None:
         logger.removeHandler(handler)
     assert any("retention pass after entry" in r.getMessage() for r in records)
     assert entries(root) == [1, 2, 3, 4]
+
+
+class ConcurrencyCountingStore(LocalDirStore):
+    """A directory store that records how many GETs were in flight at once (a real store, observed).
+
+    Until two GETs have overlapped, each waits (up to 10 s) for a second to start, so a reader
+    that does overlap its GETs shows it however the threads are scheduled.
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.in_flight = 0
+        self.most = 0
+        self._count = threading.Lock()
+        self.overlapped = threading.Event()
+
+    def get(self, key: str) -> GetResult:
+        with self._count:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            if self.in_flight >= 2:
+                self.overlapped.set()
+        try:
+            self.overlapped.wait(10)
+            return super().get(key)
+        finally:
+            with self._count:
+                self.in_flight -= 1
+
+
+def test_a_catch_up_reads_entries_several_at_a_time_and_keeps_their_order(root: Path) -> None:
+    append_n(CommitLog(LocalDirStore(root)), 20)
+    store = ConcurrencyCountingStore(root)
+    log = CommitLog(store, read_workers=4)
+    assert [entry.payload["i"] for entry in log.tail(after=3)] == list(range(3, 20))
+    assert 2 <= store.most <= 4
+    one = ConcurrencyCountingStore(root)
+    one.overlapped.set()  # nothing to wait for: one worker reads one entry at a time
+    assert [entry.sequence for entry in CommitLog(one, read_workers=1).tail()] == list(range(1, 21))
+    assert one.most == 1
+
+
+def test_an_entry_gone_mid_catch_up_is_truncation_only_at_the_start(root: Path) -> None:
+    append_n(CommitLog(LocalDirStore(root)), 6)
+    store = LocalDirStore(root)
+    real_list = store.list
+
+    def listing_then_delete(prefix: str = "", start_after: str = "", limit: int | None = None) -> list[str]:
+        keys = real_list(prefix, start_after, limit)
+        (root / "log" / f"{doomed[0]:020d}.json").unlink()  # gone between the LIST and its GET
+        return keys
+
+    store.list = listing_then_delete  # type: ignore[method-assign]
+    doomed = [3]
+    with pytest.raises(LogTruncated):
+        CommitLog(store, retention=0).tail(after=2)
+    doomed[0] = 5
+    with pytest.raises(NotFound):
+        CommitLog(store, retention=0).tail(after=3)  # entry 4 is there: 5 vanishing is not retention
