@@ -90,7 +90,7 @@ def replica_root() -> str:
 
 SNAPSHOT_EVERY = 100
 """Default: one snapshot every this many log entries."""
-RETENTION = 86400.0
+RETENTION = 86400
 """Default retention of a new catalog, in seconds: a day (see `LogCommits.expire`)."""
 MAX_RETENTION = 10 * 365 * 86400.0
 
@@ -218,10 +218,11 @@ class LogCommits:
         """Create `catalog.json` (if `create` and absent) or check it; adopt its retention."""
         if create:
             chosen = RETENTION if retention is None else retention
-            marker = json.dumps({"format": FORMAT, "retention_seconds": chosen}) + "\n"
+            written = int(chosen) if float(chosen).is_integer() else chosen  # 3600, not 3600.0
+            marker = json.dumps({"format": FORMAT, "retention_seconds": written}) + "\n"
             try:
                 self.store.put(MARKER_KEY, marker.encode(), CREATE)
-                self.log.retention = chosen
+                self.log.retention = float(chosen)
                 return
             except AlreadyExists:
                 pass
@@ -234,7 +235,8 @@ class LogCommits:
         try:
             value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            value = None
+            problem = f"is not a MetaFuse catalog ({MARKER_KEY} is not JSON)"
+            raise CatalogFileError(self.url, problem) from None
         if not isinstance(value, dict) or value.get("format") != FORMAT:
             raise CatalogFileError(self.url, f"is not a MetaFuse catalog ({MARKER_KEY} names another format)")
         kept = value.get("retention_seconds")

@@ -79,6 +79,9 @@ class CatalogStats:
     """Writes committed in those transactions: grouped_writes / group_commits is writes per fsync."""
     location: str = ""
     """What the catalog was opened on: `path`, or the object store's URL (`path` is then the replica)."""
+    retention_seconds: float | None = None
+    """On an object store, how long snapshots and the log entries they cover are kept (see
+    `Catalog.open`); None for a local file, and for a store catalog made without one (it keeps all)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain values."""
@@ -280,7 +283,7 @@ class Catalog:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Catalog({self.path!r})"
+        return f"Catalog({self.path!r})" if self._commits is None else f"Catalog.open({self.location!r})"
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -436,6 +439,7 @@ class Catalog:
             group_commits=self._group_commits,
             grouped_writes=self._grouped_writes,
             location=self.location,
+            retention_seconds=None if self._commits is None else self._commits.log.retention,
         )
 
     def _freshness_description(self) -> str:

@@ -76,8 +76,9 @@ def build_parser() -> OneLineParser:
         type=whole_number(0, 315360000),
         default=None,
         metavar="SECONDS",
-        help="on an object store: how long snapshots and log entries a newer snapshot covers are kept"
-        " (fixed when the catalog is created; default 86400, a day)",
+        help="on an object store: how long snapshots and log entries a newer snapshot covers are kept,"
+        " 0 to 315360000 (fixed when the catalog is created; default 86400, a day; under a few minutes"
+        " only for tests, see docs/object-store.md)",
     )
     init.set_defaults(handler=_init)
 
@@ -189,7 +190,9 @@ def _open_existing(args: argparse.Namespace) -> Catalog:
 def _init(args: argparse.Namespace) -> int:
     options = {} if args.retention is None else {"retention": args.retention}
     with Catalog.open(catalog_path(args), **options) as catalog:
-        print(f"catalog {catalog.location} ready: {catalog.count} datasets, version {catalog.version}")
+        count = catalog.count
+        noun = "dataset" if count == 1 else "datasets"
+        print(f"catalog {catalog.location} ready: {count} {noun}, version {catalog.version}")
     return EXIT_OK
 
 

@@ -1021,6 +1021,7 @@ def test_stats_snapshot(catalog: Catalog, catalog_path: Path) -> None:
         "group_commits",
         "grouped_writes",
         "location",
+        "retention_seconds",
     }
 
 

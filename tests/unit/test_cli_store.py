@@ -18,6 +18,7 @@ def test_commands_work_on_a_store_catalog(capsys: pytest.CaptureFixture[str], tm
     spec = tmp_path / "ds.json"
     spec.write_text(json.dumps({"name": "sales.orders", "uri": "s3://x/orders", "description": "orders"}))
     assert run(capsys, "--catalog", url, "put", str(spec)) == (0, "sales.orders version 1\n", "")
+    assert run(capsys, "--catalog", url, "init")[1] == f"catalog {url} ready: 1 dataset, version 1\n"
     code, out, _ = run(capsys, "--catalog", url, "get", "sales.orders")
     assert code == 0
     assert "name: sales.orders" in out
@@ -113,6 +114,9 @@ def test_init_sets_the_retention_once(capsys: pytest.CaptureFixture[str], tmp_pa
     url = f"log+file://{tmp_path / 'store'}"
     assert run(capsys, "--catalog", url, "init", "--retention", "3600")[0] == 0
     assert json.loads((tmp_path / "store" / "catalog.json").read_text())["retention_seconds"] == 3600
+    code, out, _ = run(capsys, "--catalog", url, "stats")
+    assert code == 0
+    assert "retention_seconds: 3600.0\n" in out
     assert run(capsys, "--catalog", url, "init", "--retention", "3600")[0] == 0
     code, _, err = run(capsys, "--catalog", url, "init", "--retention", "60")
     assert code == 2

@@ -15,7 +15,7 @@ import pytest
 
 from metafuse import Catalog
 from metafuse._logcommits import LogCommits
-from metafuse.errors import ConflictError, StorageError, ValidationError
+from metafuse.errors import CatalogFileError, ConflictError, StorageError, ValidationError
 from metafuse.objectstore import (
     CREATE,
     CommitLog,
@@ -159,10 +159,10 @@ def test_an_append_or_a_catch_up_confirms_the_end_it_reached(root: Path) -> None
 def test_a_new_catalog_records_its_retention_and_it_cannot_change(root: Path) -> None:
     with Catalog.open(url_of(root)):
         pass
-    marker = json.loads((root / "catalog.json").read_text())
-    assert marker == {"format": "metafuse-log/1", "retention_seconds": DAY}
-    with Catalog.open(url_of(root), retention=DAY):
-        pass
+    assert (root / "catalog.json").read_text() == '{"format": "metafuse-log/1", "retention_seconds": 86400}\n'
+    with Catalog.open(url_of(root), retention=DAY) as again:
+        assert again.stats().retention_seconds == DAY
+        assert repr(again) == f"Catalog.open({url_of(root)!r})"
     with pytest.raises(ValidationError, match=r"retention.*fixed when the catalog is created.*86400"):
         Catalog.open(url_of(root), retention=60)
     with pytest.raises(ValidationError, match="retention"):
@@ -170,6 +170,12 @@ def test_a_new_catalog_records_its_retention_and_it_cannot_change(root: Path) ->
     assert not (root / "other").exists()
     with pytest.raises(ValidationError, match="applies only to a catalog on an object store"):
         Catalog.open(str(root / "local.db"), retention=60)
+    with Catalog.open(url_of(root / "hour"), retention=3600.0):
+        pass
+    assert json.loads((root / "hour" / "catalog.json").read_text())["retention_seconds"] == 3600
+    (root / "hour" / "catalog.json").write_text("garbage")
+    with pytest.raises(CatalogFileError, match=r"is not a MetaFuse catalog \(catalog.json is not JSON\)"):
+        Catalog.open(url_of(root / "hour"))
 
 
 def test_expire_keeps_the_newest_old_snapshot_and_everything_after_it(root: Path) -> None:
@@ -193,6 +199,7 @@ def test_a_catalog_made_without_retention_deletes_nothing(root: Path) -> None:
     store = open_store(f"file://{root}")
     store.put("catalog.json", b'{"format": "metafuse-log/1"}\n', CREATE)
     with Catalog.open(url_of(root), snapshot_every=2) as catalog:
+        assert catalog.stats().retention_seconds is None
         for i in range(5):
             catalog.create(make(f"old.d{i}"))
         assert catalog._commits is not None
