@@ -3,15 +3,21 @@ that each invariant can fail. Nothing here forks the test process: children are 
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
+import multiprocessing.process
 import os
 import sqlite3
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from metafuse import Catalog
+from metafuse.stress.config import StressConfig
+from metafuse.stress.runner import WATCHDOG_GRACE, run_scenario
 from metafuse.stress.scenarios import lifecycle as scenario
 from metafuse.stress.scenarios._content import recreate, rewrite, tokened
 
@@ -249,3 +255,23 @@ def test_closed_refused_fails_when_the_refusal_check_failed(tmp_path: Path) -> N
         ok, detail = _check("closed_refused", view(catalog, checked))
         assert not ok
         assert "1 calls after close() not refused" in detail
+
+
+def test_a_fork_helper_slow_to_start_does_not_eat_into_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a loaded machine a spawned interpreter can take seconds to start. The thread-mode
+    # helper is started by setup, before the run's clock, so a slow start costs the run nothing:
+    # here it takes longer than the run and the watchdog's grace together.
+    start = multiprocessing.context.SpawnProcess.start
+
+    def slow_start(process: multiprocessing.process.BaseProcess) -> None:
+        time.sleep(WATCHDOG_GRACE + 2)
+        start(process)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", slow_start)
+    config = StressConfig(clients=2, duration=1, mode="thread", seed=5)
+    result = run_scenario(scenario.SCENARIO, config, path=str(tmp_path / "catalog.db"))
+    failed = {check.name: check.detail for check in result.invariants if not check.ok}
+    assert failed == {}
+    assert result.passed

@@ -71,9 +71,17 @@ def dataset_names(client: int) -> dict[str, str]:
     return names
 
 
+HELPER_READY_TIMEOUT = 120.0
+"""Seconds setup waits for the thread-mode helper to start: only a broken machine takes that long."""
+
+
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [name for client in range(setup.clients) for name in dataset_names(client).values()]
     recreate(catalog, [tokened(name, "initial") for name in names])
+    if setup.config.mode == "thread":
+        # Start the forking helper now, before the run's clock: a spawned interpreter can take
+        # seconds to start on a loaded machine, which must not eat into the run it measures.
+        _helpers[setup.path] = _start_helper(setup.path)
     return {}
 
 
@@ -559,22 +567,31 @@ def first_round_patience(deadline: float) -> float:
 def fork_helper(
     path: str,
     client: int,
-    deadline: float,
-    sender: multiprocessing.connection.Connection,
+    conn: multiprocessing.connection.Connection,
     fault_names: tuple[str, ...] = (),
 ) -> None:
-    """Spawned helper for thread mode: run fork rounds until `deadline`, then send their metrics.
+    """Spawned helper for thread mode: open the catalog, say "ready", wait for the run's deadline,
+    run fork rounds until it, then send their metrics.
 
     The run's faults are passed along: a spawned process does not inherit those switched on
     in-process with `faults.enabled` (as selfcheck does)."""
     with faults.enabled(*fault_names):
-        _fork_rounds(path, client, deadline, sender)
+        shelf = Shelf(path)
+        try:
+            conn.send("ready")
+            started = conn.poll(HELPER_READY_TIMEOUT + 600)
+            deadline = float(conn.recv()) if started else None
+        except (EOFError, OSError):
+            deadline = None  # the run gave up on this helper
+        if deadline is None:  # the run never started: nothing to do
+            shelf.close()
+            return
+        _fork_rounds(shelf, client, deadline, conn)
 
 
 def _fork_rounds(
-    path: str, client: int, deadline: float, sender: multiprocessing.connection.Connection
+    shelf: Shelf, client: int, deadline: float, sender: multiprocessing.connection.Connection
 ) -> None:
-    shelf = Shelf(path)
     stop = threading.Event()
     forker = Forker(shelf, dataset_names(client), f"helper-{client}", Pause(0), stop.is_set)
     try:
@@ -653,7 +670,8 @@ def _thread_client(ctx: ClientContext) -> None:
     group = _group(ctx)
     try:
         if ctx.client == 0:
-            helper = _start_helper(ctx)
+            helper = _helpers.pop(ctx.path)
+            helper[1].send(ctx.deadline)
             unsafe = _refusal(ctx, names["fork"], metrics)
             reopens = 0
             while not ctx.should_stop():
@@ -687,18 +705,28 @@ def _refusal(ctx: ClientContext, name: str, metrics: dict[str, Any]) -> bool:
     return served > 0
 
 
-def _start_helper(ctx: ClientContext) -> tuple[Any, multiprocessing.connection.Connection]:
+_helpers: dict[str, tuple[Any, multiprocessing.connection.Connection]] = {}
+"""Thread mode: the helper started by setup for the run on each path, until client 0 takes it."""
+
+
+def _start_helper(path: str) -> tuple[Any, multiprocessing.connection.Connection]:
+    """Spawn the fork helper for a thread-mode run and wait until it has opened the catalog."""
     spawn = multiprocessing.get_context("spawn")
-    receiver, sender = spawn.Pipe(duplex=False)
+    mine, theirs = spawn.Pipe()
     process = spawn.Process(
         target=fork_helper,
-        args=(ctx.path, ctx.client, ctx.deadline, sender, tuple(sorted(faults.current()))),
+        args=(path, 0, theirs, tuple(sorted(faults.current()))),
         name="lifecycle-forks",
         daemon=True,
     )
     process.start()
-    sender.close()
-    return process, receiver
+    theirs.close()
+    if not mine.poll(HELPER_READY_TIMEOUT) or mine.recv() != "ready":
+        process.kill()
+        process.join(5)
+        mine.close()
+        raise RuntimeError(f"lifecycle: the fork helper did not start within {HELPER_READY_TIMEOUT:g} s")
+    return process, mine
 
 
 def _finish_helper(ctx: ClientContext, helper: tuple[Any, Any], metrics: dict[str, Any]) -> None:
