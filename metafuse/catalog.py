@@ -826,14 +826,10 @@ class Catalog:
         try:
             acquired = self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         except BaseException:
-            with queue.changed:
-                queue.leading = False
-                queue.withdraw(request)
+            queue.step_down(request)
             raise
         if not acquired:
-            with queue.changed:
-                queue.leading = False
-                queue.withdraw(request)
+            queue.step_down(request)
             raise BusyError(self.path, self.busy_timeout)
         held = _Held(self._write_lock)
         try:
@@ -1028,6 +1024,12 @@ class _WriteQueue:
         self.pending: builtins.list[_Write[Any]] = []
         self.leading = False
         """Whether a thread has taken the lead and waits for the writer lock."""
+
+    def step_down(self, leader: _Write[Any]) -> None:
+        """A leader that did not get the writer lock leaves the lead and the line to the next."""
+        with self.changed:
+            self.leading = False
+            self.withdraw(leader)
 
     def withdraw(self, write: _Write[Any]) -> None:
         """Take a write that was not taken into a group out of the line (the condition is held)."""
