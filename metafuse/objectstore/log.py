@@ -227,7 +227,7 @@ class CommitLog:
                 raise LogTruncated(after) from None
             raise
         if entries:
-            self._confirmed_end(entries[-1].sequence, listed)
+            self._note_confirmed_end(entries[-1].sequence, listed)
         return entries
 
     def _read_all(self, sequences: list[int]) -> list[LogEntry]:
@@ -292,7 +292,7 @@ class CommitLog:
                 sent = time.monotonic()
                 self.store.put(self.key(sequence), data, CREATE)
                 self._saw(sequence)
-                self._confirmed_end(sequence, sent)
+                self._note_confirmed_end(sequence, sent)
                 return AppendResult(sequence, commit_id, attempts)
             except AlreadyExists:
                 check = "taken"
@@ -448,9 +448,9 @@ class CommitLog:
                 self.store.head(self.key(end))
             except NotFound:
                 raise LogTruncated(end) from None
-        self._confirmed_end(end, asked)
+        self._note_confirmed_end(end, asked)
 
-    def _confirmed_end(self, end: int, asked: float) -> None:
+    def _note_confirmed_end(self, end: int, asked: float) -> None:
         """Note that no entry after `end` existed at `asked` (none created yet, none deleted).
 
         True when `end + 1` was absent and `end` present afterwards; when a listing that began
