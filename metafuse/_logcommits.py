@@ -92,7 +92,8 @@ SNAPSHOT_EVERY = 100
 """Default: one snapshot every this many log entries."""
 RETENTION = 86400
 """Default retention of a new catalog, in seconds: a day (see `LogCommits.expire`)."""
-MAX_RETENTION = 10 * 365 * 86400.0
+MAX_RETENTION = 10 * 365 * 86400
+"""The longest retention a catalog accepts, in seconds: ten years."""
 
 Change = Mapping[str, Any]
 """One dataset's change in a log entry: `{"name", "expected", "dataset"}` (dataset None: deleted)."""
@@ -164,7 +165,7 @@ class LogCommits:
             or not 0 <= retention <= MAX_RETENTION
         ):
             raise ValidationError(
-                "retention", "must be None or 0 to 315360000 seconds (ten years)", retention
+                "retention", f"must be None or 0 to {MAX_RETENTION} seconds (ten years)", retention
             )
         local = url.lower().startswith(LOG_FILE_SCHEME)
         store_url = url[len("log+") :] if local else url

@@ -22,6 +22,7 @@ from ._cli_base import (
     file_path,
     whole_number,
 )
+from ._logcommits import MAX_RETENTION, RETENTION
 from .catalog import DEFAULT_PATH, Catalog
 from .errors import BusyError, CatalogError, ConflictError, NotFoundError, ValidationError
 from .model import Dataset
@@ -73,12 +74,12 @@ def build_parser() -> OneLineParser:
     init = commands.add_parser("init", help="create (or migrate) the catalog file")
     init.add_argument(
         "--retention",
-        type=whole_number(0, 315360000),
+        type=whole_number(0, MAX_RETENTION),
         default=None,
         metavar="SECONDS",
         help="on an object store: how long snapshots and log entries a newer snapshot covers are kept,"
-        " 0 to 315360000 (fixed when the catalog is created; default 86400, a day; under a few minutes"
-        " only for tests, see docs/object-store.md)",
+        f" 0 to {MAX_RETENTION} (fixed when the catalog is created; default {RETENTION}, a day;"
+        " under a few minutes only for tests, see docs/object-store.md)",
     )
     init.set_defaults(handler=_init)
 
