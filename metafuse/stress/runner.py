@@ -466,6 +466,7 @@ class _ProcessRun(_Run):
                 hard_stop = time.monotonic() + WATCHDOG_GRACE
                 while self.conns and time.monotonic() < hard_stop:
                     self._pump(0.05)
+            self._drain()
             hung = sorted(self.conns)
             rss = probe.finish()
         finally:
@@ -551,15 +552,25 @@ class _ProcessRun(_Run):
                     self.crashed.append(slot)
                 self._end(slot, None)
 
+    def _drain(self) -> None:
+        """Read every message already waiting: a client whose record has arrived is not hung."""
+        while self.conns and multiprocessing.connection.wait(list(self.conns.values()), 0):
+            self._pump(0)
+
     def _end(self, slot: int, sig: int | None) -> None:
+        """Stop listening to `slot`; with `sig`, kill its process and reap it.
+
+        A client that ended by itself is not waited for here: its process may take a while to
+        exit on a loaded machine, and waiting would hold up reading the other clients' records
+        until the watchdog counted them as hung. Every process is reaped when the run ends.
+        """
         conn = self.conns.pop(slot, None)
         if conn is not None:
             conn.close()
         proc = self.procs.get(slot)
         if sig is not None and proc is not None and proc.is_alive() and proc.pid is not None:
             os.kill(proc.pid, sig)
-        if proc is not None:
-            proc.join(5 if sig is not None else 1)
+            proc.join(5)
 
     def kill_and_replace(self, slot: int) -> None:
         proc = self.procs.get(slot)

@@ -20,12 +20,31 @@ _release = threading.Event()
 
 
 def _hang(ctx: ClientContext) -> None:
-    """Client 0 ignores the deadline (a hung client); the others behave."""
+    """Client 0 ignores the deadline (a hung client); the others do one call and finish.
+
+    They finish at once rather than at the deadline, so that they have the whole run, not only
+    the short watchdog grace, to report back on a loaded machine.
+    """
     if ctx.client == 0:
         _release.wait(60) if ctx.mode == "thread" else time.sleep(60)
         return
+    ctx.call("noop", time.sleep, 0.01)
+
+
+def _linger(ctx: ClientContext) -> None:
+    """Client i finishes 0.1 s x i after the deadline (well inside the watchdog's grace), but
+    its process lives on until the run has ended."""
+    ctx.call("noop", time.sleep, 0.01)
     while not ctx.should_stop():
-        ctx.call("noop", time.sleep, 0.01)
+        time.sleep(0.01)
+    time.sleep(0.1 * ctx.client)
+    threading.Thread(target=_wait_for_the_end, args=(ctx,), daemon=False).start()
+
+
+def _wait_for_the_end(ctx: ClientContext) -> None:
+    """Return once the runner has ended the run (it sets the stop event only then)."""
+    while not ctx._stopped():
+        time.sleep(0.01)
 
 
 def _crash(ctx: ClientContext) -> None:
@@ -71,6 +90,9 @@ CRASH = REGISTRY.get("test_crash") or scenario("test_crash", title="crash", summ
 HANG_THEN_READ = REGISTRY.get("test_hang_then_read") or scenario(
     "test_hang_then_read", title="hang then read", summary="a hung client still uses the catalog"
 )(_hang_then_read)
+LINGER = REGISTRY.get("test_linger") or scenario(
+    "test_linger", title="linger", summary="client processes outlive their reports"
+)(_linger)
 COUNTING = REGISTRY.get("test_counting") or scenario(
     "test_counting", title="counting", summary="every client counts"
 )(_counting)
@@ -108,6 +130,22 @@ def test_watchdog_ends_a_run_whose_client_hangs(mode: str, tmp_path: Path) -> No
     assert "[0]" in finished.detail
     assert "hung" in finished.detail
     assert not result.passed
+
+
+def test_client_processes_slow_to_exit_after_reporting_are_not_hung(tmp_path: Path) -> None:
+    """The runner reads every client's record without waiting for the client's process to exit.
+
+    Each process here lives on until the run has ended, and the records arrive one by one over
+    1.5 s. A runner that waited for each process after reading its record (it used to, up to
+    1 s each) was still waiting when the watchdog's time came, with records unread, and counted
+    clients that had finished as hung.
+    """
+    clients = 16
+    config = StressConfig(clients=clients, duration=1, mode="process", seed=1)
+    result = run_scenario(LINGER, config, path=str(tmp_path / "catalog.db"))
+    finished = next(i for i in result.invariants if i.name == "clients_finished")
+    assert finished.ok, finished.detail
+    assert result.operations["noop"]["ok"] == clients
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
