@@ -219,6 +219,23 @@ def test_a_clean_run_records_a_linearizable_history(tmp_path: Path, name: str, m
     assert max(op.ret for op in setup) <= min(op.invoke for op in operations if op.client >= 0)
 
 
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_concurrent_writers_first_saves_race_by_construction(tmp_path: Path, mode: str) -> None:
+    """Every client's first save goes to one dataset over the version all of them read, so one
+    succeeds and the others conflict: the run has conflicts however slow the machine is."""
+    path = tmp_path / "h.jsonl"
+    config = StressConfig(clients=4, duration=1, mode=mode, seed=5, history=str(path))
+    result = run_scenario(REGISTRY["concurrent_writers"], config)
+    assert result.passed, result.invariants
+    operations = read_history(str(path))
+    first_saves = [
+        next(op for op in operations if op.client == client and op.op == "save") for client in range(4)
+    ]
+    assert {op.key for op in first_saves} == {"stress.writers.0"}
+    assert {op.expected for op in first_saves} == {1}
+    assert sorted(op.outcome for op in first_saves) == ["conflict", "conflict", "conflict", "ok"]
+
+
 def test_a_run_without_history_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     run_scenario(REGISTRY["concurrent_writers"], StressConfig(clients=2, duration=1, seed=5))

@@ -50,21 +50,34 @@ def rewrite(current: Dataset, token: str) -> Dataset:
 
 
 def write_loop(
-    ctx: ClientContext, names: list[str], token: Callable[[int], str], *, record: bool = False
+    ctx: ClientContext,
+    names: list[str],
+    token: Callable[[int], str],
+    *,
+    record: bool = False,
+    race_first: bool = False,
 ) -> Iterator[Dataset]:
     """Read a random dataset, save a new token over the version read; yield each stored write.
 
     The read-modify-save loop of the writer scenarios: conflicts are counted by `ctx.call` and
     the client simply moves on to its next write. With `record`, every get and save goes to the
     run's history (when it has one); a scenario whose clients may be killed must not record.
+
+    With `race_first`, every client's first write goes to `names[0]`, and no client saves it
+    before all of them have read it: with n clients, n - 1 of those saves conflict by
+    construction, whatever the machine's load (the rest of the loop races only by chance).
     """
     sequence = 0
     history = ctx.history if record else None
+    racing = race_first
     while not ctx.should_stop():
-        name = ctx.rng.choice(names)
+        name = names[0] if racing else ctx.rng.choice(names)
         _, current = ctx.call("read", ctx.catalog.get, name)
         if history is not None:
             ctx.record("get", name, current)
+        if racing:
+            racing = False
+            ctx.next_round()  # every client has read the same version
         if current is None:
             continue
         sequence += 1

@@ -30,11 +30,19 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     setup=_setup,
 )
 def concurrent_writers(ctx: ClientContext) -> None:
-    """Read a random dataset, write a unique token over the version read; record successes."""
+    """Read a random dataset, write a unique token over the version read; record successes.
+
+    The first write of every client races on purpose (all read one dataset, then all save it),
+    so a run with more than one client has conflicts whatever the load.
+    """
     ledger = WriteLedger()
     ctx.recorder.metrics["ledger"] = ledger
     for stored in write_loop(
-        ctx, ctx.shared["names"], lambda n: f"client-{ctx.client}-write-{n}", record=True
+        ctx,
+        ctx.shared["names"],
+        lambda n: f"client-{ctx.client}-write-{n}",
+        record=True,
+        race_first=True,
     ):
         ledger.append((stored.name, stored.version, checksum(stored)))
 
