@@ -78,9 +78,12 @@ def _hang_then_read(ctx: ClientContext) -> None:
 
 
 def _counting(ctx: ClientContext) -> None:
-    while not ctx.should_stop():
+    """Count at least once, then until the deadline (a client started late still counts)."""
+    while True:
         ctx.call("noop", time.sleep, 0.005)
         ctx.event(ctx.client)
+        if ctx.should_stop():
+            return
 
 
 HANG = REGISTRY.get("test_hang") or scenario("test_hang", title="hang", summary="one client hangs")(_hang)
