@@ -12,10 +12,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from metafuse import Catalog
+from metafuse.stress.client import Board
 from metafuse.stress.config import StressConfig
 from metafuse.stress.runner import WATCHDOG_GRACE, run_scenario
 from metafuse.stress.scenarios import lifecycle as scenario
@@ -122,32 +124,106 @@ def test_a_read_with_torn_tokens_counts_as_half_written(path: str) -> None:
     assert worker.half_written == 1
 
 
-def test_pause_waits_for_every_worker_at_a_checkpoint() -> None:
-    pause = scenario.Pause(2)
+def _thread_quiet() -> scenario.Quiet:
+    return scenario.Quiet(Board([0] * Board.SIZE, threading.Lock()))
+
+
+def test_quiet_waits_for_every_worker_at_a_checkpoint() -> None:
+    quiet = _thread_quiet()
     arrived = threading.Barrier(3)
     stop = threading.Event()
+    steps = [0, 0]
 
-    def work() -> None:
+    def work(index: int) -> None:
+        quiet.arrive()
         arrived.wait()
         while not stop.is_set():
-            pause.checkpoint()
-        pause.leave()
+            quiet.checkpoint()
+            steps[index] += 1
+        quiet.leave()
 
-    threads = [threading.Thread(target=work) for _ in range(2)]
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(2)]
     for thread in threads:
         thread.start()
     arrived.wait()
-    assert pause.pause(30)
-    pause.resume()
+    assert quiet.pause(30)
+    parked = list(steps)
+    time.sleep(0.05)
+    assert steps == parked, "a worker took a step while paused"
+    quiet.resume()
     stop.set()
     for thread in threads:
         thread.join(30)
-    assert pause.pause(30)  # both left: nobody to wait for
+    assert quiet.pause(30)  # both left: nobody to wait for
+    quiet.resume()
 
 
-def test_pause_gives_up_on_a_worker_that_never_checks_in() -> None:
-    pause = scenario.Pause(1)
-    assert not pause.pause(0.01)
+def test_quiet_gives_up_on_a_worker_that_never_checks_in() -> None:
+    quiet = _thread_quiet()
+    quiet.arrive()
+    assert not quiet.pause(0.01)
+    quiet.checkpoint()  # the request was withdrawn: a late checkpoint does not park
+
+
+def _step_in_another_process(values: Any, lock: Any, steps: Any, stop: Any) -> None:
+    quiet = scenario.Quiet(Board(values, lock))
+    quiet.arrive()
+    while not stop.is_set():
+        quiet.checkpoint()
+        steps.value += 1
+    quiet.leave()
+
+
+def test_quiet_parks_the_workers_of_other_processes() -> None:
+    spawn = multiprocessing.get_context("spawn")
+    values, lock = spawn.RawArray("q", Board.SIZE), spawn.Lock()
+    steps, stop = spawn.RawValue("q", 0), spawn.Event()
+    quiet = scenario.Quiet(Board(values, lock))
+    other = spawn.Process(target=_step_in_another_process, args=(values, lock, steps, stop), daemon=True)
+    other.start()
+    try:
+        while steps.value == 0:  # it has arrived and is working
+            time.sleep(0.01)
+        assert quiet.pause(60)
+        parked = steps.value
+        time.sleep(0.05)
+        assert steps.value == parked, "the other process's worker took a step while paused"
+        quiet.resume()
+        while steps.value == parked:  # and it goes on
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        other.join(60)
+    assert other.exitcode == 0
+
+
+def test_a_fork_round_keeps_the_workers_parked_until_its_child_has_exited(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child must have the write lock to itself: a worker that went on writing while it ran
+    # could keep it waiting (SQLite's busy wait is not fair) until it counted as hung. This test
+    # process must not fork, so the fork is a stand-in that returns a child's pid to the parent.
+    quiet = _thread_quiet()
+    seen: list[int] = []
+    monkeypatch.setattr(scenario.os, "fork", lambda: 12345)
+
+    def wait_child(pid: int, timeout: float) -> str:
+        seen.append(quiet._board.read(quiet.REQUESTS))
+        return "exit 5"
+
+    monkeypatch.setattr(scenario, "wait_child", wait_child)
+    shelf = scenario.Shelf(path)
+    stop = threading.Event()
+    forker = scenario.Forker(shelf, NAMES, "f", quiet, stop.is_set)
+    try:
+        forker.round(30)
+    finally:
+        stop.set()
+        forker.holder.join(30)
+        shelf.close()
+    assert seen == [1], "the workers were let go before the child had exited"
+    assert quiet._board.read(quiet.REQUESTS) == 0
+    assert forker.outcomes == {"exit 5": 1}
 
 
 def test_lock_holder_holds_the_writer_lock_until_released(path: str) -> None:

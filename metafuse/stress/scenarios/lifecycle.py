@@ -13,7 +13,9 @@ each sees the other's write, and `os._exit`s with a status the parent checks (a 
 not exit within `CHILD_TIMEOUT` is killed and counted as hung). The working threads are paused at
 a safe point for the fork: a thread inside SQLite's C code may hold one of SQLite's own global
 mutexes, which a child would inherit locked whatever the catalog does, so only the catalog's own
-state (writer lock, transaction, connections, change slots) is under test. In process mode every
+state (writer lock, transaction, connections, change slots) is under test. They stay paused, in
+every process of the run, until the child has exited, so that no writer competes with the child
+for the write lock (see `Quiet`). In process mode every
 client process does this itself; in thread mode clients are threads of the test process, which
 must never fork, so client 0 runs the same fork rounds in one spawned helper process.
 """
@@ -31,13 +33,13 @@ import warnings
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ... import faults
 from ...catalog import Catalog
 from ...errors import BusyError, CatalogClosedError, ConflictError
 from ...model import Dataset
-from ..client import ClientContext
+from ..client import Board, ClientContext
 from ..recorder import OUTCOMES
 from ..resources import catalog_fds
 from ..scenario import RunView, SetupContext, Verdict, scenario
@@ -209,45 +211,64 @@ class Shelf:
         self._closed_through = generation
 
 
-class Pause:
-    """Lets one thread stop the working threads at a safe point (between calls) and resume them."""
+class Quiet:
+    """Parks the run's working threads, in every process, at a safe point (between calls).
 
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._cond = threading.Condition()
-        self._requested = False
-        self._waiting = 0
+    A fork round parks them from before the fork until its child has exited. Parked at a safe
+    point, the forking process's own threads hold no lock a child could inherit (only the
+    catalog's state is under test). Parked everywhere, no thread competes with the child for
+    SQLite's write lock, whose busy wait is not fair: on a loaded machine a child racing the
+    run's writers could wait seconds for it, and a clean child would look hung or busy. The
+    child's only obstacle is then the bug under test, a lock it inherited.
+
+    The counts live on a `Board` that every process of the run shares: pause requests, working
+    threads, parked threads.
+    """
+
+    REQUESTS, ACTIVE, PARKED = 0, 1, 2
+    """The board's slots this uses."""
+
+    def __init__(self, board: Board) -> None:
+        self._board = board
+
+    def arrive(self) -> None:
+        """A working thread starts: from now on a pause waits for it to park."""
+        self._board.add(self.ACTIVE)
 
     def checkpoint(self) -> None:
-        """Called by a working thread between calls: wait here while a pause is requested."""
-        if not self._requested:
+        """Called by a working thread between calls: wait here while a pause is requested.
+
+        At most `HOLD_SECONDS`: a forker that died without resuming cannot stop the run.
+        """
+        if not self._board.read(self.REQUESTS):
             return
-        with self._cond:
-            self._waiting += 1
-            self._cond.notify_all()
-            self._cond.wait_for(lambda: not self._requested)
-            self._waiting -= 1
+        self._board.add(self.PARKED)
+        try:
+            give_up = time.monotonic() + HOLD_SECONDS
+            while self._board.read(self.REQUESTS) and time.monotonic() < give_up:
+                time.sleep(0.001)
+        finally:
+            self._board.add(self.PARKED, -1)
 
     def leave(self) -> None:
         """A working thread that stops for good no longer needs to be paused."""
-        with self._cond:
-            self._workers -= 1
-            self._cond.notify_all()
+        self._board.add(self.ACTIVE, -1)
 
     def pause(self, timeout: float) -> bool:
-        """Request a pause; return whether every working thread reached its checkpoint in time."""
-        with self._cond:
-            self._requested = True
-            paused = self._cond.wait_for(lambda: self._waiting >= self._workers, timeout)
-        if not paused:
-            self.resume()
-        return paused
+        """Request a pause; return whether every working thread parked in time (if not, the
+        request is withdrawn)."""
+        self._board.add(self.REQUESTS)
+        give_up = time.monotonic() + timeout
+        while self._board.read(self.PARKED) < self._board.read(self.ACTIVE):
+            if time.monotonic() >= give_up:
+                self.resume()
+                return False
+            time.sleep(0.001)
+        return True
 
     def resume(self) -> None:
-        """Let the working threads go on."""
-        with self._cond:
-            self._requested = False
-            self._cond.notify_all()
+        """Withdraw this pause request; the threads go on once no other is pending."""
+        self._board.add(self.REQUESTS, -1)
 
 
 class Worker:
@@ -488,12 +509,12 @@ class Forker:
     """Runs fork rounds in this process: pause the workers, hold a transaction, fork, check the child."""
 
     def __init__(
-        self, shelf: Shelf, names: dict[str, str], label: str, pause: Pause, stop: Callable[[], bool]
+        self, shelf: Shelf, names: dict[str, str], label: str, quiet: Quiet, stop: Callable[[], bool]
     ):
         self.shelf = shelf
         self.name = names["fork"]
         self.label = label
-        self.pause = pause
+        self.quiet = quiet
         self.holder = LockHolder(shelf, names["hold"], label, stop)
         self.outcomes: Counter[str] = Counter()
         self.acked: dict[str, tuple[int, str]] = {}
@@ -501,15 +522,22 @@ class Forker:
         self.rounds = 0
 
     def round(self, patience: float = QUIESCE_TIMEOUT) -> None:
-        """One fork while the lock holder holds a write transaction and the workers are paused.
+        """One fork while the lock holder holds a write transaction and the run's working threads
+        are parked, until the child has exited (see `Quiet`).
 
         `patience` bounds each wait (workers parked, transaction held). A later round that cannot
         set up within it is skipped; the first round of a run waits as long as the run allows
         (see `first_round_patience`), so every run forks at least once however loaded the machine.
         """
-        if not self.pause.pause(patience):
+        if not self.quiet.pause(patience):
             self.outcomes["skipped: workers did not pause"] += 1
             return
+        try:
+            self._fork(patience)
+        finally:
+            self.quiet.resume()
+
+    def _fork(self, patience: float) -> None:
         try:
             if not self.holder.hold(patience):
                 self.outcomes["skipped: no transaction held"] += 1
@@ -530,7 +558,6 @@ class Forker:
                     os._exit(code)
         finally:
             self.holder.release()
-            self.pause.resume()
         outcome = wait_child(pid, CHILD_TIMEOUT)
         self.outcomes[outcome] += 1
         if outcome == f"exit {CHILD_OK}":
@@ -568,13 +595,16 @@ def fork_helper(
     path: str,
     client: int,
     conn: multiprocessing.connection.Connection,
+    quiet_board: tuple[Any, Any],
     fault_names: tuple[str, ...] = (),
 ) -> None:
     """Spawned helper for thread mode: open the catalog, say "ready", wait for the run's deadline,
     run fork rounds until it, then send their metrics.
 
-    The run's faults are passed along: a spawned process does not inherit those switched on
-    in-process with `faults.enabled` (as selfcheck does)."""
+    `quiet_board` (shared values and their lock) is the `Quiet` board of the run's working
+    threads, which are in the process that spawned this one. The run's faults are passed along:
+    a spawned process does not inherit those switched on in-process with `faults.enabled` (as
+    selfcheck does)."""
     with faults.enabled(*fault_names):
         shelf = Shelf(path)
         try:
@@ -586,14 +616,18 @@ def fork_helper(
         if deadline is None:  # the run never started: nothing to do
             shelf.close()
             return
-        _fork_rounds(shelf, client, deadline, conn)
+        _fork_rounds(shelf, client, deadline, conn, Quiet(Board(*quiet_board)))
 
 
 def _fork_rounds(
-    shelf: Shelf, client: int, deadline: float, sender: multiprocessing.connection.Connection
+    shelf: Shelf,
+    client: int,
+    deadline: float,
+    sender: multiprocessing.connection.Connection,
+    quiet: Quiet,
 ) -> None:
     stop = threading.Event()
-    forker = Forker(shelf, dataset_names(client), f"helper-{client}", Pause(0), stop.is_set)
+    forker = Forker(shelf, dataset_names(client), f"helper-{client}", quiet, stop.is_set)
     try:
         forker.round(first_round_patience(deadline))
         while time.monotonic() < deadline:
@@ -614,10 +648,11 @@ def _fork_rounds(
 class _Group:
     """The threads of one thread-mode run: their shelf, and who closes it last."""
 
-    def __init__(self, path: str, members: int) -> None:
+    def __init__(self, path: str, members: int, quiet: Quiet) -> None:
         self.fd_before = catalog_fds(path)
         self.shelf = Shelf(path)
         self.members = members
+        self.quiet = quiet
         self.lock = threading.Lock()
 
     def leave(self) -> int | None:
@@ -640,7 +675,7 @@ def _group(ctx: ClientContext) -> _Group:
         key = (ctx.path, ctx.start)
         group = _groups.get(key)
         if group is None:
-            group = _groups[key] = _Group(ctx.path, ctx.clients)
+            group = _groups[key] = _Group(ctx.path, ctx.clients, _helpers[ctx.path].quiet)
         return group
 
 
@@ -671,7 +706,7 @@ def _thread_client(ctx: ClientContext) -> None:
     try:
         if ctx.client == 0:
             helper = _helpers.pop(ctx.path)
-            helper[1].send(ctx.deadline)
+            helper.conn.send(ctx.deadline)
             unsafe = _refusal(ctx, names["fork"], metrics)
             reopens = 0
             while not ctx.should_stop():
@@ -682,8 +717,13 @@ def _thread_client(ctx: ClientContext) -> None:
             metrics["reopens"] = reopens
         else:
             worker = Worker(group.shelf, names["w0"], ctx, f"client-{ctx.client}")
-            while not ctx.should_stop():
-                worker.step()
+            group.quiet.arrive()
+            try:
+                while not ctx.should_stop():
+                    group.quiet.checkpoint()
+                    worker.step()
+            finally:
+                group.quiet.leave()
             metrics.update(worker.metrics())
     finally:
         fds_after = group.leave()
@@ -705,17 +745,26 @@ def _refusal(ctx: ClientContext, name: str, metrics: dict[str, Any]) -> bool:
     return served > 0
 
 
-_helpers: dict[str, tuple[Any, multiprocessing.connection.Connection]] = {}
+class _Helper(NamedTuple):
+    """Thread mode: the fork helper process, the pipe to it, and the run's `Quiet`."""
+
+    process: Any
+    conn: multiprocessing.connection.Connection
+    quiet: Quiet
+
+
+_helpers: dict[str, _Helper] = {}
 """Thread mode: the helper started by setup for the run on each path, until client 0 takes it."""
 
 
-def _start_helper(path: str) -> tuple[Any, multiprocessing.connection.Connection]:
+def _start_helper(path: str) -> _Helper:
     """Spawn the fork helper for a thread-mode run and wait until it has opened the catalog."""
     spawn = multiprocessing.get_context("spawn")
     mine, theirs = spawn.Pipe()
+    values, lock = spawn.RawArray("q", 3), spawn.Lock()
     process = spawn.Process(
         target=fork_helper,
-        args=(path, 0, theirs, tuple(sorted(faults.current()))),
+        args=(path, 0, theirs, (values, lock), tuple(sorted(faults.current()))),
         name="lifecycle-forks",
         daemon=True,
     )
@@ -726,12 +775,12 @@ def _start_helper(path: str) -> tuple[Any, multiprocessing.connection.Connection
         process.join(5)
         mine.close()
         raise RuntimeError(f"lifecycle: the fork helper did not start within {HELPER_READY_TIMEOUT:g} s")
-    return process, mine
+    return _Helper(process, mine, Quiet(Board(values, lock)))
 
 
-def _finish_helper(ctx: ClientContext, helper: tuple[Any, Any], metrics: dict[str, Any]) -> None:
+def _finish_helper(ctx: ClientContext, helper: _Helper, metrics: dict[str, Any]) -> None:
     """Collect the helper's fork metrics; a helper still running 4 s past the deadline is killed."""
-    process, receiver = helper
+    process, receiver = helper.process, helper.conn
     wait = max(0.0, ctx.deadline + 4.0 - time.monotonic())
     forks: Counter[str] = Counter()
     if receiver.poll(wait):
@@ -760,21 +809,22 @@ def _process_client(ctx: ClientContext) -> None:
     names = dataset_names(ctx.client)
     label = f"client-{ctx.client}"
     shelf = Shelf(ctx.path)
-    pause = Pause(WORKERS)
+    quiet = Quiet(ctx.board)
     tallies = [Tally() for _ in range(WORKERS)]
     workers = [
         Worker(shelf, names[f"w{index}"], tallies[index], f"{label}.{index}") for index in range(WORKERS)
     ]
 
     def work(worker: Worker) -> None:
+        quiet.arrive()
         try:
             while not ctx.should_stop():
-                pause.checkpoint()
+                quiet.checkpoint()
                 worker.step()
         finally:
-            pause.leave()
+            quiet.leave()
 
-    forker = Forker(shelf, names, label, pause, ctx.should_stop)
+    forker = Forker(shelf, names, label, quiet, ctx.should_stop)
     threads = [threading.Thread(target=work, args=(w,), name=f"{label}-w", daemon=True) for w in workers]
     reopens = 0
     checked: dict[str, Any] = {}
