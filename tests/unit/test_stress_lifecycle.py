@@ -158,6 +158,38 @@ def test_quiet_waits_for_every_worker_at_a_checkpoint() -> None:
     quiet.resume()
 
 
+class _PauseAsItUnparks(Board):
+    """A board on which a second pause is requested the moment a parked thread uncounts itself,
+    and withdrawn 0.2 s later."""
+
+    def __init__(self) -> None:
+        super().__init__([0] * Board.SIZE, threading.Lock())
+        self.second: threading.Timer | None = None
+
+    def add(self, index: int, amount: int = 1) -> None:
+        if index == scenario.Quiet.PARKED and amount < 0 and self.second is None:
+            super().add(scenario.Quiet.REQUESTS)
+            self.second = threading.Timer(0.2, super().add, (scenario.Quiet.REQUESTS, -1))
+            self.second.start()
+        super().add(index, amount)
+
+
+def test_a_pause_requested_as_a_thread_unparks_keeps_it_parked() -> None:
+    # Otherwise the second pause would count the thread as parked while it went on to its next
+    # call: a fork could then find it inside SQLite's C code.
+    board = _PauseAsItUnparks()
+    quiet = scenario.Quiet(board)
+    quiet.arrive()
+    board.add(scenario.Quiet.REQUESTS)
+    first = threading.Timer(0.05, board.add, (scenario.Quiet.REQUESTS, -1))
+    first.start()
+    quiet.checkpoint()
+    assert board.second is not None, "the thread never parked"
+    assert board.read(scenario.Quiet.REQUESTS) == 0, "left its checkpoint while a pause was requested"
+    board.second.join(30)
+    first.join(30)
+
+
 def test_quiet_gives_up_on_a_worker_that_never_checks_in() -> None:
     quiet = _thread_quiet()
     quiet.arrive()

@@ -242,13 +242,18 @@ class Quiet:
         """
         if not self._board.read(self.REQUESTS):
             return
+        give_up = time.monotonic() + HOLD_SECONDS
         self._board.add(self.PARKED)
-        try:
-            give_up = time.monotonic() + HOLD_SECONDS
+        while True:
             while self._board.read(self.REQUESTS) and time.monotonic() < give_up:
                 time.sleep(0.001)
-        finally:
+            # Uncount first, then look again: a pause requested in between either sees this
+            # thread uncounted (and waits for it) or is seen here (and keeps it parked). Looking
+            # first would let a pause count it as parked while it went on to its next call.
             self._board.add(self.PARKED, -1)
+            if not self._board.read(self.REQUESTS) or time.monotonic() >= give_up:
+                return
+            self._board.add(self.PARKED)
 
     def leave(self) -> None:
         """A working thread that stops for good no longer needs to be paused."""
