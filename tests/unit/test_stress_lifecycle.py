@@ -159,11 +159,12 @@ def test_quiet_waits_for_every_worker_at_a_checkpoint() -> None:
 
 
 class _PauseAsItUnparks(Board):
-    """A board on which a second pause is requested the moment a parked thread uncounts itself,
-    and withdrawn 0.2 s later."""
+    """A board on which the first pause is withdrawn as soon as a thread has parked for it, and a
+    second one is requested the moment the thread uncounts itself (withdrawn 0.2 s later)."""
 
     def __init__(self) -> None:
         super().__init__([0] * Board.SIZE, threading.Lock())
+        self.parked = False
         self.second: threading.Timer | None = None
 
     def add(self, index: int, amount: int = 1) -> None:
@@ -172,6 +173,9 @@ class _PauseAsItUnparks(Board):
             self.second = threading.Timer(0.2, super().add, (scenario.Quiet.REQUESTS, -1))
             self.second.start()
         super().add(index, amount)
+        if index == scenario.Quiet.PARKED and amount > 0 and not self.parked:
+            self.parked = True
+            super().add(scenario.Quiet.REQUESTS, -1)
 
 
 def test_a_pause_requested_as_a_thread_unparks_keeps_it_parked() -> None:
@@ -181,13 +185,10 @@ def test_a_pause_requested_as_a_thread_unparks_keeps_it_parked() -> None:
     quiet = scenario.Quiet(board)
     quiet.arrive()
     board.add(scenario.Quiet.REQUESTS)
-    first = threading.Timer(0.05, board.add, (scenario.Quiet.REQUESTS, -1))
-    first.start()
     quiet.checkpoint()
-    assert board.second is not None, "the thread never parked"
+    assert board.second is not None, "the thread never uncounted itself"
     assert board.read(scenario.Quiet.REQUESTS) == 0, "left its checkpoint while a pause was requested"
     board.second.join(30)
-    first.join(30)
 
 
 def test_quiet_gives_up_on_a_worker_that_never_checks_in() -> None:
@@ -214,14 +215,14 @@ def test_quiet_parks_the_workers_of_other_processes() -> None:
     other = spawn.Process(target=_step_in_another_process, args=(values, lock, steps, stop), daemon=True)
     other.start()
     try:
-        while steps.value == 0:  # it has arrived and is working
+        while steps.value == 0 and other.is_alive():  # it has arrived and is working
             time.sleep(0.01)
         assert quiet.pause(60)
         parked = steps.value
         time.sleep(0.05)
         assert steps.value == parked, "the other process's worker took a step while paused"
         quiet.resume()
-        while steps.value == parked:  # and it goes on
+        while steps.value == parked and other.is_alive():  # and it goes on
             time.sleep(0.01)
     finally:
         stop.set()
