@@ -275,6 +275,16 @@ class Quiet:
         """Withdraw this pause request; the threads go on once no other is pending."""
         self._board.add(self.REQUESTS, -1)
 
+    def work(self, worker: Worker, stop: Callable[[], bool]) -> None:
+        """A working thread's loop: `worker.step()` until `stop()`, parking between steps."""
+        self.arrive()
+        try:
+            while not stop():
+                self.checkpoint()
+                worker.step()
+        finally:
+            self.leave()
+
 
 class Worker:
     """One working thread's state: its dataset, what it had acknowledged, and what it saw go wrong."""
@@ -722,13 +732,7 @@ def _thread_client(ctx: ClientContext) -> None:
             metrics["reopens"] = reopens
         else:
             worker = Worker(group.shelf, names["w0"], ctx, f"client-{ctx.client}")
-            group.quiet.arrive()
-            try:
-                while not ctx.should_stop():
-                    group.quiet.checkpoint()
-                    worker.step()
-            finally:
-                group.quiet.leave()
+            group.quiet.work(worker, ctx.should_stop)
             metrics.update(worker.metrics())
     finally:
         fds_after = group.leave()
@@ -766,7 +770,7 @@ def _start_helper(path: str) -> _Helper:
     """Spawn the fork helper for a thread-mode run and wait until it has opened the catalog."""
     spawn = multiprocessing.get_context("spawn")
     mine, theirs = spawn.Pipe()
-    values, lock = spawn.RawArray("q", 3), spawn.Lock()
+    values, lock = spawn.RawArray("q", Board.SIZE), spawn.Lock()
     process = spawn.Process(
         target=fork_helper,
         args=(path, 0, theirs, (values, lock), tuple(sorted(faults.current()))),
@@ -820,17 +824,11 @@ def _process_client(ctx: ClientContext) -> None:
         Worker(shelf, names[f"w{index}"], tallies[index], f"{label}.{index}") for index in range(WORKERS)
     ]
 
-    def work(worker: Worker) -> None:
-        quiet.arrive()
-        try:
-            while not ctx.should_stop():
-                quiet.checkpoint()
-                worker.step()
-        finally:
-            quiet.leave()
-
     forker = Forker(shelf, names, label, quiet, ctx.should_stop)
-    threads = [threading.Thread(target=work, args=(w,), name=f"{label}-w", daemon=True) for w in workers]
+    threads = [
+        threading.Thread(target=quiet.work, args=(w, ctx.should_stop), name=f"{label}-w", daemon=True)
+        for w in workers
+    ]
     reopens = 0
     checked: dict[str, Any] = {}
     unsafe = _refusal(ctx, names["fork"], checked)
