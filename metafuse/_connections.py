@@ -48,6 +48,8 @@ class Session:
         "marks",
         "owner",
         "pid",
+        "read_all",
+        "reads",
         "touched",
         "uses",
         "wal_mark",
@@ -67,6 +69,10 @@ class Session:
         self.touched: set[str] = set()
         self.before: dict[str, int | None] = {}
         """Datasets the open transaction changed, with their versions before it (object-store commits)."""
+        self.reads: dict[str, int | None] = {}
+        """Datasets the open transaction read, with the versions it saw (object-store validation)."""
+        self.read_all = False
+        """Whether the open transaction ran a listing, search or count (it depends on every dataset)."""
         self.wal_mark: object = None
         self.guard: Any = None  # the catalog's freshness guard, for the open transaction
 

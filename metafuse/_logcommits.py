@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -46,6 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import faults
 from ._rows import SELECT_DATASET, decode
 from .errors import (
     CatalogError,
@@ -255,27 +257,42 @@ class LogCommits:
         """Start the replica from the newest snapshot, if there is one; the log tail follows later."""
         found = self._download_newest_snapshot(self.replica_path)
         if found is not None:
-            self.bootstrapped_from = found
+            self.bootstrapped_from = found[0]
 
-    def _download_newest_snapshot(self, path: str) -> int | None:
-        """Save the newest snapshot as `path`; its sequence, or None if there is none."""
+    def _download_newest_snapshot(self, path: str) -> tuple[int, str | None] | None:
+        """Save the newest sound snapshot as `path`; its sequence and last commit id, or None.
+
+        A snapshot that is not a catalog, or whose recorded position is not the one its name
+        says, is passed over with a warning naming its key, for the next older one (and after
+        the oldest, None: the replica then starts from the log's first entry).
+        """
+        passed_over: set[str] = set()
         for _ in range(5):  # each miss means retention removed it for a newer one: list again
-            keys = self._snapshot_keys()
-            if not keys:
+            keys = [key for key in self._snapshot_keys() if key not in passed_over]
+            missing = False
+            for key in reversed(keys):
+                try:
+                    data, _ = self.store.get(key)
+                except NotFound:
+                    missing = True
+                    break
+                partial = path + ".download"
+                with open(partial, "wb") as file:
+                    file.write(data)
+                problem, commit_id = _snapshot_problem(partial, _snapshot_sequence(key))
+                if problem is None:
+                    os.replace(partial, path)
+                    return _snapshot_sequence(key), commit_id
+                os.unlink(partial)
+                passed_over.add(key)
+                logger.warning("%s: snapshot %s passed over: %s", self.url, key, problem)
+            if not missing:
                 return None
-            try:
-                data, _ = self.store.get(keys[-1])
-            except NotFound:
-                continue
-            partial = path + ".download"
-            with open(partial, "wb") as file:
-                file.write(data)
-            os.replace(partial, path)
-            return _snapshot_sequence(keys[-1])
         raise StorageError(self.url, "the newest snapshot kept disappearing before it could be read")
 
     def _snapshot_keys(self) -> list[str]:
-        return sorted(key for key in self.store.list(SNAPSHOT_DIR) if key.endswith(".db"))
+        """The snapshots' keys, oldest first; objects that are not named as snapshots are ignored."""
+        return sorted(key for key in self.store.list(SNAPSHOT_DIR) if _SNAPSHOT_KEY.match(key))
 
     def prepare(self, conn: sqlite3.Connection) -> None:
         """Make sure the replica has its `log_position` row (once, right after the schema check)."""
@@ -283,8 +300,11 @@ class LogCommits:
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS log_position"
-                " (id INTEGER PRIMARY KEY CHECK (id = 1), sequence INTEGER NOT NULL)"
+                " (id INTEGER PRIMARY KEY CHECK (id = 1), sequence INTEGER NOT NULL, commit_id TEXT)"
             )
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(log_position)")}
+            if "commit_id" not in columns:  # a snapshot written before entries were chained
+                conn.execute("ALTER TABLE log_position ADD COLUMN commit_id TEXT")
             conn.execute("INSERT OR IGNORE INTO log_position (id, sequence) VALUES (1, 0)")
             conn.execute("COMMIT")
         except BaseException:
@@ -297,20 +317,20 @@ class LogCommits:
 
     def begin(self, conn: sqlite3.Connection, apply: Applier) -> None:
         """Inside a new write transaction on the replica: apply every entry it has not applied."""
-        position = _position(conn)
+        position, applied = _position_and_commit(conn)
         restarted = False
         with self._store_errors():
             try:
-                entries = self.log.since(position)
+                entries = self.log.since(position, applied)
             except LogTruncated:
                 # Fell behind the retention: start again from the newest snapshot, then its tail.
-                position = self._restart_from_snapshot(conn, apply)
+                position, applied = self._restart_from_snapshot(conn, apply)
                 restarted = True
-                entries = self.log.since(position)
+                entries = self.log.since(position, applied)
         for entry in entries:
             apply(_changes(entry))
         if entries:
-            _set_position(conn, entries[-1].sequence)
+            _set_position(conn, entries[-1].sequence, entries[-1].commit_id)
         if entries or restarted:
             # Keep the catch-up whatever becomes of the write: a conflict would otherwise roll
             # it back with the write, and the retry would download the same entries again. No
@@ -319,34 +339,61 @@ class LogCommits:
             conn.execute("BEGIN IMMEDIATE")
         # The position in memory moves only after the final COMMIT (`settled_position`).
 
-    def publish(self, conn: sqlite3.Connection, before: Mapping[str, int | None], apply: Applier) -> None:
-        """Before the replica's COMMIT: append the transaction's changes to the log, or raise."""
+    def publish(
+        self,
+        conn: sqlite3.Connection,
+        before: Mapping[str, int | None],
+        apply: Applier,
+        reads: Mapping[str, int | None] | None = None,
+        read_all: bool = False,
+    ) -> None:
+        """Before the replica's COMMIT: append the transaction's changes to the log, or raise.
+
+        Validates the transaction against every entry that lands between the position it
+        began at and its own: one that changes a dataset it wrote, or one it read (`reads`;
+        any dataset if `read_all`), raises `ConflictError`, so transactions are serializable.
+        """
         if not before:
             return
         rows = _changes_made(conn, before)
-        position = _position(conn)
+        position, applied = _position_and_commit(conn)
+        seen: Mapping[str, int | None] = {} if reads is None or faults.active("unvalidated_reads") else reads
+        depends_on_all = read_all and not faults.active("unvalidated_reads")
 
         def validate(lost: Sequence[LogEntry]) -> None:
             for entry in lost:
                 changes = _changes(entry)
                 for change in changes:
                     name = str(change["name"])
-                    if name in before:
+                    if name in before or name in seen or depends_on_all:
                         dataset = change.get("dataset")
                         actual = None if dataset is None else int(dataset["version"])
-                        raise ConflictError(name, before[name], actual)
+                        raise ConflictError(name, before[name] if name in before else seen.get(name), actual)
                 apply(changes)
 
+        self.log.skip_placement_check = faults.active("unchecked_log")
         try:
             with self._store_errors():
-                result = self.log.append({"changes": rows}, validate, after=position)
+                result = self.log.append({"changes": rows}, validate, after=position, prev=applied)
         except CommitUnknown as unknown:
             raise CommitUnknownError(
-                self.url, f"the store stopped answering during commit {unknown.commit_id}: it may have landed"
+                self.url,
+                f"the store stopped answering during commit {unknown.commit_id}: it may have landed;"
+                " settle it (Catalog.settle) before trying again",
+                unknown,
             ) from None
-        _set_position(conn, result.sequence)
+        _set_position(conn, result.sequence, result.commit_id)
         if result.sequence % self.snapshot_every == 0:
             self._snapshot_due = result.sequence  # cleared only by `committed`, never by a later write
+
+    def settle(self, error: CommitUnknownError) -> bool:
+        """Decide the commit behind `error` for good: True if it is in the log, False if it never
+        will be; `StorageError` while the store is still unreachable (nothing decided)."""
+        pending = error.pending
+        if not isinstance(pending, CommitUnknown) or error.path != self.url:
+            raise ValidationError("error", f"must be a CommitUnknownError raised by {self.url}", error)
+        with self._store_errors():
+            return self.log.settle(pending) is not None
 
     def committed(self) -> None:
         """After the replica's COMMIT: remember the position; upload a snapshot when one is due."""
@@ -445,8 +492,9 @@ class LogCommits:
             entries = self.log.truncate(below=_snapshot_sequence(keys[keep]))
         return keep, entries
 
-    def _restart_from_snapshot(self, conn: sqlite3.Connection, apply: Applier) -> int:
-        """Make the replica the newest snapshot, inside the open transaction; return its sequence.
+    def _restart_from_snapshot(self, conn: sqlite3.Connection, apply: Applier) -> tuple[int, str | None]:
+        """Make the replica the newest snapshot, inside the open transaction; return its position
+        (sequence and commit id).
 
         Applied as changes (every dataset of the snapshot, and a deletion for each dataset the
         replica has and the snapshot lacks), so the catalog marks every name it touches just as
@@ -455,11 +503,12 @@ class LogCommits:
         position = _position(conn)
         download = os.path.join(self.replica_dir, f"restart-{threading.get_ident()}.db")
         try:
-            sequence = self._download_newest_snapshot(download)
-            if sequence is None or sequence <= position:
+            found = self._download_newest_snapshot(download)
+            if found is None or found[0] <= position:
                 raise StorageError(
                     self.url, f"the log's entries after {position} are gone and no newer snapshot holds them"
                 )
+            sequence, commit_id = found
             snapshot = sqlite3.connect(f"file:{download}?mode=ro", uri=True)
             try:
                 datasets = [decode(row).to_dict() for row in snapshot.execute(SELECT_DATASET)]
@@ -473,14 +522,14 @@ class LogCommits:
         changes: list[Change] = [{"name": data["name"], "dataset": data} for data in datasets]
         changes.extend({"name": name, "dataset": None} for name in gone)
         apply(changes)
-        _set_position(conn, sequence)
+        _set_position(conn, sequence, commit_id)
         logger.info(
             "%s: replica was behind the retention at %d; restarted from snapshot %d",
             self.url,
             position,
             sequence,
         )
-        return sequence
+        return sequence, commit_id
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -526,12 +575,48 @@ def _position(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _set_position(conn: sqlite3.Connection, sequence: int) -> None:
-    conn.execute("UPDATE log_position SET sequence = ? WHERE id = 1", (sequence,))
+def _position_and_commit(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    """The last entry the replica applied and its commit id (None: not known, an older replica)."""
+    row = conn.execute("SELECT sequence, commit_id FROM log_position WHERE id = 1").fetchone()
+    return (0, None) if row is None else (int(row[0]), None if row[1] is None else str(row[1]))
+
+
+def _set_position(conn: sqlite3.Connection, sequence: int, commit_id: str | None) -> None:
+    conn.execute("UPDATE log_position SET sequence = ?, commit_id = ? WHERE id = 1", (sequence, commit_id))
+
+
+_SNAPSHOT_KEY = re.compile(r"^" + re.escape(SNAPSHOT_DIR) + r"\d{20}\.db$")
 
 
 def _snapshot_sequence(key: str) -> int:
     return int(os.path.basename(key)[: -len(".db")])
+
+
+def _snapshot_problem(path: str, sequence: int) -> tuple[str | None, str | None]:
+    """What is wrong with the snapshot file at `path` named for `sequence` (None: sound), and
+    the commit id it records for that entry."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        return f"cannot be opened ({error})", None
+    try:
+        check = conn.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            return f"fails SQLite's quick_check ({check[0] if check else 'no answer'})", None
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(log_position)")}
+        if "sequence" not in columns:
+            return "has no log position: not a catalog snapshot", None
+        query = "SELECT sequence, commit_id" if "commit_id" in columns else "SELECT sequence, NULL"
+        row = conn.execute(query + " FROM log_position WHERE id = 1").fetchone()
+        if row is None or row[0] != sequence:
+            recorded = None if row is None else row[0]
+            return f"records position {recorded}, not the {sequence} its name says", None
+        conn.execute(SELECT_DATASET + " LIMIT 1").fetchall()
+        return None, None if row[1] is None else str(row[1])
+    except sqlite3.Error as error:
+        return f"is not a catalog snapshot ({error})", None
+    finally:
+        conn.close()
 
 
 def _changes(entry: LogEntry) -> list[Change]:

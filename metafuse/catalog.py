@@ -33,6 +33,7 @@ from .errors import (
     CatalogClosedError,
     CatalogError,
     CatalogFileError,
+    CommitUnknownError,
     ConflictError,
     NotFoundError,
     TransactionAbortedError,
@@ -298,15 +299,17 @@ class Catalog:
             # A cached entry's name was valid when stored: a hit needs no re-validation.
             cached = self._cache.get(name, guard)
             if cached is not None:
+                self._note_read(name, cached)
                 return cached
         validation.dataset_name(name)
         # Stamp before reading the database: see metafuse._guard.
         stamp = guard.stamp(name) if guard is not None else None
         with self._statement(synced=True) as conn:
             row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
-        if row is None:
+        dataset = None if row is None else decode(row)
+        self._note_read(name, dataset)
+        if dataset is None:
             return None
-        dataset = decode(row)
         if stamp is not None:
             offset, token, epoch = stamp
             self._cache.put(name, offset, token, dataset, epoch)
@@ -339,7 +342,7 @@ class Catalog:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(validation.positive_int("limit", limit, limits.PAGE_MAX))
         sql = f"{SELECT_DATASET}{where} ORDER BY d.name LIMIT ?"
-        with self._statement() as conn:
+        with self._statement(reads_all=True) as conn:
             return [decode(row) for row in conn.execute(sql, params)]
 
     def search(self, query: str, *, limit: int = 100) -> builtins.list[Dataset]:
@@ -356,7 +359,7 @@ class Catalog:
             " WHERE search_index MATCH ? ORDER BY rank LIMIT ?) AS hits ON hits.id = d.id"
             " ORDER BY hits.rank, d.name"
         )
-        with self._statement() as conn:
+        with self._statement(reads_all=True) as conn:
             try:
                 rows = conn.execute(sql, (query, limit)).fetchall()
             except sqlite3.OperationalError as error:
@@ -379,7 +382,7 @@ class Catalog:
             f"{SELECT_DATASET} JOIN search_index AS s ON s.rowid = d.id"
             f" WHERE {' AND '.join(clauses)} ORDER BY d.name LIMIT ?"
         )
-        with self._statement() as conn:
+        with self._statement(reads_all=True) as conn:
             return [decode(row) for row in conn.execute(sql, [*params, limit])]
 
     def lineage(
@@ -395,7 +398,7 @@ class Catalog:
         if direction not in ("upstream", "downstream"):
             raise ValidationError("direction", "must be 'upstream' or 'downstream'", direction)
         walk = _UPSTREAM_WALK if direction == "upstream" else _DOWNSTREAM_WALK
-        with self._statement() as conn:
+        with self._statement(reads_all=True) as conn:
             # One read transaction, so the existence check and the walk see the same snapshot
             # (inside a caller's write transaction, that transaction already is one).
             own = not conn.in_transaction
@@ -413,13 +416,13 @@ class Catalog:
     @property
     def version(self) -> int:
         """The catalog-wide version: the number of writes ever committed to this file."""
-        with self._statement() as conn:
+        with self._statement(reads_all=True) as conn:
             return int(conn.execute(_CATALOG_VERSION).fetchone()[0])
 
     @property
     def count(self) -> int:
         """Number of datasets in the catalog."""
-        with self._statement() as conn:
+        with self._statement(reads_all=True) as conn:
             return int(conn.execute("SELECT count(*) FROM datasets").fetchone()[0])
 
     def stats(self) -> CatalogStats:
@@ -558,7 +561,7 @@ class Catalog:
                 session.depth = 0
                 with self._sqlite_errors(session):
                     if commits is not None:
-                        commits.publish(conn, session.before, apply)
+                        commits.publish(conn, session.before, apply, session.reads, session.read_all)
                     conn.execute("COMMIT")
                     if commits is not None:
                         commits.settled_position(conn)
@@ -606,6 +609,16 @@ class Catalog:
         reason = self._transaction_lost(session)
         if reason is not None:
             raise TransactionAbortedError(self.path, reason)
+
+    def settle(self, error: CommitUnknownError) -> bool:
+        """Decide a commit that raised `CommitUnknownError`: True if it committed (exactly once),
+        False if it never will. Until then a copy of it may still land, so settle before writing
+        the same change again. Raises `StorageError` while the store is still unreachable."""
+        if self._commits is None:
+            raise ValidationError("error", "only a catalog on an object store has commits to settle", error)
+        if self._closed:
+            raise CatalogClosedError(self.location)
+        return self._commits.settle(error)
 
     def create(self, dataset: Dataset) -> Dataset:
         """Add a new dataset at version 1 and return it; `ConflictError` if the name exists."""
@@ -886,11 +899,13 @@ class Catalog:
     # -- internals ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _statement(self, *, synced: bool = False) -> Iterator[sqlite3.Connection]:
+    def _statement(self, *, synced: bool = False, reads_all: bool = False) -> Iterator[sqlite3.Connection]:
         """This thread's connection, held for one call, with SQLite errors translated.
 
         On an object store, the replica first catches up with the log (unless `synced`: the
-        caller already did), so the read reflects every commit acknowledged before it started.
+        caller already did), so the read reflects every commit acknowledged before it started;
+        a read that `reads_all` datasets (a listing, a search, a count) inside a transaction
+        makes that transaction depend on every dataset (see `_note_read`).
         """
         if self._commits is not None and not synced:
             self._sync_reads()
@@ -898,7 +913,22 @@ class Catalog:
         if refused is not None:
             raise CatalogFileError(self.path, refused)
         with self._pool.using() as session, self._sqlite_errors(session):
+            if reads_all and session.depth and self._commits is not None:
+                session.read_all = True
             yield session.check(self.path)
+
+    def _note_read(self, name: str, dataset: Dataset | None) -> None:
+        """Inside a transaction on an object store, remember that it read `name` (at this version).
+
+        The commit checks the transaction's reads against every entry logged since it began,
+        so a transaction whose reads another commit changed raises `ConflictError`: the same
+        serializable outcome a catalog file gets from holding its writer lock.
+        """
+        if self._commits is None:
+            return
+        session = self._pool.session()
+        if session.depth and name not in session.reads:
+            session.reads[name] = None if dataset is None else dataset.version
 
     def _sync_reads(self) -> None:
         """Catch the replica up with the log before a read (not inside this thread's transaction)."""
@@ -965,6 +995,8 @@ class Catalog:
             session.marks.clear()
             session.touched.clear()
             session.before.clear()
+            session.reads.clear()
+            session.read_all = False
             session.wal_mark = None
             session.guard = None
 

@@ -93,11 +93,22 @@ class StorageError(CatalogFileError):
 
 
 class CommitUnknownError(StorageError):
-    """The store stopped answering while a commit was in flight: it may or may not have landed.
+    """The store stayed unreachable while a commit was in flight: it may or may not have landed.
 
-    Never a failure report: a later read shows whether it landed (each log entry carries its
-    commit id and is written at most once). Only a catalog on an object store raises it.
+    Never a failure report, and a read cannot decide it either: a copy of the write still in
+    flight may land later. `Catalog.settle(error)` decides it for good (True: committed, once;
+    False: never will be) once the store answers; settle before writing the same change again.
+    Only a catalog on an object store raises it, after re-sending the commit for its whole
+    settle budget.
     """
+
+    def __init__(self, path: str, problem: str, pending: object = None) -> None:
+        super().__init__(path, problem)
+        self.pending = pending
+        """What `Catalog.settle` needs to decide the commit (the log's record of the attempt)."""
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.problem, self.pending)
 
 
 class TransactionAbortedError(CatalogError):

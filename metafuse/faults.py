@@ -30,6 +30,8 @@ FAULTS: dict[str, str] = {
     "close_unguarded": "close() closes connections other threads are using, and later calls are not refused",
     "fork_unsafe": "a forked child keeps the parent's locks and connections instead of fresh ones",
     "stall": "about one write in 100 holds the writer lock for 0.2 s (a planted pause, for latency demos)",
+    "unvalidated_reads": "a transaction on an object store checks only what it wrote, not what it read",
+    "unchecked_log": "an object-store append is acknowledged without checking where it landed in the log",
 }
 """Every fault's name and the bug it introduces."""
 

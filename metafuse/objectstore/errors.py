@@ -177,3 +177,12 @@ class CommitUnknown(ObjectStoreError):
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return type(self), (self.commit_id, self.sequence, self.data, self.cause)
+
+
+class LogForked(LogCorrupt):
+    """Two histories of the log exist, or an append would have started one: never acknowledged.
+
+    Raised when an entry does not name the one before it as this client read it, and when an
+    append finds it landed where no other client will read it (at a number the retention had
+    deleted, or in a hole); that entry is removed again before this is raised.
+    """

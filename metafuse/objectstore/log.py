@@ -3,50 +3,64 @@
 Protocol
 --------
 Entry `n` (n = 1, 2, ...) is the object `<prefix>log/<n as 20 digits>.json`, holding
-`{"commit_id": ..., "payload": ..., "sequence": n}` as compact JSON. It is written once, with
-`put(..., CREATE)` (S3 `If-None-Match: *`), and never changed, so the store itself decides which
-of several concurrent writers gets number `n`.
+`{"commit_id": ..., "payload": ..., "prev": ..., "sequence": n}` as compact JSON. It is written
+once, with `put(..., CREATE)` (S3 `If-None-Match: *`), and never changed, so the store itself
+decides which of several concurrent writers gets number `n`. `prev` is the `commit_id` of entry
+`n - 1` as its writer knew it (absent for entry 1 and in entries older clients wrote): the
+entries form a chain, so a client can tell "the entry after the one I applied" from "an entry
+written by someone who saw another history".
 
 Appending (`CommitLog.append`):
 
-1. Pick `n`: one past the sequence the caller's decision was based on (`after`), or, without it,
-   one past `latest()`. Give the commit a fresh random `commit_id`.
-2. Create entry `n`. Success: the commit is entry `n`.
+1. Pick `n`: one past the sequence the caller's decision was based on (`after`, whose commit id
+   the caller passes as `prev`), or, without it, one past `latest()`. Give the commit a fresh
+   random `commit_id`.
+2. Create entry `n`. Success: go to 6.
 3. `AlreadyExists`: read the entries from `n` up to the end of the log (GET `n`, `n+1`, ... until
-   one is absent). If one of them carries our `commit_id`, an earlier attempt of ours landed:
-   that is the commit. Otherwise hand them to the caller's `validate(lost_entries)`, which raises
-   to abandon the commit (they changed what it depends on) or returns to go on; then try again at
-   one past the last entry read. Losing a number is progress for someone else, so the loop is
-   lock-free.
+   one is absent), checking the chain. If one of them carries our `commit_id`, an earlier attempt
+   of ours landed: go to 6 with it. Otherwise hand them to the caller's `validate(lost_entries)`,
+   which raises to abandon the commit (they changed what it depends on) or returns to go on;
+   then try again at one past the last entry read. Losing a number is progress for someone
+   else, so the loop is lock-free.
 4. `AmbiguousWrite` (timeout, 5xx, connection lost after sending): read entry `n` back. Our
-   `commit_id` there: success. Another commit there: we lost, as in step 3. Absent: the write
-   did not land *yet* (it may still be in flight), so send the same entry to the same `n` again.
-   An append only moves past `n` once `n` holds another commit, so at most one number (the
-   current one) can ever receive its entry: a commit lands at most once.
+   `commit_id` there: go to 6. Another commit there: we lost, as in step 3. Absent: the write
+   did not land *yet* (it may still be in flight), so send the same entry to the same `n` again,
+   for up to `settle_seconds`. An append only moves past `n` once `n` holds another commit, so
+   at most one number (the current one) can ever receive its entry, and once the store has given
+   a definite answer for `n` a late copy of an earlier attempt can only meet `AlreadyExists`.
 5. `StoreUnavailable`: back off and repeat the step. If the store stays away past the budget,
    the append raises `StoreUnavailable` when no write of ours can still land, or
    `CommitUnknown` (never a failure) when entry `n` may still be ours; `settle()` decides it.
+6. Check the placement (`_check_placed`, one LIST of entries `n-1` to `n+1`): entry `n-1` must
+   still be there, and any entry after ours must be entry `n+1` naming ours as `prev`. A writer
+   that stalled past the retention finds `n-1` deleted (entries are deleted oldest first, so
+   its number was deleted, not free); a writer that filled a hole finds a later entry that does
+   not name it. Either way its entry is not part of the history everyone else reads: it is
+   deleted again and the append raises `LogForked`, so the commit is never acknowledged.
 
-So an acknowledged commit is always readable at its sequence, a failed one is never in the log,
-and no commit appears twice. Sequences are gap-free: `n` is only created by a writer that saw
-`n - 1` exist (or `n == 1`).
+So an acknowledged commit is always readable at its sequence in the one history every client
+reads, a failed one is never in the log, and no commit appears twice.
 
-Finding the end (`latest`): with a hint `h` (the newest sequence this process has seen), one HEAD
-of entry `h + 1`; absent means `h` is the end. That is the common case for an up-to-date reader
-or writer and costs one small request. Only if `h + 1` exists does it LIST with
-`start-after=<entry h+1>` to jump to the end in one more request rather than probing entry by
-entry. Without a hint (a fresh process) it starts from `h = 0`.
+Reading (`moved`, `latest`, `tail`): a client that has applied entry `h` lists the keys from
+`h` on (S3 `ListObjectsV2` with `start-after=<entry h-1>`). One LIST of at most two keys answers
+"is `h` still there, and is there a newer entry": the up-to-date read costs one request. Entry
+`h` missing means the retention deleted it (`LogTruncated`: start again from a snapshot) or,
+on a log without retention, that somebody deleted it (`LogCorrupt`). A listing whose next key is
+past `h + 1` is a hole, confirmed by one HEAD of the missing entry (a listing is not an atomic
+snapshot on every store, so an entry created during it may be missed) and then `LogCorrupt`.
+The chain is checked on every entry read: an entry whose `prev` is not the commit id of the
+entry before it, as this client applied it, raises `LogForked`.
 
 Retention (`truncate`, only for a log opened with a `retention`): entries are deleted oldest
 first, so the deleted ones are always a prefix of the log, and only once a snapshot that covers
-them is `retention` seconds old (the caller's rule). That keeps "`h + 1` is absent" meaning "`h`
-is the end" rather than "`h + 1` was deleted", which a writer would otherwise fill again and fork
-the history. So when `h + 1` is absent, `latest` also checks that `h` is still there (for
-`h = 0`: that the log was never truncated, the object `truncated.json` being absent). If `h` is
-there, `h + 1` was not deleted (it would go only after `h`), so it did not exist yet; if `h` is
-gone, the caller has fallen behind the retention and `LogTruncated` says so. That second request
-is skipped within `retention / 2` of the last time `h` was confirmed so: an entry created after
-that confirmation cannot have been deleted before a snapshot covering it is `retention` old.
+them is `retention` seconds old (the caller's rule); the newest entry is never deleted, so a
+listing from `h` is empty only when `h` is the end. `truncated.json` is created before the first
+deletion, for older clients that look for it.
+
+Assumptions (docs/object-store.md says what breaking each does): `CREATE` is atomic (of many
+creators of one key exactly one succeeds); a listing reflects every write and delete
+acknowledged before it began; an object, once deleted, is not re-created except by a writer
+whose check then deletes it again.
 """
 
 from __future__ import annotations
@@ -70,6 +84,7 @@ from .errors import (
     AppendContended,
     CommitUnknown,
     LogCorrupt,
+    LogForked,
     LogTruncated,
     NotFound,
     StoreUnavailable,
@@ -81,18 +96,23 @@ SEQUENCE_DIGITS = 20
 """Digits of the zero-padded sequence in an entry's key; lexical order is then numeric order."""
 
 TRUNCATED_KEY = "truncated.json"
-"""Created under the prefix before the first entry is ever deleted: entry 1 absent then means deleted."""
+"""Created under the prefix before the first entry is ever deleted (read by older clients)."""
+
+SETTLE_SECONDS = 60.0
+"""Default: how long an append keeps re-sending an entry whose write was ambiguous."""
 
 _ENTRY_NAME = re.compile(r"^(\d{" + str(SEQUENCE_DIGITS) + r"})\.json$")
 
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One commit as stored: its sequence, the id its writer gave it, and the caller's payload."""
+    """One commit as stored: its sequence, the id its writer gave it, the caller's payload, and
+    the commit id of the entry before it as its writer knew it (None for entry 1 and old entries)."""
 
     sequence: int
     commit_id: str
     payload: dict[str, Any]
+    prev: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,10 +134,11 @@ class CommitLog:
 
     `max_races` bounds how many numbers one append may lose in a row (`AppendContended`);
     `max_unavailable` bounds consecutive store failures within one append, each followed by a
-    jittered exponential backoff from `backoff` seconds up to 1 s. `retention` is the seconds
-    every client of this log waits before truncating what a snapshot covers (None: the log is
-    never truncated, and finding its end needs no second request). `tail` reads up to
-    `read_workers` entries at once.
+    jittered exponential backoff from `backoff` seconds up to 1 s; an ambiguous write is sent
+    again until the pauses between its attempts add up to `settle_seconds` (and at least
+    `max_unavailable` times) before the append gives up with `CommitUnknown`.
+    `retention` is the seconds every client of this log waits before truncating what a snapshot
+    covers (None: the log is never truncated). `tail` reads up to `read_workers` entries at once.
     """
 
     def __init__(
@@ -131,6 +152,7 @@ class CommitLog:
         sleep: Callable[[float], None] = time.sleep,
         retention: float | None = None,
         read_workers: int = 8,
+        settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -140,13 +162,15 @@ class CommitLog:
         self.retention = retention
         self.read_workers = read_workers
         """Entries a catch-up reads at once (each a GET): round trips overlap, not bytes."""
-        self._confirmed: tuple[int, float] | None = None  # (end, monotonic time it was asked)
         self.max_races = max_races
         self.max_unavailable = max_unavailable
         self.backoff = backoff
+        self.settle_seconds = settle_seconds
         self._sleep = sleep
         self._lock = threading.Lock()
         self._known_end = 0
+        self.skip_placement_check = False
+        """Acknowledge appends without `_check_placed` (the `unchecked_log` fault; never in use)."""
 
     def key(self, sequence: int) -> str:
         """The object key of entry `sequence`."""
@@ -160,39 +184,43 @@ class CommitLog:
         with self._lock:
             return self._known_end
 
+    # -- reading ---------------------------------------------------------------------------
+
+    def moved(self, after: int) -> bool:
+        """Whether the log has an entry above `after` (one LIST of at most two keys).
+
+        Reflects every append acknowledged before the call started. Raises `LogTruncated` if
+        entry `after` (or, for 0, entry 1) was removed by retention, `LogCorrupt` if it or the
+        entry after it is missing otherwise (see the module docstring).
+        """
+        keys = self.store.list(self.directory, start_after=self._before(after), limit=2 if after else 1)
+        following = self._following(after, keys)
+        if not following:
+            return False
+        if following[0] != after + 1:
+            self._hole(after + 1, following[0])
+        self._saw(after + 1)
+        return True
+
     def latest(self, hint: int | None = None) -> int:
         """The sequence of the newest entry (0 for an empty log), as of some moment during the call.
 
-        Reflects every append acknowledged before the call started. Costs one HEAD when nothing
-        was appended since `hint` (default: `known_end`), else one HEAD and one LIST; on a log
-        with a retention, sometimes one more HEAD. Raises `LogTruncated` if the entries after
-        `hint` were removed (see the module docstring).
+        Reflects every append acknowledged before the call started. One LIST from `hint`
+        (default: `known_end`) to the end; raises as `moved` does.
         """
         start = self.known_end if hint is None else hint
-        if not self.moved(start):
-            return start
-        keys = self.store.list(self.directory, start_after=self.key(start + 1))
-        end = self._sequence_of(keys[-1]) if keys else start + 1
-        self._saw(end)  # not confirmed as the end: no entry of the listing was read back
+        keys = self.store.list(self.directory, start_after=self._before(start))
+        following = self._following(start, keys)
+        for index, sequence in enumerate(following):
+            if sequence != start + 1 + index:
+                self._hole(start + 1 + index, sequence)
+        end = following[-1] if following else start
+        self._saw(end)
         return end
 
-    def moved(self, after: int) -> bool:
-        """Whether the log has an entry above `after` (one HEAD; sometimes one more, see `latest`).
-
-        Reflects every append acknowledged before the call started; raises `LogTruncated` if the
-        entries after `after` were removed.
-        """
-        asked = time.monotonic()
-        try:
-            self.store.head(self.key(after + 1))
-        except NotFound:
-            self._confirm_end(after, asked)
-            return False
-        return True
-
-    def since(self, after: int) -> list[LogEntry]:
-        """Every entry above `after`, in order: one HEAD when there is none, else `tail(after)`."""
-        return self.tail(after) if self.moved(after) else []
+    def since(self, after: int, prev: str | None = None) -> list[LogEntry]:
+        """Every entry above `after`, in order: one LIST when there is none, else `tail(after)`."""
+        return self.tail(after, prev) if self.moved(after) else []
 
     def read(self, sequence: int) -> LogEntry:
         """Entry `sequence`; `NotFound` if it does not exist (yet, or any more)."""
@@ -204,30 +232,27 @@ class CommitLog:
         self._saw(sequence)
         return entry
 
-    def tail(self, after: int = 0) -> list[LogEntry]:
+    def tail(self, after: int = 0, prev: str | None = None) -> list[LogEntry]:
         """Every entry with a sequence above `after`, in order (one LIST, then one GET each,
-        up to `read_workers` at a time).
+        up to `read_workers` at a time), checked as a chain starting from `prev`, the commit id
+        of entry `after` as the caller applied it (None: not checked for the first entry).
 
-        Raises `LogCorrupt` if the listing has a gap, which the protocol never leaves, and
-        `LogTruncated` if the entries right after `after` were removed by retention.
+        Raises `LogTruncated` if entry `after` or the ones right after it were removed by
+        retention, `LogCorrupt` if the log has a hole or a stray key, and `LogForked` if an
+        entry does not name the one before it.
         """
-        start_after = self.key(after) if after > 0 else ""
-        listed = time.monotonic()
-        keys = self.store.list(self.directory, start_after=start_after)
-        sequences = [self._sequence_of(key) for key in keys]
-        for index, (key, sequence) in enumerate(zip(keys, sequences)):
+        keys = self.store.list(self.directory, start_after=self._before(after))
+        sequences = self._following(after, keys)
+        for index, sequence in enumerate(sequences):
             if sequence != after + 1 + index:
-                if index == 0 and self.retention is not None:
-                    raise LogTruncated(after)
-                raise LogCorrupt(key, f"expected entry {after + 1 + index} next: the log has a gap")
+                self._hole(after + 1 + index, sequence)
         try:
             entries = self._read_all(sequences)
         except NotFound as missing:
             if self.retention is not None and missing.key == self.key(after + 1):
                 raise LogTruncated(after) from None
             raise
-        if entries:
-            self._note_confirmed_end(entries[-1].sequence, listed)
+        check_chain(entries, prev, self.key)
         return entries
 
     def _read_all(self, sequences: list[int]) -> list[LogEntry]:
@@ -237,6 +262,51 @@ class CommitLog:
             return [self.read(sequence) for sequence in sequences]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metafuse-log-read") as pool:
             return list(pool.map(self.read, sequences))
+
+    def _before(self, sequence: int) -> str:
+        """The `start_after` of a listing that begins with entry `sequence` (all for 0 and 1)."""
+        return self.key(sequence - 1) if sequence > 1 else ""
+
+    def _following(self, after: int, keys: Sequence[str]) -> list[int]:
+        """The sequences listed after entry `after`, given a listing that begins at `after`.
+
+        Checks that entry `after` is still there (for 0: that the log does not start past 1);
+        on a log with retention, entry `after + 1` is enough (deletions go oldest first).
+        """
+        sequences = [self._sequence_of(key) for key in keys]
+        if after == 0:
+            if sequences and sequences[0] != 1:
+                if self.retention is not None:
+                    raise LogTruncated(0)
+                self._hole(1, sequences[0])
+            return sequences
+        if sequences and sequences[0] == after:
+            return sequences[1:]
+        if self.retention is not None:
+            if sequences and sequences[0] == after + 1:
+                return sequences  # the retention is deleting up to here; what follows is all there
+            raise LogTruncated(after)
+        raise LogCorrupt(self.key(after), "was read before, and is gone: was the log changed by hand?")
+
+    def _hole(self, missing: int, found: int) -> None:
+        """A listing went from an entry before `missing` to `found`: raise unless `missing` is
+        there after all (created while the listing ran, which is no hole)."""
+        try:
+            self.store.head(self.key(missing))
+        except NotFound:
+            pass
+        else:
+            return
+        if self.retention is not None and missing > 1:
+            try:
+                self.store.head(self.key(missing - 1))
+            except NotFound:
+                raise LogTruncated(missing - 1) from None  # deleted oldest first: retention
+        raise LogCorrupt(
+            self.key(missing), f"is missing while entry {found} exists: the log has a hole (deleted by hand?)"
+        )
+
+    # -- retention -------------------------------------------------------------------------
 
     def truncate(self, below: int) -> int:
         """Delete every entry with a sequence below `below`, oldest first; return how many.
@@ -264,36 +334,44 @@ class CommitLog:
                 return entry
         return None
 
+    # -- appending -------------------------------------------------------------------------
+
     def append(
         self,
         payload: Mapping[str, Any],
         validate: Validator | None = None,
         *,
         after: int | None = None,
+        prev: str | None = None,
     ) -> AppendResult:
         """Append `payload` as one new entry and return where it landed (see the module docstring).
 
-        `after` is the sequence the payload was decided on: every entry above it that wins a
-        number first is passed to `validate`, which raises to abandon the commit. Without
-        `after`, the append starts at the end of the log and validates only what it loses to.
-        Returns only when the entry is in the log; raises `CommitUnknown` only when it may be.
+        `after` is the sequence the payload was decided on and `prev` the commit id of entry
+        `after` as the caller applied it (read back when not given): every entry above it that
+        wins a number first is passed to `validate`, which raises to abandon the commit. Without
+        `after`, the append starts at the end of the log. Returns only when the entry is in the
+        log, after ours, in the history every client reads; raises `CommitUnknown` only when it
+        may be, and `LogForked` when it landed where no other client will read it (and was
+        removed again).
         """
         commit_id = uuid.uuid4().hex
         body = dict(payload)
         rng = random.Random(uuid.uuid4().int)
-        sequence = (self._with_store(self.latest) if after is None else after) + 1
+        base = self._with_store(self.latest) if after is None else after
+        if prev is None and base > 0:
+            prev = self._with_store(lambda: self.read(base)).commit_id
+        sequence = base + 1
         attempts = races = unavailable = 0
         maybe_ours = False  # entry `sequence` may hold this commit (an ambiguous write to it)
+        settling = 0.0  # seconds paused since the first ambiguous write to `sequence`
         cause = ""
         while True:
-            data = encode_entry(sequence, commit_id, body)
+            data = encode_entry(sequence, commit_id, body, prev)
             try:
                 attempts += 1
-                sent = time.monotonic()
                 self.store.put(self.key(sequence), data, CREATE)
                 self._saw(sequence)
-                self._note_confirmed_end(sequence, sent)
-                return AppendResult(sequence, commit_id, attempts)
+                return self._placed(sequence, commit_id, attempts, data)
             except AlreadyExists:
                 check = "taken"
             except AmbiguousWrite as exc:
@@ -304,50 +382,94 @@ class CommitLog:
                 if maybe_ours:  # whatever went wrong, "maybe landed" must not become "failed"
                     raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
                 raise
-            outcome: tuple[list[LogEntry], int] | None = None
+            lost: list[LogEntry] | None = None
             if check:
                 try:
-                    outcome = self._losses(
-                        sequence,
-                        read_first=maybe_ours,
-                        read_all=validate is not None,
-                        absent_ok=check == "maybe",
-                    )
+                    lost = self._read_from(sequence, prev, absent_ok=check == "maybe")
                 except StoreUnavailable as exc:
                     cause = str(exc)  # cannot tell yet: send the same entry to the same number again
                 except Exception as exc:
                     if maybe_ours:
                         raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
                     raise
-            if outcome is not None:
-                lost, end = outcome
-                maybe_ours = False  # entry `sequence` is held: our write there can never land
+            if lost:
+                maybe_ours, settling = False, 0.0  # `sequence` is held: our write there can never land
                 mine = [e for e in lost if e.commit_id == commit_id]
                 if mine:
-                    return AppendResult(mine[0].sequence, commit_id, attempts)
+                    return self._placed(mine[0].sequence, commit_id, attempts, data)
                 if validate is not None:
                     validate(lost)
                 races += 1
                 if races >= self.max_races:
                     raise AppendContended(commit_id, races)
-                sequence = end + 1
+                sequence, prev = lost[-1].sequence + 1, lost[-1].commit_id
                 unavailable = 0
                 continue
             # The store failed, or entry `sequence` is still absent after an ambiguous write:
             # send the same entry to the same number again after a pause.
             unavailable += 1
-            if unavailable > self.max_unavailable:
-                if maybe_ours:
+            if maybe_ours:
+                if settling >= self.settle_seconds and unavailable > self.max_unavailable:
                     raise CommitUnknown(commit_id, sequence, data, cause)
+                settling += self._pause(unavailable, rng)
+                continue
+            if unavailable > self.max_unavailable:
                 raise StoreUnavailable(f"append to {self.directory}", cause)
             self._pause(unavailable, rng)
+
+    def _placed(self, sequence: int, commit_id: str, attempts: int, data: bytes) -> AppendResult:
+        """Our entry is at `sequence`: acknowledge it if it is in the history, else remove it."""
+        if self.skip_placement_check:
+            return AppendResult(sequence, commit_id, attempts)
+        try:
+            self._with_store(lambda: self._check_placed(sequence, commit_id))
+        except LogForked:
+            with contextlib.suppress(Exception):
+                self.store.delete(self.key(sequence))
+            raise
+        except Exception as exc:
+            raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
+        return AppendResult(sequence, commit_id, attempts)
+
+    def _check_placed(self, sequence: int, commit_id: str) -> None:
+        """Raise `LogForked` unless entry `sequence` (ours) is in the history others read.
+
+        One LIST of entries `sequence - 1` to `sequence + 1`; one GET more when an entry
+        `sequence + 1` exists (it must name ours as `prev`).
+        """
+        limit = 3 if sequence > 1 else 2
+        keys = self.store.list(self.directory, start_after=self._before(sequence - 1), limit=limit)
+        listed = [self._sequence_of(key) for key in keys]
+        if sequence > 1 and (not listed or listed[0] != sequence - 1):
+            raise LogForked(
+                self.key(sequence),
+                f"entry {sequence - 1}, which it follows, is gone: this writer fell behind the"
+                " retention (stalled?) and wrote at a number that had been deleted",
+            )
+        later = [s for s in listed if s > sequence]
+        if not later:
+            return
+        try:
+            following = self.read(sequence + 1)
+        except NotFound:
+            raise LogForked(
+                self.key(sequence),
+                f"entry {later[0]} exists but {sequence + 1} does not: this entry filled a hole in the log",
+            ) from None
+        if following.prev is not None and following.prev != commit_id:
+            raise LogForked(
+                self.key(sequence),
+                f"entry {sequence + 1} follows another commit ({following.prev}): this entry"
+                " filled a number that had been deleted",
+            )
 
     def settle(self, unknown: CommitUnknown) -> AppendResult | None:
         """Decide a `CommitUnknown` for good: its `AppendResult`, or None if it never landed.
 
         Sends the same entry to the same number again (create only if absent) until the store
         answers; afterwards that number holds either this commit or another, for ever. Raises
-        `StoreUnavailable` (leaving it undecided) if the store is still away.
+        `StoreUnavailable` (leaving it undecided) if the store is still away, and `LogForked`
+        if the number had meanwhile been removed by retention (settle within the retention).
         """
         key = self.key(unknown.sequence)
         attempts = 0
@@ -356,7 +478,7 @@ class CommitLog:
             attempts += 1
             try:
                 self.store.put(key, unknown.data, CREATE)
-                return AppendResult(unknown.sequence, unknown.commit_id, attempts)
+                return self._placed(unknown.sequence, unknown.commit_id, attempts, unknown.data)
             except (AlreadyExists, AmbiguousWrite, StoreUnavailable) as exc:
                 try:
                     entry = self.read(unknown.sequence)
@@ -368,36 +490,15 @@ class CommitLog:
                     entry = None
                 if entry is not None:
                     if entry.commit_id == unknown.commit_id:
-                        return AppendResult(unknown.sequence, unknown.commit_id, attempts)
+                        return self._placed(unknown.sequence, unknown.commit_id, attempts, unknown.data)
                     return None
                 if attempts > self.max_unavailable:
                     raise StoreUnavailable(f"settling commit {unknown.commit_id}", str(exc)) from exc
                 self._pause(attempts, rng)
 
-    def _losses(
-        self, sequence: int, *, read_first: bool, read_all: bool, absent_ok: bool
-    ) -> tuple[list[LogEntry], int] | None:
-        """After a put to `sequence` failed: the entries to check or validate, and the log's end.
-
-        Reads every entry from `sequence` to the end when a validator needs them; otherwise only
-        entry `sequence` when it may be ours, then finds the end with `latest` (a HEAD, and a
-        LIST if needed). None when entry `sequence` is absent and `absent_ok`.
-        """
-        if read_all:
-            entries = self._read_from(sequence, absent_ok=absent_ok)
-            return (entries, entries[-1].sequence) if entries else None
-        entries = []
-        if read_first:
-            try:
-                entries.append(self.read(sequence))
-            except NotFound:
-                if absent_ok:
-                    return None
-                raise LogCorrupt(self.key(sequence), "reported to exist, then absent") from None
-        return entries, self.latest(hint=sequence)
-
-    def _read_from(self, sequence: int, absent_ok: bool = False) -> list[LogEntry]:
-        """Entries `sequence`, `sequence + 1`, ... up to the first absent one (GET each).
+    def _read_from(self, sequence: int, prev: str | None, absent_ok: bool = False) -> list[LogEntry]:
+        """Entries `sequence`, `sequence + 1`, ... up to the first absent one (GET each), checked
+        as a chain from `prev`.
 
         A failed read is not retried here: the append loop backs off and tries its PUT again,
         which is harmless when the number is taken and lands the entry when it is free.
@@ -411,6 +512,7 @@ class CommitLog:
                     # AlreadyExists, then absent: only a deletion does that, which the
                     # protocol never does to an entry a writer could still be racing for.
                     raise LogCorrupt(self.key(sequence), "reported to exist, then absent") from None
+                check_chain(entries, prev, self.key)
                 return entries
 
     def _with_store(self, call: Callable[[], T]) -> T:
@@ -425,42 +527,11 @@ class CommitLog:
                 self._pause(attempt, rng)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _pause(self, attempt: int, rng: random.Random) -> None:
-        self._sleep(min(1.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + rng.random()))
-
-    def _confirm_end(self, end: int, asked: float) -> None:
-        """Entry `end + 1` was absent when asked at `asked`: make sure it was never deleted."""
-        if self.retention is None:
-            return
-        with self._lock:
-            confirmed = self._confirmed
-        if confirmed is not None and confirmed[0] == end and asked - confirmed[1] < self.retention / 2:
-            return
-        if end == 0:
-            try:
-                self.store.head(self.truncated_key)
-            except NotFound:
-                pass  # never truncated: entry 1 does not exist yet
-            else:
-                raise LogTruncated(0)
-        else:
-            try:
-                self.store.head(self.key(end))
-            except NotFound:
-                raise LogTruncated(end) from None
-        self._note_confirmed_end(end, asked)
-
-    def _note_confirmed_end(self, end: int, asked: float) -> None:
-        """Note that no entry after `end` existed at `asked` (none created yet, none deleted).
-
-        True when `end + 1` was absent and `end` present afterwards; when a listing that began
-        at `asked` ended at `end` and `end` was read; and when this object created entry `end`
-        with a request sent at `asked` (`end + 1` can only be created after `end`).
-        """
-        with self._lock:
-            held = self._confirmed
-            if held is None or end > held[0] or (end == held[0] and asked > held[1]):
-                self._confirmed = (end, asked)
+    def _pause(self, attempt: int, rng: random.Random) -> float:
+        """Sleep a jittered exponential backoff for `attempt`; return the seconds asked for."""
+        seconds: float = min(1.0, self.backoff * 2 ** min(attempt - 1, 30)) * (0.5 + rng.random())
+        self._sleep(seconds)
+        return seconds
 
     def _saw(self, sequence: int) -> None:
         with self._lock:
@@ -474,14 +545,28 @@ class CommitLog:
         return int(match.group(1))
 
 
-def encode_entry(sequence: int, commit_id: str, payload: Mapping[str, Any]) -> bytes:
+def check_chain(entries: Sequence[LogEntry], prev: str | None, key: Callable[[int], str]) -> None:
+    """Raise `LogForked` unless each entry names the one before it (the first: `prev`).
+
+    An unknown link (None on either side: entry 1, an entry older clients wrote, a replica that
+    does not know its last commit id) is not checked.
+    """
+    for entry in entries:
+        if prev is not None and entry.prev is not None and entry.prev != prev:
+            raise LogForked(
+                key(entry.sequence),
+                f"follows commit {entry.prev}, but entry {entry.sequence - 1} is commit {prev}"
+                " as this client read it: two histories exist (an entry was deleted or replaced)",
+            )
+        prev = entry.commit_id
+
+
+def encode_entry(sequence: int, commit_id: str, payload: Mapping[str, Any], prev: str | None = None) -> bytes:
     """The bytes of entry `sequence`: compact JSON with sorted keys (so equal entries are equal bytes)."""
-    return json.dumps(
-        {"commit_id": commit_id, "payload": payload, "sequence": sequence},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode("utf-8")
+    value: dict[str, Any] = {"commit_id": commit_id, "payload": payload, "sequence": sequence}
+    if prev is not None:
+        value["prev"] = prev
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def decode_entry(key: str, data: bytes) -> LogEntry:
@@ -493,6 +578,9 @@ def decode_entry(key: str, data: bytes) -> LogEntry:
     if not isinstance(value, dict):
         raise LogCorrupt(key, "not a JSON object")
     sequence, commit_id, payload = value.get("sequence"), value.get("commit_id"), value.get("payload")
+    prev = value.get("prev")
     if not isinstance(sequence, int) or not isinstance(commit_id, str) or not isinstance(payload, dict):
         raise LogCorrupt(key, "needs an integer sequence, a string commit_id and an object payload")
-    return LogEntry(sequence, commit_id, payload)
+    if prev is not None and not isinstance(prev, str):
+        raise LogCorrupt(key, "has a prev that is not a string")
+    return LogEntry(sequence, commit_id, payload, prev)

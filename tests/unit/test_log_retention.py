@@ -21,6 +21,8 @@ from metafuse.objectstore import (
     CommitLog,
     GetResult,
     LocalDirStore,
+    LogCorrupt,
+    LogForked,
     LogTruncated,
     NotFound,
     ObjectMeta,
@@ -50,15 +52,19 @@ def snapshots(root: Path) -> list[int]:
 
 
 class CountingStore(LocalDirStore):
-    """A directory store that counts HEAD requests (a real store, only observed)."""
+    """A directory store that counts HEAD and LIST requests (a real store, only observed)."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.heads = 0
+        self.heads = self.lists = 0
 
     def head(self, key: str) -> ObjectMeta:
         self.heads += 1
         return super().head(key)
+
+    def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> list[str]:
+        self.lists += 1
+        return super().list(prefix, start_after, limit)
 
 
 def append_n(log: CommitLog, n: int) -> None:
@@ -112,45 +118,51 @@ def test_an_empty_log_is_still_empty_with_retention(root: Path) -> None:
     assert log.tail(after=0) == []
 
 
-def test_the_second_request_is_made_only_outside_half_the_retention(root: Path) -> None:
+def test_an_up_to_date_read_is_one_request_with_or_without_retention(root: Path) -> None:
     store = CountingStore(root)
     append_n(CommitLog(store), 2)
-    day = CommitLog(store, retention=DAY)
-    store.heads = 0
-    assert day.latest(hint=2) == 2
-    assert store.heads == 2  # entry 3 absent, then entry 2 present
-    for _ in range(5):
-        assert day.latest(hint=2) == 2
-    assert store.heads == 7  # confirmed a moment ago: one HEAD each
-    now = CommitLog(store, retention=0)
-    store.heads = 0
-    for _ in range(3):
-        assert now.latest(hint=2) == 2
-    assert store.heads == 6  # a zero retention confirms every time
-    never = CommitLog(store)
-    store.heads = 0
-    assert never.latest(hint=2) == 2
-    assert store.heads == 1  # no retention, nothing is ever deleted: one HEAD
+    for retention in (None, 0.0, DAY):
+        log = CommitLog(store, retention=retention)
+        store.heads = store.lists = 0
+        for _ in range(3):
+            assert not log.moved(2)
+            assert log.latest(hint=2) == 2
+        assert (store.heads, store.lists) == (0, 6)
 
 
-def test_an_append_or_a_catch_up_confirms_the_end_it_reached(root: Path) -> None:
-    store = CountingStore(root)
-    other = CommitLog(store)
-    mine = CommitLog(store, retention=DAY)
-    mine.append({"i": 0})
-    store.heads = 0
-    assert mine.latest(hint=1) == 1
-    assert store.heads == 1  # it created entry 1 itself: entry 2 absent means not written yet
-    append_n(other, 2)
-    assert [e.sequence for e in mine.tail(after=1)] == [2, 3]
-    store.heads = 0
-    assert mine.latest(hint=3) == 3
-    assert store.heads == 1  # its listing ended at entry 3, which it then read
-    append_n(other, 2)
-    store.heads = 0
-    assert mine.latest(hint=3) == 5  # HEAD entry 4, then LIST to the end
-    assert mine.latest(hint=5) == 5
-    assert store.heads == 3  # a listing read nothing back, so its end is checked: entry 5 present
+def test_a_writer_stalled_past_the_retention_is_not_acknowledged(root: Path) -> None:
+    store = LocalDirStore(root)
+    stalled, other = CommitLog(store, retention=0), CommitLog(store, retention=0)
+    append_n(other, 3)
+    position = stalled.tail()[-1]  # applied up to entry 3, then stalls
+    append_n(other, 4)  # entries 4 to 7
+    other.truncate(below=6)  # a snapshot at 6 is old enough: entries 1 to 5 go
+    with pytest.raises(LogForked, match="fell behind the retention"):
+        stalled.append({"i": "late"}, after=position.sequence, prev=position.commit_id)
+    assert entries(root) == [6, 7]  # its entry 4 was removed again
+    assert [e.payload for e in other.tail(after=5)] == [{"i": 2}, {"i": 3}]
+
+
+def test_a_writer_that_fills_a_deleted_entry_is_not_acknowledged(root: Path) -> None:
+    store = LocalDirStore(root)
+    log = CommitLog(store)
+    append_n(log, 5)
+    third = log.read(3)
+    (root / "log" / f"{4:020d}.json").unlink()  # an operator or a lifecycle rule
+    with pytest.raises(LogCorrupt, match="hole"):
+        log.moved(3)
+    with pytest.raises(LogForked, match="follows another commit"):
+        log.append({"i": "hole"}, after=3, prev=third.commit_id)
+    assert entries(root) == [1, 2, 3, 5]
+
+
+def test_a_catch_up_refuses_an_entry_that_follows_another_history(root: Path) -> None:
+    store = LocalDirStore(root)
+    log = CommitLog(store)
+    append_n(log, 3)
+    with pytest.raises(LogForked, match="two histories"):
+        log.tail(after=1, prev="not-the-commit-this-client-applied")
+    assert [e.sequence for e in log.tail(after=1, prev=log.read(1).commit_id)] == [2, 3]
 
 
 # -- the catalog -----------------------------------------------------------------------------
@@ -314,7 +326,9 @@ def test_a_snapshot_that_vanishes_mid_bootstrap_is_listed_again(root: Path) -> N
     commits = LogCommits(
         url_of(root), store, replica_dir=str(root.parent), max_staleness=None, snapshot_every=2
     )
-    assert commits._download_newest_snapshot(str(root.parent / "boot.db")) == 4
+    found = commits._download_newest_snapshot(str(root.parent / "boot.db"))
+    assert found is not None
+    assert found[0] == 4
     assert len(listings) == 2
 
 
