@@ -147,6 +147,7 @@ class LogCommits:
         max_staleness: float | None = None,
         snapshot_every: int = SNAPSHOT_EVERY,
         retention: float | None = None,
+        settle_seconds: float | None = None,
     ) -> LogCommits:
         """Open (or create) the catalog at `url` and bootstrap a private replica of it.
 
@@ -169,6 +170,12 @@ class LogCommits:
             raise ValidationError(
                 "retention", f"must be None or 0 to {MAX_RETENTION} seconds (ten years)", retention
             )
+        if settle_seconds is not None and (
+            isinstance(settle_seconds, bool)
+            or not isinstance(settle_seconds, (int, float))
+            or not 0 <= settle_seconds <= 3600
+        ):
+            raise ValidationError("settle_seconds", "must be None or 0 to 3600 seconds", settle_seconds)
         local = url.lower().startswith(LOG_FILE_SCHEME)
         store_url = url[len("log+") :] if local else url
         parts = urlsplit(store_url)
@@ -208,6 +215,8 @@ class LogCommits:
             max_staleness=None if max_staleness is None else float(max_staleness),
             snapshot_every=snapshot_every,
         )
+        if settle_seconds is not None:
+            commits.log.settle_seconds = float(settle_seconds)
         try:
             with commits._store_errors():
                 commits._claim_or_check(create, retention)

@@ -183,6 +183,7 @@ class Catalog:
         max_staleness: float | None = None,
         snapshot_every: int = 100,
         retention: float | None = None,
+        settle_seconds: float | None = None,
         **options: Any,
     ) -> Catalog:
         """Open a catalog file, or a catalog on an object store; both have this same API.
@@ -191,15 +192,19 @@ class Catalog:
         (needs the `metafuse[s3]` extra) or `log+file:///directory` (a directory used as the
         store). On a store, commits go to a log of immutable objects and reads come from a
         private local replica (see docs/object-store.md). Reads are linearizable: each one first
-        asks the store whether the log moved (one HEAD). `max_staleness=seconds` skips that
+        asks the store whether the log moved (one LIST). `max_staleness=seconds` skips that
         question while the last answer is younger, for reads that may be that much behind.
         A snapshot of the catalog is uploaded every `snapshot_every` commits. `retention`
         (seconds, fixed when the catalog is created; default a day) is how long snapshots and
-        log entries a newer snapshot covers are kept before they are deleted.
+        log entries a newer snapshot covers are kept before they are deleted. A commit whose
+        write got no definite answer is sent again for `settle_seconds` (default 60) before it
+        raises `CommitUnknownError` (see `settle`).
         """
         text = os.fspath(target)
         if not isinstance(text, str) or not is_store_url(text):
-            for option, value in (("max_staleness", max_staleness), ("retention", retention)):
+            store_only = {"max_staleness": max_staleness, "retention": retention}
+            store_only["settle_seconds"] = settle_seconds
+            for option, value in store_only.items():
                 if value is not None:
                     raise ValidationError(option, "applies only to a catalog on an object store", value)
             return cls(text, **options)
@@ -211,6 +216,7 @@ class Catalog:
             max_staleness=max_staleness,
             snapshot_every=snapshot_every,
             retention=retention,
+            settle_seconds=settle_seconds,
         )
         try:
             return cls(commits.replica_path, **{**options, "create": True}, _commits=commits)

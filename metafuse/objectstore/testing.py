@@ -140,7 +140,9 @@ class FaultPlan:
     - `unavailable`: answer 503 SlowDown without forwarding (the request did not happen);
     - `conflict`: for a PUT, answer 409 ConditionalRequestConflict without forwarding;
     - `drop_after`: forward, let the server apply it, then close the connection unanswered;
-    - `error_after`: forward, let the server apply it, then answer 500 InternalError.
+    - `error_after`: forward, let the server apply it, then answer 500 InternalError;
+    - `late`: for a PUT, answer 500 InternalError at once and forward the request `late_delay`
+      seconds later (a request that reaches the store after its client gave up on it).
     """
 
     slow: float = 0.0
@@ -149,6 +151,8 @@ class FaultPlan:
     drop_after: float = 0.0
     error_after: float = 0.0
     max_delay: float = 0.05
+    late: float = 0.0
+    late_delay: float = 1.0
 
     @classmethod
     def mixed(cls, rate: float, max_delay: float = 0.05) -> FaultPlan:
@@ -159,10 +163,10 @@ class FaultPlan:
     def draw(self, rng: random.Random, method: str) -> str:
         """The fault for one request ("" for none)."""
         roll = rng.random()
-        for name in ("slow", "unavailable", "conflict", "drop_after", "error_after"):
+        for name in ("slow", "unavailable", "conflict", "drop_after", "error_after", "late"):
             roll -= getattr(self, name)
             if roll < 0:
-                return "" if name == "conflict" and method != "PUT" else name
+                return "" if name in ("conflict", "late") and method != "PUT" else name
         return ""
 
 
@@ -238,6 +242,8 @@ class FaultProxy:
             rng = self._streams.setdefault(method, random.Random(f"{self._seed}:{method}"))
             fault = self._plan.draw(rng, method)
             delay = rng.uniform(0, self._plan.max_delay) if fault == "slow" else 0.0
+            if fault == "late":
+                delay = self._plan.late_delay
             self.counts[(method, fault)] += 1
         return fault, delay
 
@@ -275,6 +281,12 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             up = len(self.requestline) + 4 + len(body)
             up += sum(len(k) + len(v) + 4 for k, v in self.headers.items())
             fault, delay = proxy._decide(self.command)
+            if fault == "late":
+                self._reply_error(500, "InternalError", "We encountered an internal error.", up)
+                late = threading.Timer(delay, self._forward, (headers, body))
+                late.daemon = True
+                late.start()
+                return
             if delay:
                 time.sleep(delay)
             if fault == "unavailable":
