@@ -54,6 +54,7 @@ from .errors import (
     CatalogFileError,
     CommitUnknownError,
     ConflictError,
+    ForkedHistoryError,
     StorageError,
     ValidationError,
 )
@@ -64,6 +65,7 @@ from .objectstore import (
     CommitLog,
     CommitUnknown,
     LogEntry,
+    LogForked,
     LogTruncated,
     NotFound,
     ObjectStore,
@@ -94,6 +96,8 @@ SNAPSHOT_EVERY = 100
 """Default: one snapshot every this many log entries."""
 RETENTION = 86400
 """Default retention of a new catalog, in seconds: a day (see `LogCommits.expire`)."""
+RESTARTS = 5
+"""How many times in a row a catch-up starts again from a newer snapshot before it gives up."""
 MAX_RETENTION = 10 * 365 * 86400
 """The longest retention a catalog accepts, in seconds: ten years."""
 
@@ -329,13 +333,17 @@ class LogCommits:
         position, applied = _position_and_commit(conn)
         restarted = False
         with self._store_errors():
-            try:
-                entries = self.log.since(position, applied)
-            except LogTruncated:
-                # Fell behind the retention: start again from the newest snapshot, then its tail.
-                position, applied = self._restart_from_snapshot(conn, apply)
-                restarted = True
-                entries = self.log.since(position, applied)
+            for restarts in range(RESTARTS + 1):
+                try:
+                    entries = self.log.since(position, applied)
+                    break
+                except LogTruncated:
+                    if restarts == RESTARTS:
+                        raise
+                    # Fell behind the retention: start again from the newest snapshot, then
+                    # its tail (again, if the retention moved past that snapshot meanwhile).
+                    position, applied = self._restart_from_snapshot(conn, apply)
+                    restarted = True
         for entry in entries:
             apply(_changes(entry))
         if entries:
@@ -573,6 +581,8 @@ class _StoreErrors:
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         if isinstance(error, CommitUnknown):
             return  # decided by `publish`
+        if isinstance(error, LogForked):
+            raise ForkedHistoryError(self.url, f"refused: {error}") from None
         if isinstance(error, AppendContended):
             raise StorageError(self.url, f"gave up after losing {error} log numbers in a row") from None
         if isinstance(error, ObjectStoreError):

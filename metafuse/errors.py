@@ -111,6 +111,15 @@ class CommitUnknownError(StorageError):
         return type(self), (self.path, self.problem, self.pending)
 
 
+class ForkedHistoryError(StorageError):
+    """The store's log no longer holds the history this client built on; nothing was acknowledged.
+
+    Raised when a commit landed where no other client would read it (this writer stalled past
+    the retention, or filled an entry deleted by hand; the entry is removed again) and when a
+    catch-up meets an entry that follows another history than the one this client applied.
+    """
+
+
 class TransactionAbortedError(CatalogError):
     """SQLite ended the open transaction early (full disk, I/O error, a fork); nothing in it was committed.
 

@@ -31,12 +31,13 @@ Appending (`CommitLog.append`):
 5. `StoreUnavailable`: back off and repeat the step. If the store stays away past the budget,
    the append raises `StoreUnavailable` when no write of ours can still land, or
    `CommitUnknown` (never a failure) when entry `n` may still be ours; `settle()` decides it.
-6. Check the placement (`_check_placed`, one LIST of entries `n-1` to `n+1`): entry `n-1` must
-   still be there, and any entry after ours must be entry `n+1` naming ours as `prev`. A writer
-   that stalled past the retention finds `n-1` deleted (entries are deleted oldest first, so
-   its number was deleted, not free); a writer that filled a hole finds a later entry that does
-   not name it. Either way its entry is not part of the history everyone else reads: it is
-   deleted again and the append raises `LogForked`, so the commit is never acknowledged.
+6. Check the placement (`_check_placed`, one LIST of entries `n-1` to `n+1`): entry `n-1`
+   (which the chain check showed to be the one the commit follows) must still be there, and any
+   entry after ours must be entry `n+1` naming ours as `prev`. A writer that stalled past the
+   retention finds `n-1` deleted (entries are deleted oldest first, so its number was deleted,
+   not free); a writer that filled a hole finds a later entry that does not name it. Either
+   way its entry is not part of the history everyone else reads: it is deleted again and the
+   append raises `LogForked`, so the commit is never acknowledged.
 
 So an acknowledged commit is always readable at its sequence in the one history every client
 reads, a failed one is never in the log, and no commit appears twice.
@@ -249,9 +250,11 @@ class CommitLog:
         try:
             entries = self._read_all(sequences)
         except NotFound as missing:
-            if self.retention is not None and missing.key == self.key(after + 1):
+            # Listed, then gone: the retention deleting as we read (the caller starts again
+            # from a snapshot), or, on a log that is never truncated, a deletion by hand.
+            if self.retention is not None:
                 raise LogTruncated(after) from None
-            raise
+            raise LogCorrupt(missing.key, "was listed, then vanished: deleted by hand?") from None
         check_chain(entries, prev, self.key)
         return entries
 
@@ -270,8 +273,7 @@ class CommitLog:
     def _following(self, after: int, keys: Sequence[str]) -> list[int]:
         """The sequences listed after entry `after`, given a listing that begins at `after`.
 
-        Checks that entry `after` is still there (for 0: that the log does not start past 1);
-        on a log with retention, entry `after + 1` is enough (deletions go oldest first).
+        Checks that entry `after` is still there (for 0: that the log does not start past 1).
         """
         sequences = [self._sequence_of(key) for key in keys]
         if after == 0:
@@ -283,8 +285,8 @@ class CommitLog:
         if sequences and sequences[0] == after:
             return sequences[1:]
         if self.retention is not None:
-            if sequences and sequences[0] == after + 1:
-                return sequences  # the retention is deleting up to here; what follows is all there
+            # Not even when entry `after + 1` is there: it may be an entry a writer that fell
+            # behind the retention left at a deleted number (see `_check_placed`).
             raise LogTruncated(after)
         raise LogCorrupt(self.key(after), "was read before, and is gone: was the log changed by hand?")
 
@@ -297,11 +299,11 @@ class CommitLog:
             pass
         else:
             return
-        if self.retention is not None and missing > 1:
-            try:
-                self.store.head(self.key(missing - 1))
-            except NotFound:
-                raise LogTruncated(missing - 1) from None  # deleted oldest first: retention
+        if self.retention is not None:
+            # The retention deleting entries as the listing ran, or an entry a writer behind the
+            # retention left at a deleted number, or a hole: the caller starts again from a
+            # snapshot, and fails loudly if none covers the missing entry.
+            raise LogTruncated(missing - 1)
         raise LogCorrupt(
             self.key(missing), f"is missing while entry {found} exists: the log has a hole (deleted by hand?)"
         )
@@ -434,8 +436,9 @@ class CommitLog:
     def _check_placed(self, sequence: int, commit_id: str) -> None:
         """Raise `LogForked` unless entry `sequence` (ours) is in the history others read.
 
-        One LIST of entries `sequence - 1` to `sequence + 1`; one GET more when an entry
-        `sequence + 1` exists (it must name ours as `prev`).
+        One LIST of entries `sequence - 1` to `sequence + 1`: the entry before ours must still
+        be there (entries are deleted oldest first, so if it is, our number was never deleted);
+        one GET more when an entry `sequence + 1` exists (it must name ours as `prev`).
         """
         limit = 3 if sequence > 1 else 2
         keys = self.store.list(self.directory, start_after=self._before(sequence - 1), limit=limit)
@@ -471,7 +474,8 @@ class CommitLog:
         `StoreUnavailable` (leaving it undecided) if the store is still away, and `LogForked`
         if the number had meanwhile been removed by retention (settle within the retention).
         """
-        key = self.key(unknown.sequence)
+        number = unknown.sequence
+        key = self.key(number)
         attempts = 0
         rng = random.Random()
         while True:

@@ -142,7 +142,8 @@ class FaultPlan:
     - `drop_after`: forward, let the server apply it, then close the connection unanswered;
     - `error_after`: forward, let the server apply it, then answer 500 InternalError;
     - `late`: for a PUT, answer 500 InternalError at once and forward the request `late_delay`
-      seconds later (a request that reaches the store after its client gave up on it).
+      seconds later, or, with `late_delay=None`, when `FaultProxy.release_late()` is called (a
+      request that reaches the store after its client gave up on it).
     """
 
     slow: float = 0.0
@@ -152,7 +153,7 @@ class FaultPlan:
     error_after: float = 0.0
     max_delay: float = 0.05
     late: float = 0.0
-    late_delay: float = 1.0
+    late_delay: float | None = 1.0
 
     @classmethod
     def mixed(cls, rate: float, max_delay: float = 0.05) -> FaultPlan:
@@ -198,6 +199,7 @@ class FaultProxy:
         self._server.daemon_threads = True
         self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread: threading.Thread | None = None
+        self._held: list[threading.Timer] = []
 
     @property
     def plan(self) -> FaultPlan:
@@ -224,6 +226,20 @@ class FaultProxy:
             self._thread = None
         self._server.server_close()
 
+    def release_late(self) -> int:
+        """Forward every request held by a `late` fault with `late_delay=None`, in the order
+        they came, and wait until the store has answered each; return how many."""
+        with self._lock:
+            held, self._held = self._held, []
+        for request in held:
+            request.start()
+            request.join()
+        return len(held)
+
+    def _hold(self, request: threading.Timer) -> None:
+        with self._lock:
+            self._held.append(request)
+
     def reset_counts(self) -> None:
         """Zero the request and byte counters."""
         with self._lock:
@@ -243,7 +259,7 @@ class FaultProxy:
             fault = self._plan.draw(rng, method)
             delay = rng.uniform(0, self._plan.max_delay) if fault == "slow" else 0.0
             if fault == "late":
-                delay = self._plan.late_delay
+                delay = -1.0 if self._plan.late_delay is None else self._plan.late_delay
             self.counts[(method, fault)] += 1
         return fault, delay
 
@@ -283,9 +299,12 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             fault, delay = proxy._decide(self.command)
             if fault == "late":
                 self._reply_error(500, "InternalError", "We encountered an internal error.", up)
-                late = threading.Timer(delay, self._forward, (headers, body))
+                late = threading.Timer(max(delay, 0.0), self._forward, (headers, body))
                 late.daemon = True
-                late.start()
+                if delay < 0:
+                    proxy._hold(late)
+                else:
+                    late.start()
                 return
             if delay:
                 time.sleep(delay)

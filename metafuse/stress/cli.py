@@ -295,6 +295,8 @@ def _list(args: argparse.Namespace) -> int:
         clients = scenario.default_clients or stress_config.CLIENTS.default
         duration = scenario.default_duration or stress_config.DURATION.default
         where = "file only" if scenario.file_only else "file or object store"
+        if scenario.store_only:
+            where = "object store only (a temporary directory store by default)"
         print(f"{scenario.name}{core}: {scenario.summary}")
         print(f"    defaults: {clients} clients, {duration} s; runs on: {where}")
         for invariant in scenario.invariants:
@@ -308,6 +310,13 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:
         raise ValidationError("scenario", f"known scenarios: {', '.join(REGISTRY)}", unknown[0])
+    if args.stress_catalog is not None and not is_store_url(args.stress_catalog):
+        for name in names:
+            reason = REGISTRY[name].store_only
+            if reason is not None:
+                raise ValidationError(
+                    "scenario", f"needs a catalog on an object store ({reason}); give --catalog a URL", name
+                )
     if args.stress_catalog is not None and is_store_url(args.stress_catalog):
         for name in names:
             reason = REGISTRY[name].file_only

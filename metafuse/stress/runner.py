@@ -101,6 +101,8 @@ def run_scenario(
     if path is None:
         workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
         path = os.path.join(workdir, "catalog.db")
+        if scenario.store_only is not None:
+            path = f"log+file://{os.path.join(workdir, 'store')}"
     elif is_store_url(path):
         # Every client's replica in one directory of the run's, removed afterwards: a killed
         # client process cannot remove its own.

@@ -123,6 +123,9 @@ class Scenario:
     shared_catalog: bool = True
     file_only: Optional[str] = None  # noqa: UP045
     """Why this scenario needs a catalog file and cannot run on an object store (None: it can)."""
+    store_only: Optional[str] = None  # noqa: UP045
+    """Why this scenario needs a catalog on an object store (None: a file will do). Without a
+    store URL it runs on a temporary `log+file://` directory."""
     invariants: list[Invariant] = dataclasses.field(default_factory=list)
     metrics: Callable[[RunView], dict[str, Any]] = lambda run: {}
     headline: Headline = lambda result: []
@@ -160,13 +163,15 @@ def scenario(
     always_process: bool = False,
     shared_catalog: bool = True,
     file_only: str | None = None,
+    store_only: str | None = None,
 ) -> Callable[[Callable[[ClientContext], None]], Scenario]:
     """Register the decorated client function as scenario `name`.
 
     `setup(catalog, setup_context)` runs once before the clients and returns plain data that
     every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
     (they open their own); `always_process=True` runs clients as processes in either mode.
-    `file_only` says why the scenario cannot run against a catalog on an object store.
+    `file_only` says why the scenario cannot run against a catalog on an object store, and
+    `store_only` why it needs one (it then runs on a temporary directory store by default).
     """
 
     def register(client: Callable[[ClientContext], None]) -> Scenario:
@@ -182,6 +187,7 @@ def scenario(
             always_process=always_process,
             shared_catalog=shared_catalog,
             file_only=file_only,
+            store_only=store_only,
         )
         if setup is not None:
             declared.setup = setup

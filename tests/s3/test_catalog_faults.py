@@ -85,3 +85,53 @@ def test_under_ten_percent_faults_no_update_is_lost_or_applied_twice(
     assert counter is not None
     assert counter.row_count == updates_landed
     assert counter.version == updates_landed + 1
+
+
+def _counter(url: str, name: str) -> int:
+    with Catalog.open(url) as reader:
+        found = reader.get(name)
+    assert found is not None
+    return found.row_count or 0
+
+
+def test_a_put_delivered_late_is_settled_before_the_answer(proxy: FaultProxy, s3_location: S3Location) -> None:
+    # Every PUT is answered 500 and reaches the store half a second later: the commit re-sends
+    # its entry to the same number until a read finds it there, then answers once.
+    direct_url = s3_location.url()
+    with Catalog.open(direct_url) as setup:
+        setup.create(Dataset(name="late.counter", uri="s3://data/counter", row_count=0))
+    proxy.plan = FaultPlan(late=1.0, late_delay=0.5)
+    with Catalog.open(s3_location.url(endpoint_url=proxy.endpoint_url)) as catalog:
+        catalog.update("late.counter", _bump, max_attempts=1)
+    proxy.plan = FaultPlan()
+    counts, _, _ = proxy.snapshot()
+    assert counts[("PUT", "late")] >= 1
+    proxy.release_late()
+    assert _counter(direct_url, "late.counter") == 1
+    with open_store(direct_url) as store:
+        ids = Counter(entry.commit_id for entry in CommitLog(store).tail())
+    assert max(ids.values()) == 1
+
+
+def test_a_commit_unknown_past_its_budget_is_settled_never_applied_twice(
+    proxy: FaultProxy, s3_location: S3Location
+) -> None:
+    # The PUTs are held until released: the commit exhausts its settle budget and says
+    # "unknown"; a read then says "not landed", which a retry would take for "failed". The held
+    # copies arrive; `settle` finds the commit landed, and the counter moved once.
+    direct_url = s3_location.url()
+    with Catalog.open(direct_url) as setup:
+        setup.create(Dataset(name="late.counter", uri="s3://data/counter", row_count=0))
+    proxy.plan = FaultPlan(late=1.0, late_delay=None)
+    with Catalog.open(s3_location.url(endpoint_url=proxy.endpoint_url), settle_seconds=0) as catalog:
+        with pytest.raises(CommitUnknownError) as caught:
+            catalog.update("late.counter", _bump, max_attempts=1)
+        proxy.plan = FaultPlan()
+        assert _counter(direct_url, "late.counter") == 0  # not landed, yet
+        assert proxy.release_late() >= 2  # the first copy lands; the re-sent ones meet 412
+        assert catalog.settle(caught.value) is True
+        assert catalog.settle(caught.value) is True  # the same answer, for good
+        found = catalog.get("late.counter")
+        assert found is not None
+        assert found.row_count == 1
+    assert _counter(direct_url, "late.counter") == 1

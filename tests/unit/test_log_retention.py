@@ -108,8 +108,10 @@ def test_a_reader_whose_entries_were_deleted_is_told_not_misled(root: Path) -> N
         behind.tail(after=3)
     with pytest.raises(LogTruncated):
         behind.latest(hint=0)  # entry 1 absent and the log truncated once: not an empty log
-    assert behind.latest(hint=5) == 6
-    assert [e.sequence for e in behind.tail(after=5)] == [6]
+    with pytest.raises(LogTruncated):
+        behind.latest(hint=5)  # entry 6 is there, but 5 is not: start again from a snapshot
+    assert behind.latest(hint=6) == 6
+    assert [e.sequence for e in behind.tail(after=6)] == []
 
 
 def test_an_empty_log_is_still_empty_with_retention(root: Path) -> None:
@@ -140,7 +142,7 @@ def test_a_writer_stalled_past_the_retention_is_not_acknowledged(root: Path) -> 
     with pytest.raises(LogForked, match="fell behind the retention"):
         stalled.append({"i": "late"}, after=position.sequence, prev=position.commit_id)
     assert entries(root) == [6, 7]  # its entry 4 was removed again
-    assert [e.payload for e in other.tail(after=5)] == [{"i": 2}, {"i": 3}]
+    assert [e.payload for e in other.tail(after=6)] == [{"i": 3}]
 
 
 def test_a_writer_that_fills_a_deleted_entry_is_not_acknowledged(root: Path) -> None:
@@ -396,20 +398,21 @@ def test_a_catch_up_reads_entries_several_at_a_time_and_keeps_their_order(root: 
     assert one.most == 1
 
 
-def test_an_entry_gone_mid_catch_up_is_truncation_only_at_the_start(root: Path) -> None:
+def test_an_entry_gone_mid_catch_up_is_truncation_or_corruption(root: Path) -> None:
     append_n(CommitLog(LocalDirStore(root)), 6)
     store = LocalDirStore(root)
     real_list = store.list
 
     def listing_then_delete(prefix: str = "", start_after: str = "", limit: int | None = None) -> list[str]:
         keys = real_list(prefix, start_after, limit)
-        (root / "log" / f"{doomed[0]:020d}.json").unlink()  # gone between the LIST and its GET
+        if limit is None:  # the catch-up's listing, not the probe's
+            (root / "log" / f"{doomed[0]:020d}.json").unlink()  # gone between the LIST and its GET
         return keys
 
     store.list = listing_then_delete  # type: ignore[method-assign]
-    doomed = [3]
-    with pytest.raises(LogTruncated):
-        CommitLog(store, retention=0).tail(after=2)
+    doomed = [6]
+    with pytest.raises(LogCorrupt, match="vanished"):
+        CommitLog(store).tail(after=2)  # a log that is never truncated: deleted by hand
     doomed[0] = 5
-    with pytest.raises(NotFound):
-        CommitLog(store, retention=0).tail(after=3)  # entry 4 is there: 5 vanishing is not retention
+    with pytest.raises(LogTruncated):
+        CommitLog(store, retention=0).tail(after=2)  # the retention may be deleting: a snapshot

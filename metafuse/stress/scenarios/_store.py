@@ -1,0 +1,18 @@
+"""Helpers for scenarios that need a catalog on an object store of their own."""
+
+from __future__ import annotations
+
+from ..._logcommits import is_store_url
+
+
+def sibling_catalog(url: str, name: str) -> str:
+    """The URL of a catalog called `name` under the same store location as `url`.
+
+    `log+file:///dir` gives `log+file:///dir/name`; `s3://bucket/prefix?options` gives
+    `s3://bucket/prefix/name?options`. The new catalog's objects live under their own prefix,
+    which the catalog at `url` never lists.
+    """
+    if not is_store_url(url):
+        raise ValueError(f"not a catalog on an object store: {url!r}")
+    base, question, query = url.partition("?")
+    return f"{base.rstrip('/')}/{name}{question}{query}"
