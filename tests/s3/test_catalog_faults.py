@@ -94,7 +94,9 @@ def _counter(url: str, name: str) -> int:
     return found.row_count or 0
 
 
-def test_a_put_delivered_late_is_settled_before_the_answer(proxy: FaultProxy, s3_location: S3Location) -> None:
+def test_a_put_delivered_late_is_settled_before_the_answer(
+    proxy: FaultProxy, s3_location: S3Location
+) -> None:
     # Every PUT is answered 500 and reaches the store half a second later: the commit re-sends
     # its entry to the same number until a read finds it there, then answers once.
     direct_url = s3_location.url()

@@ -24,7 +24,6 @@ from metafuse.objectstore import (
     LogCorrupt,
     LogForked,
     LogTruncated,
-    NotFound,
     ObjectMeta,
     open_store,
 )
