@@ -1,9 +1,10 @@
 """A thread that holds a write transaction open (the writer lock with it) until a fork releases it.
 
-A fork round forks while this transaction is open, so the child is born into the state the
-catalog's before-fork hook must clean up. Importing this module registers a before-fork hook
-that releases every holder in use, after the catalog's own hooks are registered (it imports the
-catalog first), so it runs before them.
+A fork round forks while this transaction is open: the catalog's own before-fork hook must then
+wait for it to commit, so the child starts clean (with the `fork_unsafe` fault it does not, and
+the child inherits the open transaction and the writer lock). Importing this module registers a
+before-fork hook that releases every holder in use; it is registered after the catalog's own
+hooks (this module imports the catalog first), so it runs before them.
 """
 
 from __future__ import annotations
