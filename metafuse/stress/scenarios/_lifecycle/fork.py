@@ -1,0 +1,153 @@
+"""One fork round: pause the run's working threads, hold a transaction, fork, check the child.
+
+The child saves through the catalog it inherited and through a new one, checks each sees the
+other's write, and exits with a status that says how it went (`CHILD_OK` and the others); the
+parent reaps it within `CHILD_TIMEOUT` (killing it as hung after that) and must then read what
+the child acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ....catalog import Catalog
+from ....errors import BusyError, CatalogClosedError
+from .._content import rewrite
+from .holder import LockHolder
+from .quiet import Quiet
+from .shelf import Shelf
+from .timing import CHILD_TIMEOUT, FIRST_ROUND_OVERRUN, QUIESCE_TIMEOUT
+
+CHILD_OK, CHILD_ERROR, CHILD_BUSY, CHILD_STALE = 0, 5, 3, 4
+"""A forked child's exit statuses: all checks passed, an error, a busy database, a stale read."""
+
+
+def _child(inherited: Catalog, path: str, name: str, token: str) -> int:
+    """In a forked child: save through the inherited catalog and a new one; each must see the other."""
+    try:
+        current = inherited.get(name)
+        if current is None:
+            return CHILD_STALE
+        first = inherited.save(rewrite(current, f"{token}a"), expected_version=current.version)
+        with Catalog(path) as fresh:
+            seen = fresh.get(name)
+            if seen is None or (seen.version, seen.description) != (first.version, first.description):
+                return CHILD_STALE
+            second = fresh.save(rewrite(seen, f"{token}b"), expected_version=seen.version)
+        again = inherited.get(name)
+        if again is None or (again.version, again.description) != (second.version, second.description):
+            return CHILD_STALE
+        return CHILD_OK
+    except BusyError:
+        return CHILD_BUSY
+    except BaseException:
+        return CHILD_ERROR
+
+
+def wait_child(pid: int, timeout: float) -> str:
+    """Reap child `pid`: "exit 0", "exit N", "signal N", or "hung" (killed after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "hung"
+        time.sleep(0.005)
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit {os.WEXITSTATUS(status)}"
+
+
+class Forker:
+    """Runs fork rounds in this process: pause the workers, hold a transaction, fork, check the child."""
+
+    def __init__(
+        self, shelf: Shelf, names: dict[str, str], label: str, quiet: Quiet, stop: Callable[[], bool]
+    ):
+        self.shelf = shelf
+        self.name = names["fork"]
+        self.label = label
+        self.quiet = quiet
+        self.holder = LockHolder(shelf, names["hold"], label, stop)
+        self.outcomes: Counter[str] = Counter()
+        self.acked: dict[str, tuple[int, str]] = {}
+        self.errors: list[str] = []
+        self.rounds = 0
+
+    def round(self, patience: float = QUIESCE_TIMEOUT) -> None:
+        """One fork while the lock holder holds a write transaction and the run's working threads
+        are parked, until the child has exited (see `Quiet`).
+
+        `patience` bounds each wait (workers parked, transaction held). A later round that cannot
+        set up within it is skipped; the first round of a run waits as long as the run allows
+        (see `first_round_patience`), so every run forks at least once however loaded the machine.
+        """
+        if not self.quiet.pause(patience):
+            self.outcomes["skipped: workers did not pause"] += 1
+            return
+        try:
+            self._fork(patience)
+        finally:
+            self.quiet.resume()
+
+    def _fork(self, patience: float) -> None:
+        try:
+            if not self.holder.hold(patience):
+                self.outcomes["skipped: no transaction held"] += 1
+                return
+            self.rounds += 1
+            token = f"{self.label}-fork-{self.rounds}"
+            inherited, _ = self.shelf.current()
+            with self.holder, warnings.catch_warnings():
+                # Python 3.12+ warns that forking a process with threads may deadlock the child;
+                # that hazard is what this scenario tests, with the threads parked at safe points.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
+                pid = os.fork()
+            if pid == 0:
+                code = CHILD_ERROR
+                try:
+                    code = _child(inherited, self.shelf.path, self.name, token)
+                finally:
+                    os._exit(code)
+        finally:
+            self.holder.release()
+        outcome = wait_child(pid, CHILD_TIMEOUT)
+        self.outcomes[outcome] += 1
+        if outcome == f"exit {CHILD_OK}":
+            self._confirm(f"{token}b")
+
+    def _confirm(self, token: str) -> None:
+        """The parent must read what its child acknowledged (exit 0) through its own catalog."""
+        catalog, _ = self.shelf.current()
+        try:
+            seen = catalog.get(self.name)
+        except CatalogClosedError:
+            return
+        except Exception as error:
+            self.errors.append(f"confirm: {type(error).__name__}: {error}")
+            return
+        if seen is None or seen.description != token:
+            self.outcomes["parent missed child's write"] += 1
+        else:
+            self.acked[self.name] = (seen.version, token)
+
+    def metrics(self) -> dict[str, Any]:
+        """Fork outcomes and the writes they acknowledged (lock holder's included)."""
+        acked = dict(self.acked)
+        if self.holder.acked is not None:
+            acked[self.holder.name] = self.holder.acked
+        return {"forks": dict(self.outcomes), "acked": acked, "errors": self.errors + self.holder.errors}
+
+
+def first_round_patience(deadline: float) -> float:
+    """How long the first fork round may wait: until `FIRST_ROUND_OVERRUN` past the run's end."""
+    return max(QUIESCE_TIMEOUT, deadline + FIRST_ROUND_OVERRUN - time.monotonic())
