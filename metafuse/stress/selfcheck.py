@@ -57,6 +57,9 @@ PROBES: dict[str, tuple[Probe, ...]] = {
     "path_spelling": (Probe("path_aliases", ("no_stale_read",)),),
     "close_unguarded": (Probe("lifecycle", ("closed_refused", "only_closed_errors")),),
     "fork_unsafe": (Probe("lifecycle", ("children_ok",)),),
+    # A store-only scenario: it runs on a temporary directory store, where every client's
+    # first stall crosses the retention by construction.
+    "unchecked_log": (Probe("stalled_writer", ("acknowledged_kept", "stalls_refused")),),
 }
 """For each fault, the probes expected to catch it."""
 
