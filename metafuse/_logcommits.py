@@ -61,6 +61,7 @@ from .errors import (
 from .objectstore import (
     CREATE,
     AlreadyExists,
+    AmbiguousWrite,
     AppendContended,
     CommitLog,
     CommitUnknown,
@@ -70,6 +71,7 @@ from .objectstore import (
     NotFound,
     ObjectStore,
     ObjectStoreError,
+    StoreUnavailable,
     open_store,
 )
 
@@ -231,23 +233,20 @@ class LogCommits:
         return commits
 
     def _claim_or_check(self, create: bool, retention: float | None) -> None:
-        """Create `catalog.json` (if `create` and absent) or check it; adopt its retention."""
-        if create:
+        """Read `catalog.json`, or create it (if `create` and absent); adopt its retention.
+
+        One GET for an existing catalog. A transient fault (a 5xx, a dropped reply) is retried
+        within the log's budget, and an ambiguous create is settled by reading the marker back.
+        """
+        data = self._read_marker()
+        if data is None:
+            if not create:
+                problem = f"does not exist (no {MARKER_KEY}); `metafuse init` creates one"
+                raise CatalogFileError(self.url, problem)
             chosen = RETENTION if retention is None else retention
             written = int(chosen) if float(chosen).is_integer() else chosen  # 3600, not 3600.0
-            marker = json.dumps({"format": FORMAT, "retention_seconds": written}) + "\n"
-            try:
-                self.store.put(MARKER_KEY, marker.encode(), CREATE)
-                self.log.retention = float(chosen)
-                return
-            except AlreadyExists:
-                pass
-        try:
-            data, _ = self.store.get(MARKER_KEY)
-        except NotFound:
-            raise CatalogFileError(
-                self.url, f"does not exist (no {MARKER_KEY}); `metafuse init` creates one"
-            ) from None
+            marker = (json.dumps({"format": FORMAT, "retention_seconds": written}) + "\n").encode()
+            data = self._create_marker(marker)
         try:
             value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -256,7 +255,9 @@ class LogCommits:
         if not isinstance(value, dict) or value.get("format") != FORMAT:
             raise CatalogFileError(self.url, f"is not a MetaFuse catalog ({MARKER_KEY} names another format)")
         kept = value.get("retention_seconds")
-        if kept is not None and (isinstance(kept, bool) or not isinstance(kept, (int, float)) or kept < 0):
+        if kept is not None and (
+            isinstance(kept, bool) or not isinstance(kept, (int, float)) or not 0 <= kept <= MAX_RETENTION
+        ):
             raise CatalogFileError(self.url, f"{MARKER_KEY} has an invalid retention_seconds: {kept!r}")
         kept = None if kept is None else float(kept)
         if retention is not None and retention != kept:
@@ -265,6 +266,37 @@ class LogCommits:
                 "retention", f"is fixed when the catalog is created (this one {held})", retention
             )
         self.log.retention = kept
+
+    def _read_marker(self) -> bytes | None:
+        """The bytes of `catalog.json`, or None if it is absent (store faults retried)."""
+
+        def get() -> bytes | None:
+            try:
+                return self.store.get(MARKER_KEY).data
+            except NotFound:
+                return None
+
+        return self.log._with_store(get)
+
+    def _create_marker(self, marker: bytes) -> bytes:
+        """Create `catalog.json` as `marker` unless it exists; return what it then holds."""
+        for attempt in range(1, self.log.max_unavailable + 2):
+            try:
+                self.store.put(MARKER_KEY, marker, CREATE)
+                return marker
+            except AlreadyExists:
+                break
+            except (AmbiguousWrite, StoreUnavailable):
+                if attempt > self.log.max_unavailable:
+                    raise
+                found = self._read_marker()  # an ambiguous create may have landed
+                if found is not None:
+                    return found
+                time.sleep(min(1.0, 0.01 * 2**attempt))
+        found = self._read_marker()
+        if found is None:
+            raise CatalogFileError(self.url, f"{MARKER_KEY} was reported to exist, then absent")
+        return found
 
     def _bootstrap(self) -> None:
         """Start the replica from the newest snapshot, if there is one; the log tail follows later."""

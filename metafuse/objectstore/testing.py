@@ -299,7 +299,9 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             fault, delay = proxy._decide(self.command)
             if fault == "late":
                 self._reply_error(500, "InternalError", "We encountered an internal error.", up)
-                late = threading.Timer(max(delay, 0.0), self._forward, (headers, body))
+                # The handler serves the connection's next request meanwhile: pass what to send.
+                request = (headers, body, self.command, self.path)
+                late = threading.Timer(max(delay, 0.0), self._forward, request)
                 late.daemon = True
                 if delay < 0:
                     proxy._hold(late)
@@ -353,15 +355,20 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(length) if length else b""
 
         def _forward(
-            self, headers: list[tuple[str, str]], body: bytes
+            self,
+            headers: list[tuple[str, str]],
+            body: bytes,
+            method: str | None = None,
+            path: str | None = None,
         ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+            method = method or self.command
             connection = http.client.HTTPConnection(proxy.upstream, timeout=120)
             try:
-                connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                connection.putrequest(method, path or self.path, skip_host=True, skip_accept_encoding=True)
                 for name, value in headers:
                     if name.lower() != "content-length":
                         connection.putheader(name, value)
-                if body or self.command in ("PUT", "POST"):
+                if body or method in ("PUT", "POST"):
                     connection.putheader("Content-Length", str(len(body)))
                 connection.endheaders(body or None)
                 response = connection.getresponse()

@@ -137,3 +137,20 @@ def test_a_commit_unknown_past_its_budget_is_settled_never_applied_twice(
         assert found is not None
         assert found.row_count == 1
     assert _counter(direct_url, "late.counter") == 1
+
+
+def test_opening_an_existing_catalog_reads_its_marker_and_rides_out_faults(
+    proxy: FaultProxy, s3_location: S3Location
+) -> None:
+    # An open of an existing catalog is one GET of catalog.json (no create answered 412), and
+    # a 503 on it is retried rather than failing the open.
+    with Catalog.open(s3_location.url()) as setup:
+        setup.create(Dataset(name="open.d", uri="s3://data/d"))
+    proxy.plan = FaultPlan(unavailable=0.2)  # S3Store retries each request up to 6 times
+    for _ in range(5):
+        with Catalog.open(s3_location.url(endpoint_url=proxy.endpoint_url), create=False) as catalog:
+            assert catalog.get("open.d") is not None
+    proxy.plan = FaultPlan()
+    counts, _, _ = proxy.snapshot()
+    assert counts[("GET", "unavailable")] + counts[("HEAD", "unavailable")] >= 1
+    assert not [key for key in counts if key[0] == "PUT"]
