@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import _replicas as replicas
 from . import faults
 from ._rows import SELECT_DATASET, decode
 from .errors import (
@@ -83,8 +84,8 @@ MARKER_KEY = "catalog.json"
 """Created with `If-None-Match: *` when the catalog is created; names the format."""
 FORMAT = "metafuse-log/1"
 SNAPSHOT_DIR = "snapshots/"
-REPLICA_DIR_PREFIX = "metafuse-replica-"
-"""Each replica lives in a fresh temporary directory whose name starts so (removed on close)."""
+REPLICA_DIR_PREFIX = replicas.PREFIX
+"""Each replica lives in a fresh directory whose name starts so (see `metafuse._replicas`)."""
 REPLICA_ROOT_ENV = "METAFUSE_REPLICA_DIR"
 """Where replica directories are made (default: the system's temporary directory)."""
 
@@ -197,7 +198,8 @@ class LogCommits:
             raise CatalogFileError(url, f"does not exist (no {MARKER_KEY}); `metafuse init` creates one")
         root = replica_root()
         try:
-            replica_dir = tempfile.mkdtemp(prefix=REPLICA_DIR_PREFIX, dir=root)
+            replicas.reclaim(root)
+            replica_dir = replicas.make(root)
         except OSError as error:
             raise CatalogFileError(
                 url,
@@ -583,8 +585,8 @@ class LogCommits:
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Remove the replica's directory and release the store."""
-        shutil.rmtree(self.replica_dir, ignore_errors=True)
+        """Remove the replica's directory (if this process made it) and release the store."""
+        replicas.release(self.replica_dir)  # not a forked child's: its parent's replica
         self.store.close()
 
     def _saw_end(self, position: int) -> None:
