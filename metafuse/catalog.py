@@ -421,9 +421,15 @@ class Catalog:
 
     @property
     def version(self) -> int:
-        """The catalog-wide version: the number of writes ever committed to this file."""
+        """The catalog-wide version: the number of writes ever committed to this file.
+
+        On an object store, the number of commits in its log (the sequence of the newest entry
+        the replica has applied): the same for every client at the same point of the log,
+        whether its replica started from a snapshot or replayed the log.
+        """
         with self._statement(reads_all=True) as conn:
-            return int(conn.execute(_CATALOG_VERSION).fetchone()[0])
+            query = _CATALOG_VERSION if self._commits is None else _LOG_POSITION
+            return int(conn.execute(query).fetchone()[0])
 
     @property
     def count(self) -> int:
@@ -1224,6 +1230,7 @@ def _as_plain_words(query: str) -> str:
 
 
 _CATALOG_VERSION = "SELECT version FROM catalog_meta WHERE id = 1"
+_LOG_POSITION = "SELECT sequence FROM log_position WHERE id = 1"
 _VERSION_OF = "SELECT id, version FROM datasets WHERE name = ?"
 _INSERT_DATASET = (
     "INSERT INTO datasets (name, uri, format, description, owner, domain, partitions,"

@@ -200,3 +200,23 @@ def test_settle_seconds_is_checked_and_store_only(root: Path, tmp_path: Path) ->
     with pytest.raises(ValidationError, match="object store"):
         Catalog.open(str(tmp_path / "file.db"), settle_seconds=5)
     assert issubclass(ValidationError, CatalogError)
+
+
+def test_clients_at_the_same_point_of_the_log_agree_on_the_version(root: Path) -> None:
+    with Catalog.open(url_of(root), snapshot_every=3) as writer:
+        for i in range(4):
+            writer.create(make(f"version.d{i}"))
+        updated = writer.update("version.d0", lambda d: d.replace(row_count=1))
+        assert updated.version == 2
+        with Catalog.open(url_of(root)) as fresh:  # starts from snapshot 3, replays 4 and 5
+            assert fresh._commits is not None
+            assert fresh._commits.bootstrapped_from == 3
+            assert fresh.version == writer.version == 5
+
+
+def test_a_retention_that_is_not_a_number_is_refused(root: Path) -> None:
+    with Catalog.open(url_of(root)):
+        pass
+    (root / "catalog.json").write_text('{"format": "metafuse-log/1", "retention_seconds": NaN}\n')
+    with pytest.raises(CatalogError, match="invalid retention_seconds: nan"):
+        Catalog.open(url_of(root))
