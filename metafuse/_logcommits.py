@@ -468,6 +468,7 @@ class LogCommits:
         now = time.monotonic()
         if self.max_staleness is not None and now - self._checked_at < self.max_staleness:
             return
+        self.log.trust_absent_next = faults.active("trusting_probe")
         with self._store_errors():
             try:
                 moved = self.log.moved(self._position)

@@ -32,6 +32,7 @@ FAULTS: dict[str, str] = {
     "stall": "about one write in 100 holds the writer lock for 0.2 s (a planted pause, for latency demos)",
     "unvalidated_reads": "a transaction on an object store checks only what it wrote, not what it read",
     "unchecked_log": "an object-store append is acknowledged without checking where it landed in the log",
+    "trusting_probe": "an object-store read takes an absent next log entry for the end (a HEAD, no listing)",
 }
 """Every fault's name and the bug it introduces."""
 

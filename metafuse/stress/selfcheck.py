@@ -60,6 +60,7 @@ PROBES: dict[str, tuple[Probe, ...]] = {
     # A store-only scenario: it runs on a temporary directory store, where every client's
     # first stall crosses the retention by construction.
     "unchecked_log": (Probe("stalled_writer", ("acknowledged_kept", "stalls_refused")),),
+    "trusting_probe": (Probe("store_chaos", ("no_silent_damage", "damage_reported")),),
 }
 """For each fault, the probes expected to catch it."""
 

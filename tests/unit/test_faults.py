@@ -31,6 +31,7 @@ def test_every_fault_has_a_description() -> None:
         "stall",
         "unvalidated_reads",
         "unchecked_log",
+        "trusting_probe",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 

@@ -13,6 +13,7 @@ from . import (
     path_aliases,
     read_heavy_workload,
     stalled_writer,
+    store_chaos,
 )
 
 CORE = (
@@ -36,4 +37,5 @@ __all__ = [
     "path_aliases",
     "read_heavy_workload",
     "stalled_writer",
+    "store_chaos",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..._logcommits import is_store_url
+from ..._logcommits import LOG_FILE_SCHEME, is_store_url
+from ...objectstore import ObjectStore, open_store
 
 
 def sibling_catalog(url: str, name: str) -> str:
@@ -16,3 +17,9 @@ def sibling_catalog(url: str, name: str) -> str:
         raise ValueError(f"not a catalog on an object store: {url!r}")
     base, question, query = url.partition("?")
     return f"{base.rstrip('/')}/{name}{question}{query}"
+
+
+def catalog_store(url: str) -> ObjectStore:
+    """The object store a store catalog's `url` names, with keys relative to the catalog."""
+    local = url.lower().startswith(LOG_FILE_SCHEME)
+    return open_store(url[len("log+") :] if local else url)

@@ -1,0 +1,153 @@
+"""Scenario: the world damages a store catalog's objects; each promise is kept or fails loudly.
+
+Each client runs rounds, each on a fresh catalog of its own beside the run's (`<url>/chaos-...`),
+with a writer and a reader (two replicas). A round plays one misbehaviour, in turn:
+
+- `foreign_snapshot`: an object someone else put under `snapshots/` (a backup);
+- `corrupt_snapshot`: the newest snapshot overwritten with garbage;
+- `deleted_entry`: a log entry the reader has not applied yet deleted by hand;
+- `store_gone`: every object of the catalog deleted (a bucket emptied or removed).
+
+The first two must not disturb anyone: a new client sees every acknowledged write. The last two
+cannot be survived, so the reader must say so (a `CatalogError`): a read that returns an old
+value, or a write that is acknowledged, is silent damage. Every client's first round comes before
+it looks at the clock, and client `i` starts with act `i % 4`, so a run with four clients or more
+plays every act.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ...catalog import Catalog
+from ...errors import CatalogError
+from ...model import Dataset
+from ...objectstore import OVERWRITE
+from ..client import ClientContext
+from ..scenario import RunView, SetupContext, Verdict, scenario
+from ._store import catalog_store, sibling_catalog
+
+ACTS = ("foreign_snapshot", "corrupt_snapshot", "deleted_entry", "store_gone")
+"""The misbehaviours, in the order each client plays them."""
+HARMLESS = ("foreign_snapshot", "corrupt_snapshot")
+"""The acts a catalog must ride out unnoticed."""
+
+KEPT, LOUD, SILENT = "kept", "loud", "silent"
+
+
+def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
+    return {"base": sibling_catalog(setup.path, f"store-chaos-{uuid.uuid4().hex[:12]}")}
+
+
+def _dataset(name: str, rows: int = 0) -> Dataset:
+    return Dataset(name=name, uri=f"mem://{name}", row_count=rows)
+
+
+def _snapshots_damaged(url: str, act: str) -> str:
+    """Write four datasets with a snapshot every two, damage the snapshots, open a new client."""
+    with Catalog.open(url, snapshot_every=2) as writer:
+        writer.create(_dataset("chaos.d0"))
+        writer.create(_dataset("chaos.d1"))
+        with catalog_store(url) as store:
+            if act == "foreign_snapshot":
+                store.put("snapshots/backup.db", b"a copy kept by someone else", OVERWRITE)
+            writer.create(_dataset("chaos.d2"))
+            writer.create(_dataset("chaos.d3"))  # snapshot 4, and a retention pass
+            if act == "corrupt_snapshot":
+                store.put(f"snapshots/{4:020d}.db", b"\0" * 4096, OVERWRITE)
+    with Catalog.open(url) as fresh:
+        return KEPT if fresh.count == 4 else SILENT
+
+
+def _log_damaged(url: str, act: str) -> str:
+    """A reader applies entry 1, the writer commits entries 2 and 3, the world damages the log."""
+    with Catalog.open(url) as writer, Catalog.open(url) as reader:
+        writer.create(_dataset("chaos.d"))
+        if reader.get("chaos.d") is None:
+            return SILENT
+        for rows in (1, 2):
+            current = writer.get("chaos.d")
+            assert current is not None
+            writer.save(current.replace(row_count=rows), expected_version=current.version)
+        with catalog_store(url) as store:
+            doomed = [f"log/{2:020d}.json"] if act == "deleted_entry" else store.list("")
+            for key in doomed:
+                store.delete(key)
+        try:
+            seen = reader.get("chaos.d")
+        except CatalogError:
+            pass  # loud: the promise cannot be kept, and the reader says so
+        else:
+            if seen is None or seen.row_count != 2:
+                return SILENT
+        try:
+            reader.create(_dataset("chaos.after"))
+        except CatalogError:
+            return LOUD
+        return SILENT  # acknowledged on a log the reader cannot have followed
+
+
+def play(url: str, act: str) -> str:
+    """Play `act` on a fresh catalog at `url`: "kept", "loud" or "silent"."""
+    if act in HARMLESS:
+        return _snapshots_damaged(url, act)
+    return _log_damaged(url, act)
+
+
+@scenario(
+    "store_chaos",
+    title="store chaos",
+    summary="The world deletes, replaces and adds a store catalog's objects; each promise is kept or loud.",
+    setup=_setup,
+    shared_catalog=False,
+    store_only="it damages the objects of catalogs on an object store",
+)
+def store_chaos(ctx: ClientContext) -> None:
+    """Play the acts in turn, each on a fresh catalog; count each act's outcomes."""
+    outcomes: dict[str, int] = {}
+    played = ctx.client
+    while True:
+        act = ACTS[played % len(ACTS)]
+        url = sibling_catalog(ctx.shared["base"], f"chaos-{ctx.client}-{played}")
+        outcome, result = ctx.call(act, play, url, act)
+        if outcome == "ok" and result is not None:
+            key = f"{act}.{result}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+            ctx.recorder.metrics.update(outcomes)
+        played += 1
+        if ctx.should_stop():
+            break
+
+
+SCENARIO = store_chaos
+
+
+def _count(run: RunView, act: str, result: str) -> int:
+    return run.metric_sum(f"{act}.{result}")
+
+
+@store_chaos.invariant("no_errors", "no act ended in an error other than a catalog's own")
+def _no_errors(run: RunView) -> Verdict:
+    return run.no_unexpected_errors()
+
+
+@store_chaos.invariant("no_silent_damage", "no read returned lost data, no write was acknowledged on damage")
+def _no_silent_damage(run: RunView) -> Verdict:
+    silent = {act: _count(run, act, SILENT) for act in ACTS if _count(run, act, SILENT)}
+    return not silent, f"silent damage in {silent}" if silent else "none"
+
+
+@store_chaos.invariant("foreign_objects_ignored", "a foreign or corrupted snapshot disturbed nobody")
+def _foreign_ignored(run: RunView) -> Verdict:
+    played = {act: sum(_count(run, act, r) for r in (KEPT, LOUD, SILENT)) for act in HARMLESS}
+    kept = {act: _count(run, act, KEPT) for act in HARMLESS}
+    return played == kept and all(played.values()), f"played {played}, kept {kept}"
+
+
+@store_chaos.invariant("damage_reported", "a deleted log entry and an emptied store were reported each time")
+def _damage_reported(run: RunView) -> Verdict:
+    acts = [act for act in ACTS if act not in HARMLESS]
+    played = {act: sum(_count(run, act, r) for r in (KEPT, LOUD, SILENT)) for act in acts}
+    loud = {act: _count(run, act, LOUD) for act in acts}
+    return played == loud and all(played.values()), f"played {played}, loud {loud}"
