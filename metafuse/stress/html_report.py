@@ -8,8 +8,9 @@ and the command that reproduces the run. Every piece of text from a run is HTML-
 page follows the reader's colour scheme (`prefers-color-scheme`) and stays small at 50 clients
 and 300 s: series are cut to `svg_chart.MAX_POINTS` points and per-client rows fold away.
 
-The script only records what the browser laid out (`data-rendered-*` attributes on each chart
-and `data-charts-rendered` on the page), so a headless browser can prove the charts rendered.
+The script only records what the browser laid out (`data-rendered-*` attributes on each chart,
+`data-charts-rendered` and `data-background` on the page), so a headless browser can prove the
+charts rendered, in the colour scheme it asked for.
 """
 
 from __future__ import annotations
@@ -255,8 +256,10 @@ def _scenario_section(result: ScenarioResult, number: int, history: Mapping[str,
         + (f", faults on: {escape(', '.join(result.faults))}" if result.faults else "")
         + "</p>",
         _invariants(result),
-        _figures(result),
     ]
+    if result.command and verdict != "PASSED":  # a failure's next step, before any figure
+        out.append(f'<p>Reproduce with:</p><pre class="cmd">{escape(result.command)}</pre>')
+    out.append(_figures(result))
     table = _by_operation(result)
     out.append(_time_charts(table, anchor))
     out.append(_operations(result))
@@ -608,7 +611,8 @@ nav{margin-top:12px;overflow-x:auto}.scroll{overflow-x:auto}a{color:var(--c0)}
 border:1px solid var(--line);border-radius:6px;padding:6px 14px;min-width:120px}
 .big{display:block;font-size:20px;font-weight:700;font-variant-numeric:tabular-nums}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
-figure{margin:0;max-width:760px;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:6px}
+figure{margin:0;max-width:760px;background:var(--card);border:1px solid var(--line);border-radius:6px;
+padding:6px}
 pre{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:8px 12px;
 overflow-x:auto;white-space:pre-wrap;word-break:break-all}code{font-size:13px}
 svg.chart{display:block;width:100%;height:auto}svg .grid{stroke:var(--line);stroke-width:1}
@@ -630,7 +634,8 @@ lines=c.querySelectorAll("path.line");for(var j=0;j<lines.length;j++){if(lines[j
 var bars=c.querySelectorAll("rect.fill");for(var k=0;k<bars.length;k++){var b=bars[k].getBBox();
 if(b.width>0&&b.height>0)marks++}c.setAttribute("data-rendered-width",Math.round(box.width));
 c.setAttribute("data-rendered-marks",marks)}
-document.documentElement.setAttribute("data-charts-rendered",String(charts.length));})();
+var root=document.documentElement;root.setAttribute("data-charts-rendered",String(charts.length));
+root.setAttribute("data-background",getComputedStyle(document.body).backgroundColor);})();
 """
 
 
