@@ -446,7 +446,9 @@ def _write_outputs(
         print(f"JUnit XML written to {args.junit}")
     if args.html:
         checked = {name: html_report.check_history_file(path) for name, path in histories.items()}
-        page = html_report.run_report(results, environment=environment(), histories=checked)
+        page = html_report.run_report(
+            results, environment=environment(), histories=checked, unmatched=unmatched
+        )
         write_text(args.html, page)
         print(f"HTML report written to {args.html}")
 

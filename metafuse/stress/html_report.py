@@ -28,6 +28,7 @@ from .linearizability import check, summary
 from .report import format_value, plural
 from .result import LATENCY_KEYS, ScenarioResult
 from .svg_chart import MAX_POINTS, Bar, Series, bar_chart, downsample, line_chart
+from .thresholds import ThresholdResult
 
 HISTORY_TIMEOUT = 60
 """Seconds the report's history check may take before it calls the undecided keys undecided."""
@@ -70,16 +71,18 @@ def run_report(
     environment: Mapping[str, Any],
     title: str = "Stress run",
     histories: Mapping[str, Mapping[str, Any]] | None = None,
+    unmatched: Sequence[ThresholdResult] = (),
     preface: str = "",
 ) -> str:
     """Return the page of a run of one or more scenarios.
 
     `histories` maps a scenario name to its `check_history_file` result (scenarios run without
-    `--history` have none). `preface` is trusted HTML put after the verdict (a matrix's summary
-    table, say): callers build it from escaped text.
+    `--history` have none). `unmatched` are the thresholds that applied to no run: each failed,
+    and the page says so under the verdict. `preface` is trusted HTML put after the verdict (a
+    matrix's summary table, say): callers build it from escaped text.
     """
     verdicts = [verdict_word(result) for result in results]
-    overall = _overall(verdicts)
+    overall = _overall(verdicts + ["THRESHOLD FAILED"] * bool(unmatched))
     head = [
         _header(title, overall, [f"{plural(len(results), 'scenario')}; report written {_now()}"]),
     ]
@@ -97,7 +100,13 @@ def run_report(
             f"<td>{escape(failed)}</td></tr>"
         )
     index.append("</tbody></table></nav>")
-    body = [*head, *index, preface]
+    body = [*head, *index]
+    for missed in unmatched:
+        body.append(
+            f'<p class="bad">Threshold <b>{escape(missed.threshold)}</b> FAILED:'
+            f" {escape(missed.detail)}</p>"
+        )
+    body.append(preface)
     histories = histories or {}
     for number, result in enumerate(results):
         body.append(_scenario_section(result, number, histories.get(result.scenario)))
@@ -602,7 +611,7 @@ header .sub{flex-basis:100%;margin:0}.verdict{margin:0;padding:4px 14px;border-r
 font-size:18px;color:#fff}.verdict.ok{background:var(--ok)}.verdict.bad{background:var(--bad)}
 .verdict.warn{background:var(--warn)}.tag{font-size:12px;padding:1px 8px;border-radius:10px;
 border:1px solid currentColor;vertical-align:middle}td.ok,.tag.ok{color:var(--ok)}
-td.bad,.tag.bad{color:var(--bad);font-weight:700}td.warn,.tag.warn{color:var(--warn);font-weight:700}
+td.bad,.tag.bad,p.bad{color:var(--bad);font-weight:700}td.warn,.tag.warn{color:var(--warn);font-weight:700}
 table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;border-bottom:1px solid var(--line);
 text-align:left;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}
 table.kv th{font-weight:600;color:var(--muted)}section.run{border-top:2px solid var(--line);margin-top:24px}

@@ -21,6 +21,7 @@ from metafuse.stress.report import environment
 from metafuse.stress.result import ScenarioResult, clients_table
 from metafuse.stress.runner import run_scenario
 from metafuse.stress.scenario import REGISTRY, InvariantResult
+from metafuse.stress.thresholds import ThresholdResult
 
 HOSTILE = '<img src=x onerror="alert(1)">&amp;'
 
@@ -161,6 +162,13 @@ def test_a_failed_invariant_makes_the_verdict_failed_and_is_marked() -> None:
     assert '<td class="bad">FAIL</td>' in page
     assert "dataset d0: versions [1, 2, 2]" in page
     assert "<title>FAILED: Stress run</title>" in page
+
+
+def test_a_threshold_that_matched_no_run_fails_the_page() -> None:
+    unmatched = ThresholdResult("nosuch.p99<5ms", "*", False, None, "matched no operation; saw read, write")
+    page = _page(_result(), unmatched=[unmatched])
+    assert re.search(r'id="verdict">THRESHOLD FAILED<', page)
+    assert "Threshold <b>nosuch.p99&lt;5ms</b> FAILED: matched no operation; saw read, write" in page
 
 
 def test_everything_from_a_run_is_escaped() -> None:
