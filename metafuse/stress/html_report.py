@@ -84,7 +84,7 @@ def run_report(
     verdicts = [verdict_word(result) for result in results]
     overall = _overall(verdicts + ["THRESHOLD FAILED"] * bool(unmatched))
     head = [
-        _header(title, overall, [f"{plural(len(results), 'scenario')}; report written {_now()}"]),
+        _header(title, overall, [f"{plural(len(results), 'scenario run')}; report written {_now()}"]),
     ]
     index = [
         "<nav><table><thead><tr><th>scenario</th><th>verdict</th><th>mode</th><th>clients</th>"
@@ -103,8 +103,7 @@ def run_report(
     body = [*head, *index]
     for missed in unmatched:
         body.append(
-            f'<p class="bad">Threshold <b>{escape(missed.threshold)}</b> FAILED:'
-            f" {escape(missed.detail)}</p>"
+            f'<p class="bad">Threshold <b>{escape(missed.threshold)}</b> FAILED: {escape(missed.detail)}</p>'
         )
     body.append(preface)
     histories = histories or {}

@@ -19,6 +19,8 @@ HEIGHT = 240
 """Height of a line chart's coordinate system."""
 MAX_POINTS = 150
 """Points per series at most; longer series are aggregated into intervals (see `downsample`)."""
+DOTS_UP_TO = 12
+"""A solid line of this many points or fewer gets a dot (and a tooltip) on each point."""
 COLOURS = 8
 """Distinct series colour classes, `c0` to `c7`; further series reuse them in order."""
 _LEFT, _RIGHT, _TOP, _BOTTOM = 62, 12, 28, 34
@@ -179,12 +181,12 @@ def line_chart(
             f'<path class="line c{line.colour % COLOURS}{style}" data-series="{escape(line.name)}"'
             f' data-peak="{peak:g}" d="{path}"><title>{escape(line.name)}: peak {peak:,.4g}</title></path>'
         )
-        if len(line.points) == 1:  # a lone point has no line to show it
-            ((x, y),) = line.points
-            parts.append(
-                f'<circle class="dot c{line.colour % COLOURS}" cx="{x_pos(x):.1f}"'
-                f' cy="{y_pos(y):.1f}" r="3"/>'
-            )
+        if len(line.points) <= DOTS_UP_TO and not line.dashed:  # few points: mark each, with its value
+            parts += [
+                f'<circle class="dot c{line.colour % COLOURS}" cx="{x_pos(x):.1f}" cy="{y_pos(y):.1f}"'
+                f' r="3"><title>{escape(line.name)}: {number(x)}, {y:,.4g}</title></circle>'
+                for x, y in line.points
+            ]
     parts.append(_legend([(s.name, s.colour, s.dashed) for s in drawn]))
     parts.append("</svg>")
     return "".join(parts)
@@ -258,7 +260,7 @@ def _legend(entries: Sequence[tuple[str, int, bool]]) -> str:
     out = []
     x = float(WIDTH - _RIGHT)
     for name, colour, dashed in reversed(entries):
-        label = name if len(name) <= 22 else name[:21] + "\u2026"
+        label = name if len(name) <= 36 else name[:35] + "\u2026"
         width = 24 + 7.2 * len(label)
         if x - width < _LEFT + 40:
             break

@@ -128,3 +128,15 @@ def test_fifty_stacked_bars_carry_their_totals_and_thin_their_labels() -> None:
         t for t in root.iter(f"{SVG}text") if t.text and t.text.isdigit() and t.get("text-anchor") == "middle"
     ]
     assert 10 <= len(under) <= 25
+
+
+def test_a_short_solid_line_marks_each_point_and_a_long_one_does_not() -> None:
+    short = Series("4 clients", ((1.0, 100.0), (4.0, 250.0), (8.0, 260.0)))
+    root = ET.fromstring(line_chart([short], title="T", x_label="clients", y_label="ops/s"))
+    dots = list(root.iter(f"{SVG}circle"))
+    assert len(dots) == 3
+    assert [d.findtext(f"{SVG}title") for d in dots][1] == "4 clients: 4, 250"
+    long = Series("per second", tuple((s + 0.5, 1.0) for s in range(60)))
+    dashed = Series("p50", ((1.0, 1.0), (2.0, 2.0)), dashed=True)
+    root = ET.fromstring(line_chart([long, dashed], title="T", x_label="s", y_label="ops/s"))
+    assert not list(root.iter(f"{SVG}circle"))
