@@ -9,8 +9,8 @@ page follows the reader's colour scheme (`prefers-color-scheme`) and stays small
 and 300 s: series are cut to `svg_chart.MAX_POINTS` points and per-client rows fold away.
 
 The script only records what the browser laid out (`data-rendered-*` attributes on each chart,
-`data-charts-rendered` and `data-background` on the page), so a headless browser can prove the
-charts rendered, in the colour scheme it asked for.
+`data-charts-rendered`, `data-background` and `data-verdict-colours` on the page), so a headless
+browser can prove the charts rendered, in the colour scheme it asked for, with a legible verdict.
 """
 
 from __future__ import annotations
@@ -102,9 +102,8 @@ def run_report(
     index.append("</tbody></table></nav>")
     body = [*head, *index]
     for missed in unmatched:
-        body.append(
-            f'<p class="bad">Threshold <b>{escape(missed.threshold)}</b> FAILED: {escape(missed.detail)}</p>'
-        )
+        threshold, detail = escape(missed.threshold), escape(missed.detail)
+        body.append(f'<p class="alert">Threshold <b>{threshold}</b> FAILED: {detail}</p>')
     body.append(preface)
     histories = histories or {}
     for number, result in enumerate(results):
@@ -610,7 +609,7 @@ header .sub{flex-basis:100%;margin:0}.verdict{margin:0;padding:4px 14px;border-r
 font-size:18px;color:#fff}.verdict.ok{background:var(--ok)}.verdict.bad{background:var(--bad)}
 .verdict.warn{background:var(--warn)}.tag{font-size:12px;padding:1px 8px;border-radius:10px;
 border:1px solid currentColor;vertical-align:middle}td.ok,.tag.ok{color:var(--ok)}
-td.bad,.tag.bad,p.bad{color:var(--bad);font-weight:700}td.warn,.tag.warn{color:var(--warn);font-weight:700}
+td.bad,.tag.bad,p.alert{color:var(--bad);font-weight:700}td.warn,.tag.warn{color:var(--warn);font-weight:700}
 table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;border-bottom:1px solid var(--line);
 text-align:left;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}
 table.kv th{font-weight:600;color:var(--muted)}section.run{border-top:2px solid var(--line);margin-top:24px}
@@ -643,7 +642,9 @@ var bars=c.querySelectorAll("rect.fill");for(var k=0;k<bars.length;k++){var b=ba
 if(b.width>0&&b.height>0)marks++}c.setAttribute("data-rendered-width",Math.round(box.width));
 c.setAttribute("data-rendered-marks",marks)}
 var root=document.documentElement;root.setAttribute("data-charts-rendered",String(charts.length));
-root.setAttribute("data-background",getComputedStyle(document.body).backgroundColor);})();
+root.setAttribute("data-background",getComputedStyle(document.body).backgroundColor);
+var verdict=document.getElementById("verdict");if(verdict){var style=getComputedStyle(verdict);
+root.setAttribute("data-verdict-colours",style.color+" on "+style.backgroundColor)}})();
 """
 
 

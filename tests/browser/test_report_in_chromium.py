@@ -169,6 +169,10 @@ def test_a_failed_runs_report_shows_the_failure_and_its_proof_in_both_colour_sch
     assert "METAFUSE_FAULTS=lost_update python -m metafuse stress run concurrent_writers" in light
     backgrounds = {_attribute(dom.split(">", 2)[1], "data-background") for dom in (light, dark)}
     assert backgrounds == {"rgb(255, 255, 255)", "rgb(13, 17, 23)"}, "each scheme gets its own colours"
+    for dom in (light, dark):
+        text, _, badge = _attribute(dom.split(">", 2)[1], "data-verdict-colours").partition(" on ")
+        assert text == "rgb(255, 255, 255)", "the verdict is written in white"
+        assert badge not in (text, "rgba(0, 0, 0, 0)"), "on a coloured badge"
     for scheme, flag in (("light", LIGHT), ("dark", DARK)):
         shot = OUT / f"failed-{scheme}.png"
         subprocess.run(

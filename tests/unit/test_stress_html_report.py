@@ -168,7 +168,8 @@ def test_a_threshold_that_matched_no_run_fails_the_page() -> None:
     unmatched = ThresholdResult("nosuch.p99<5ms", "*", False, None, "matched no operation; saw read, write")
     page = _page(_result(), unmatched=[unmatched])
     assert re.search(r'id="verdict">THRESHOLD FAILED<', page)
-    assert "Threshold <b>nosuch.p99&lt;5ms</b> FAILED: matched no operation; saw read, write" in page
+    assert '<p class="alert">Threshold <b>nosuch.p99&lt;5ms</b> FAILED:' in page
+    assert "FAILED: matched no operation; saw read, write</p>" in page
 
 
 def test_everything_from_a_run_is_escaped() -> None:
