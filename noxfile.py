@@ -161,6 +161,19 @@ def benchmark_compare(session: nox.Session) -> None:
 
 
 @nox.session(python=TOOLS_PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """The stress HTML report in headless Chromium (tests/browser); screenshots in .stress/browser/.
+
+    Chromium comes from the system (Debian: apt-get install -y chromium); without it the session
+    fails rather than skip the check.
+    """
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        session.error("chromium is not installed: the report session needs it (apt-get install -y chromium)")
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/browser", "-p", "no:xdist", *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
 def soak(session: nox.Session) -> None:
     """Long run (~1 h): every scenario, 50 clients, 300 s, thread and process; not for CI."""
     session.install("-e", ".")

@@ -32,9 +32,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
+from ..errors import ValidationError
 from . import config as stress_config
 from .cli import configure_logging
-from .report import environment, reproduce_command, write_json
+from .html_report import table_report
+from .outputs import add_html_option, check_output_path, write_text
+from .report import environment, plural, reproduce_command, write_json
 from .result import ScenarioResult
 from .runner import run_scenario
 from .scenario import REGISTRY, Scenario
@@ -341,6 +344,49 @@ def run_campaign(
     return made
 
 
+def campaign_page(document: dict[str, Any], tally: Tally) -> str:
+    """Return the campaign as an HTML page (`html_report.table_report`): the verdict, clean runs
+    and false failures, each fault's detection rate, every false failure and missed detection
+    with the command that reproduces it, the settings, the load and the environment."""
+    load = document["load"]
+    failures = [
+        (f"false failure: {f.scenario} ({f.mode}) {f.invariant}: {f.detail}", f.command)
+        for f in tally.false_failures
+    ]
+    failures += [
+        (f"missed: {d.fault} in {d.scenario} ({d.mode})", command)
+        for d in tally.detections.values()
+        for command in d.missed[:3]
+    ]
+    return table_report(
+        "False-alarm campaign",
+        passed=tally.passed,
+        summary_lines=[
+            f"clean runs: {tally.clean_runs} of {plural(tally.runs, 'run')} with no fault on;"
+            f" false failures: {len(tally.false_failures)}",
+            f"{plural(document['runs_made'], 'run')} in {document['elapsed']} s; load average before"
+            f" {load['before']}, at the end {load['at_end']}",
+        ],
+        columns=["fault", "scenario", "mode", "caught / runs", "rate", "by invariants"],
+        rows=[
+            (
+                d.fault,
+                d.scenario,
+                d.mode,
+                f"{d.caught}/{d.runs}"
+                if d.caught == d.runs
+                else f"NOT CAUGHT in {d.runs - d.caught}: {d.caught}/{d.runs}",
+                f"{d.rate:.0%}",
+                ", ".join(d.invariants),
+            )
+            for d in tally.detections.values()
+        ],
+        settings={**document["settings"], "clean runs by scenario": tally.clean_by},
+        environment=document["environment"],
+        failures=failures,
+    )
+
+
 def _names(text: str, known: Sequence[str], what: str, parser: OneLineParser) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in known]
@@ -391,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--jobs", type=whole_number(1, 64), default=1, help="runs at a time, each in a process (default 1)"
     )
     parser.add_argument("--seed", type=whole_number(0), help="first random seed (default random)")
+    add_html_option(parser)
     args = parser.parse_args(argv)
     configure_logging(False)
     if threading.current_thread() is not threading.main_thread():
@@ -408,6 +455,11 @@ def _campaign(args: argparse.Namespace, parser: OneLineParser, cpus: int) -> int
     scenarios = _names(args.scenarios, list(REGISTRY), "scenario", parser)
     faults = _names(args.faults, list(PROBES), "fault", parser) if args.faults.strip() else []
     seed = stress_config.from_environment(seed=args.seed).seed
+    if args.html:
+        try:
+            check_output_path(args.html, "--html")
+        except ValidationError as error:
+            parser.error(str(error))
     tally = Tally()
     started = time.monotonic()
     load_before = _load()
@@ -460,6 +512,9 @@ def _campaign(args: argparse.Namespace, parser: OneLineParser, cpus: int) -> int
         **tally.to_dict(),
     }
     write_json(args.json, document)
+    if args.html:
+        write_text(args.html, campaign_page(document, tally))
+        print(f"HTML report written to {args.html}")
     print(tally.summary())
     print(
         f"{made} runs in {document['elapsed']}s; load average at the end {load_during}; results: {args.json}"

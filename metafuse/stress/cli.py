@@ -25,14 +25,16 @@ from ..errors import ValidationError
 from ..faults import FAULTS
 from . import config as stress_config
 from . import history as op_history
+from . import html_report
 from . import thresholds as stress_thresholds
 from .compare import compare, load_results, parse_tolerance
 from .linearizability import check as check_linearizable
 from .linearizability import summary as check_summary
-from .outputs import check_output_path, csv_text, junit_text, write_text
+from .outputs import add_html_option, check_output_path, csv_text, junit_text, write_text
 from .progress import Progress
 from .report import (
     announce,
+    environment,
     format_result,
     plural,
     reproduce_command,
@@ -89,6 +91,7 @@ def add_stress_commands(commands: Any) -> None:
         metavar="PATH",
         help="also write JUnit XML to PATH: a test case per invariant and threshold",
     )
+    add_html_option(run)
     run.add_argument(
         "--threshold",
         action="append",
@@ -151,6 +154,7 @@ def add_stress_commands(commands: Any) -> None:
         "--bug", action="append", choices=sorted(PROBES), help="check only this bug (repeatable)"
     )
     _add_output_options(selfcheck)
+    add_html_option(selfcheck)
     selfcheck.set_defaults(handler=_selfcheck)
 
     compare_ = actions.add_parser("compare", help="compare two --json result files; exit 1 on a regression")
@@ -163,6 +167,7 @@ def add_stress_commands(commands: Any) -> None:
         default="20%",
         help="allowed throughput drop / p99 rise, 0%% to 1000%% (default 20%%)",
     )
+    add_html_option(compare_)
     compare_.set_defaults(handler=_compare)
 
 
@@ -347,7 +352,12 @@ def _run(args: argparse.Namespace) -> int:
     # Checked before the run: a typo must not throw away a long run's results at the end.
     outputs = [
         (option, path)
-        for option, path in (("--json", args.json), ("--csv", args.csv), ("--junit", args.junit))
+        for option, path in (
+            ("--json", args.json),
+            ("--csv", args.csv),
+            ("--junit", args.junit),
+            ("--html", args.html),
+        )
         if path is not None
     ]
     for option, path in outputs:
@@ -361,6 +371,7 @@ def _run(args: argparse.Namespace) -> int:
     show_progress = Progress.wanted(args.quiet, every=args.progress)
     extra = _load_words(config) + [word for text in args.threshold for word in ("--threshold", text)]
     results: list[ScenarioResult] = []
+    histories: dict[str, str] = {}
     interrupted = False
     for name in names:
         scenario = REGISTRY[name]
@@ -393,6 +404,7 @@ def _run(args: argparse.Namespace) -> int:
         results.append(result)
         print(format_result(result), flush=True)
         if run_config.history:
+            histories[name] = run_config.history
             print(f"History written to {run_config.history}")
         print()
         if result.interrupted:
@@ -409,7 +421,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     for verdict in unmatched:
         print(f"Threshold {verdict.threshold}: FAILED, {verdict.detail}")
-    _write_outputs(args, results, unmatched)
+    _write_outputs(args, results, unmatched, histories)
     return _verdict(results, names, unmatched, interrupted)
 
 
@@ -428,6 +440,7 @@ def _write_outputs(
     args: argparse.Namespace,
     results: list[ScenarioResult],
     unmatched: list[stress_thresholds.ThresholdResult],
+    histories: dict[str, str],
 ) -> None:
     if args.json:
         document = results_document(results)
@@ -440,6 +453,13 @@ def _write_outputs(
     if args.junit:
         write_text(args.junit, junit_text(results, unmatched))
         print(f"JUnit XML written to {args.junit}")
+    if args.html:
+        checked = {name: html_report.check_history_file(path) for name, path in histories.items()}
+        page = html_report.run_report(
+            results, environment=environment(), histories=checked, unmatched=unmatched
+        )
+        write_text(args.html, page)
+        print(f"HTML report written to {args.html}")
 
 
 def _verdict(
@@ -482,7 +502,10 @@ def _selfcheck(args: argparse.Namespace) -> int:
     modes = ("thread", "process") if args.mode == "both" else (args.mode,)
     seed = stress_config.from_environment(seed=args.seed).seed
     bugs = tuple(args.bug) if args.bug else tuple(PROBES)
+    if args.html:
+        check_output_path(args.html, "--html")
     print(f"Self-check: {len(bugs)} bugs x {len(modes)} modes, {args.duration}s runs, seed {seed}")
+    rows: list[tuple[str, str, str, str]] = []  # mode, bug, verdict, fault: the --html table
 
     def show(verdict: BugVerdict) -> None:
         if verdict.caught:
@@ -492,8 +515,9 @@ def _selfcheck(args: argparse.Namespace) -> int:
         else:
             state = "NOT CAUGHT"
         print(f"  {verdict.mode:<8} {verdict.bug:<16} {state}  ({FAULTS[verdict.bug]})", flush=True)
+        rows.append((verdict.mode, verdict.bug, state, FAULTS[verdict.bug]))
         if verdict.bug in HISTORY_PROBES:
-            history_missed.extend(_history_probe(verdict, args, seed, controls))
+            history_missed.extend(_history_probe(verdict, args, seed, controls, rows))
 
     history_missed: list[str] = []
     controls: dict[tuple[str, str], list[str]] = {}
@@ -501,6 +525,8 @@ def _selfcheck(args: argparse.Namespace) -> int:
         modes, duration=args.duration, clients=args.clients, seed=seed, bugs=bugs, on_result=show
     )
     missed = [f"{v.bug} ({v.mode})" for v in verdicts if not v.caught] + history_missed
+    if args.html:
+        _selfcheck_html(args, seed, modes, rows, verdicts)
     if missed:
         print(f"Self-check failed: {', '.join(missed)}", file=sys.stderr)
         return EXIT_FAILED
@@ -508,8 +534,49 @@ def _selfcheck(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _selfcheck_html(
+    args: argparse.Namespace,
+    seed: int,
+    modes: tuple[str, ...],
+    rows: list[tuple[str, str, str, str]],
+    verdicts: list[BugVerdict],
+) -> None:
+    def command(mode: str, bug: str) -> str:
+        return (
+            f"python -m metafuse stress selfcheck --mode {mode} --bug {bug} --seed {seed}"
+            f" --duration {args.duration} --clients {args.clients}"
+        )
+
+    missed = [row for row in rows if not row[2].removeprefix("history: ").startswith("caught")]
+    page = html_report.table_report(
+        "Stress self-check",
+        passed=not missed,
+        summary_lines=[
+            f"{plural(len(verdicts), 'bug')} x mode switched on one at a time; each must fail an invariant"
+            " that holds in the clean control run",
+            f"{plural(len(missed), 'verdict')} not caught or inconclusive",
+        ],
+        columns=["mode", "bug", "verdict", "what the bug does"],
+        rows=rows,
+        settings={
+            "modes": ", ".join(modes),
+            "duration (s)": args.duration,
+            "clients": args.clients,
+            "seed": seed,
+        },
+        environment=environment(),
+        failures=[(f"{row[1]} ({row[0]}): {row[2]}", command(row[0], row[1])) for row in missed],
+    )
+    write_text(args.html, page)
+    print(f"HTML report written to {args.html}")
+
+
 def _history_probe(
-    verdict: BugVerdict, args: argparse.Namespace, seed: int, controls: dict[tuple[str, str], list[str]]
+    verdict: BugVerdict,
+    args: argparse.Namespace,
+    seed: int,
+    controls: dict[tuple[str, str], list[str]],
+    rows: list[tuple[str, str, str, str]],
 ) -> list[str]:
     """Run and print the history probe of one bug in one mode; return it as missed, if it was."""
     probe = run_history_probe(
@@ -522,11 +589,16 @@ def _history_probe(
     else:
         state = f"NOT CAUGHT: all {probe.operations} operations of {probe.scenario} linearizable"
     print(f"  {'':<8} {'':<16} history: {state}", flush=True)
+    rows.append(
+        (verdict.mode, verdict.bug, f"history: {state}", "linearizability check of the recorded history")
+    )
     return [] if probe.caught else [f"{verdict.bug} history ({verdict.mode})"]
 
 
 def _compare(args: argparse.Namespace) -> int:
     tolerance = parse_tolerance(args.tolerance)
+    if args.html:
+        check_output_path(args.html, "--html")
     baseline, current = load_results(args.baseline), load_results(args.current)
     rows = compare(baseline, current, tolerance)
     if not rows:
@@ -543,6 +615,12 @@ def _compare(args: argparse.Namespace) -> int:
         )
     regressions = sum(row.regressed for row in rows)
     print(f"{regressions} regressions beyond {tolerance:.0%} tolerance")
+    if args.html:
+        page = html_report.compare_report(
+            rows, baseline=args.baseline, current=args.current, tolerance=tolerance, environment=environment()
+        )
+        write_text(args.html, page)
+        print(f"HTML report written to {args.html}")
     return EXIT_FAILED if regressions else EXIT_OK
 
 

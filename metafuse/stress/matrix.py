@@ -21,7 +21,9 @@ from .._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser
 from ..errors import CatalogError, ValidationError
 from . import config as stress_config
 from .cli import configure_logging
-from .report import reproduce_command, results_document, write_json
+from .html_report import matrix_preface, run_report
+from .outputs import add_html_option, check_output_path, write_text
+from .report import environment, reproduce_command, results_document, write_json
 from .result import ScenarioResult
 from .runner import run_scenario
 from .scenario import REGISTRY
@@ -161,6 +163,7 @@ def _build_parser() -> OneLineParser:
     parser.add_argument("--seed", type=int, help="random seed (default $STRESS_TEST_SEED or random)")
     parser.add_argument("--output", default=".stress", help="parent folder of the run (default .stress)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+    add_html_option(parser)
     return parser
 
 
@@ -196,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             raise ValidationError("scenario", f"known: {', '.join(REGISTRY)}", unknown[0])
         seed = stress_config.from_environment(seed=args.seed).seed
+        if args.html:
+            check_output_path(args.html, "--html")
     except CatalogError as error:
         print(f"stress-matrix: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -231,6 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             handle.write(f"## Stress matrix {stamp}\n\n{markdown}\n")
     print(markdown)
     print(f"summary: {os.path.join(folder, 'summary.md')}")
+    if args.html:
+        page = run_report(
+            results,
+            environment=environment(),
+            title=f"Stress matrix {stamp}",
+            preface=matrix_preface(results, knee),
+        )
+        write_text(args.html, page)
+        print(f"HTML report written to {args.html}")
     failed = [cell.label() for cell, result in zip(cells, results) if not result.passed]
     if failed:
         print(f"{len(failed)} of {len(cells)} cells failed: {'; '.join(failed)}", file=sys.stderr)

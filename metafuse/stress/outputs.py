@@ -6,6 +6,7 @@ away a long run's results at the end. Files are written atomically: a reader nev
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import os
@@ -40,6 +41,16 @@ def check_output_path(path: str, option: str) -> None:
     os.unlink(probe)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ValidationError(f"{option} {path}", "is not writable")
+
+
+def add_html_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--html FILE` to `parser` (the one definition every stress command shares); the value
+    lands in `args.html`, None when not given."""
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML report to FILE (open it in any browser, offline)",
+    )
 
 
 def write_text(path: str, text: str) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 from .histogram import Histogram
-from .recorder import Recorder
+from .recorder import OUTCOMES, Recorder
 from .scenario import InvariantResult
 from .thresholds import ThresholdResult
 
@@ -39,6 +40,8 @@ class ScenarioResult:
     """Stopped early by Ctrl-C: the figures cover only the part that ran."""
     series: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     """Per complete second of the run: one row per operation (see `series_table`)."""
+    per_client: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """One row per client slot: its measured operations by outcome and its retries (see `clients_table`)."""
 
     @property
     def passed(self) -> bool:
@@ -99,6 +102,26 @@ def operations_table(merged: Recorder, elapsed: float) -> dict[str, dict[str, An
             "latency_ms": latency_ms(histogram) if histogram is not None and histogram.count else {},
         }
     return table
+
+
+def clients_table(recorders: Sequence[Recorder]) -> list[dict[str, Any]]:
+    """Return one row per client slot, in slot order: measured operations (started after the
+    warm-up) by outcome, their total and the client's retries.
+
+    Built after the run from each client's own record, so it costs the recording path nothing. A
+    slot whose process was killed and restarted reports only the incarnations that sent a
+    record; a client that sent none has no row.
+    """
+    rows: dict[int, dict[str, Any]] = {}
+    for recorder in recorders:
+        row = rows.setdefault(recorder.client, {"client": recorder.client, **dict.fromkeys(OUTCOMES, 0)})
+        for stats in recorder.ops.values():
+            for name, count in zip(OUTCOMES, stats.measured):
+                row[name] += count
+        row["retries"] = row.get("retries", 0) + recorder.total_retries
+    for row in rows.values():
+        row["total"] = sum(row[name] for name in OUTCOMES)
+    return [rows[client] for client in sorted(rows)]
 
 
 def latency_ms(histogram: Histogram) -> dict[str, float]:

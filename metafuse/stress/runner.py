@@ -28,7 +28,7 @@ from .gate import BarrierGate, Flag
 from .progress import Progress
 from .recorder import Recorder, merge
 from .resources import RssProbe, catalog_fds, count_open_fds, rss_growth
-from .result import ScenarioResult, operations_table, series_table
+from .result import ScenarioResult, clients_table, operations_table, series_table
 from .scenario import REGISTRY, InvariantResult, RunView, Scenario, SetupContext
 
 log = logging.getLogger("metafuse.stress")
@@ -173,6 +173,7 @@ def run_scenario(
             faults=sorted(faults),
             interrupted=outcome.interrupted,
             series=series_table(merged, outcome.elapsed),
+            per_client=clients_table(outcome.recorders),
         )
     finally:
         if workdir is not None and outcome is not None and outcome.left_open:
