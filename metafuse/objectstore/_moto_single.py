@@ -1,4 +1,4 @@
-"""moto's S3-compatible server, answering one request at a time: `python -m` this module.
+"""moto's S3-compatible server, one request at a time or in parallel: `python -m` this module.
 
 `moto_server` / `python -m moto.server` always serve with `threaded=True` (werkzeug's
 `run_simple`) and have no option to turn that off. Under that server a conditional PUT checks
@@ -6,6 +6,12 @@
 of one key can both succeed, which real S3 never allows. Serving the same moto application
 with werkzeug's `make_server(..., threaded=False)` handles requests one after another, so each
 conditional write is checked and applied atomically, as S3 does.
+
+With `--threaded`, requests are served in parallel (a thread each), and every request that
+changes an object (PUT, POST, DELETE) holds a lock of that object's key from the precondition
+check to the store, so a conditional write stays atomic while requests for other keys, and all
+reads, proceed at once: the figures then measure the catalog, not a server that answers one
+request at a time.
 
 Prints `listening on http://HOST:PORT` once bound (port 0 picks a free port), then serves until
 killed. Needs `moto[server]` (moto, werkzeug, flask).
@@ -17,13 +23,41 @@ import argparse
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class KeyLocks:
+    """A WSGI wrapper that serializes the requests changing one object key (see the docstring)."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("PUT", "POST", "DELETE"):
+            return self.app(environ, start_response)
+        key = f"{environ.get('HTTP_HOST', '')}{environ.get('PATH_INFO', '')}"
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            # The whole response is produced under the lock: moto applies the write while the
+            # application runs, not while the body is sent.
+            return list(self.app(environ, start_response))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve moto on --host/--port, single-threaded, until terminated."""
+    """Serve moto on --host/--port (single-threaded unless --threaded) until terminated."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--threaded", action="store_true", help="serve requests in parallel, writes to one key in turn"
+    )
     args = parser.parse_args(argv)
     try:
         from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
@@ -35,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moto's server is not installed ({exc}): pip install 'moto[server]'", file=sys.stderr)
         return 2
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(args.host, args.port, app, threaded=False, processes=1)
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if args.threaded:
+        app = KeyLocks(app)
+    server = make_server(args.host, args.port, app, threaded=args.threaded, processes=1)
     os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)
     try:

@@ -36,14 +36,24 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class MotoServer:
-    """One single-threaded moto S3 server subprocess on loopback; `start()` returns its URL.
+    """One moto S3 server subprocess on loopback; `start()` returns its URL.
+
+    Single-threaded unless `threaded` (requests in parallel, writes to one key in turn: see
+    `metafuse.objectstore._moto_single`).
 
     Raises `MissingDependency` (naming `moto[server]`) if moto is not installed, and
     `RuntimeError` with the server's own output if it does not come up within `timeout` s.
     """
 
-    def __init__(self, host: str = "127.0.0.1", timeout: float = 60.0, log_path: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        timeout: float = 60.0,
+        log_path: str | None = None,
+        threaded: bool = False,
+    ) -> None:
         self.host = host
+        self.threaded = threaded
         self.timeout = timeout
         self.log_path = log_path
         self.endpoint_url = ""
@@ -60,6 +70,8 @@ class MotoServer:
             self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
         module = "metafuse.objectstore._moto_single"
         command = [sys.executable, "-m", module, "--host", self.host, "--port", "0"]
+        if self.threaded:
+            command.append("--threaded")
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

@@ -84,12 +84,39 @@ def s3_location(s3_server: S3Server) -> Iterator[S3Location]:
     cleanup.close()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(scope="session")
+def threaded_s3_endpoint(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto served in parallel (writes to one key in turn), beside the session's server.
+
+    With METAFUSE_S3_TEST_URL set, that store's endpoint: a real store serves in parallel.
+    """
+    if s3_server.external is not None:
+        yield s3_server.endpoint_url
+        return
+    server = MotoServer(log_path=str(tmp_path_factory.mktemp("moto-threaded") / "moto.log"), threaded=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["local", "s3", "s3-threaded"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh store's URL, once a local directory and once S3 (moto or METAFUSE_S3_TEST_URL)."""
+    """A fresh store's URL: a local directory, S3 (moto or METAFUSE_S3_TEST_URL), and moto
+    served in parallel (the contract must hold on the server the benchmarks use)."""
     if request.param == "local":
         return str(tmp_path / "store")
     location: S3Location = request.getfixturevalue("s3_location")
+    if request.param == "s3-threaded" and location.options.get("endpoint_url"):
+        import boto3
+
+        endpoint = request.getfixturevalue("threaded_s3_endpoint")
+        if endpoint != location.options["endpoint_url"]:
+            bucket = f"metafuse-test-{uuid.uuid4().hex[:16]}"
+            client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            client.create_bucket(Bucket=bucket)
+            client.close()
+            return S3Location(bucket, "t", {**location.options, "endpoint_url": endpoint}).url()
     return location.url()
 
 
