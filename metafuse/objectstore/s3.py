@@ -140,12 +140,29 @@ class S3Store(ObjectStore):
         return self._repeatable(f"head {key}", key, call)
 
     def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
-        keys: builtins.list[str] = []
+        return [str(item["Key"])[len(self.prefix) :] for item in self._contents(prefix, start_after, limit)]
+
+    def list_meta(
+        self, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> builtins.list[ObjectMeta]:
+        return [
+            ObjectMeta(
+                str(item["Key"])[len(self.prefix) :],
+                int(item["Size"]),
+                str(item["ETag"]),
+                item["LastModified"].timestamp(),
+            )
+            for item in self._contents(prefix, start_after, limit)
+        ]
+
+    def _contents(self, prefix: str, start_after: str, limit: int | None) -> builtins.list[dict[str, Any]]:
+        """ListObjectsV2's `Contents` items for the keys `list` describes, every page joined."""
+        items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            wanted = self.page_size if limit is None else max(0, min(self.page_size, limit - len(keys)))
+            wanted = self.page_size if limit is None else max(0, min(self.page_size, limit - len(items)))
             if wanted == 0:
-                return keys
+                return items
             args: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Prefix": self.prefix + prefix,
@@ -156,9 +173,9 @@ class S3Store(ObjectStore):
             elif start_after:
                 args["StartAfter"] = self.prefix + start_after
             page = self._repeatable(f"list {prefix!r}", prefix, partial(self._list_page, args))
-            keys.extend(str(item["Key"])[len(self.prefix) :] for item in page.get("Contents", ()))
+            items.extend(page.get("Contents", ()))
             if not page.get("IsTruncated"):
-                return keys
+                return items
             token = str(page["NextContinuationToken"])
 
     def delete(self, key: str) -> None:
