@@ -98,7 +98,7 @@ class ObjectStore(abc.ABC):
     """
 
     url: str
-    """Where the store lives, as `open_store` accepts it (credentials never appear here)."""
+    """Where the store lives, as `open_store` accepts it, except that credentials read `***`."""
 
     @abc.abstractmethod
     def get(self, key: str) -> GetResult:
@@ -114,7 +114,12 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def head(self, key: str) -> ObjectMeta:
-        """The object's size and tag without its bytes; `NotFound` if absent."""
+        """The object's size, tag and time without reading its bytes; `NotFound` if absent.
+
+        On S3 a HEAD of a key in a bucket that does not exist is answered with a bare 404, so it
+        raises `NotFound` there too; `get`, `put`, `list`, `list_meta` and `delete` raise
+        `StoreInaccessible` for a missing bucket. Access denied is `StoreInaccessible` from all.
+        """
 
     @abc.abstractmethod
     def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
