@@ -19,6 +19,10 @@ nanoseconds, read with `fstat`, so `head` and `list_meta` never read the object.
 the new file's modification time, under the lock, to the current time and later than the version
 it replaces, so two versions of a key never share a tag even if the file system reuses the
 inode. The lock is a POSIX advisory `flock`: it serializes processes on one host, not over NFS.
+
+A store whose directory was removed after it was opened raises `StoreInaccessible` from
+`list`, `list_meta`, `put` and `delete` (each takes the lock, which lives there); it is never
+re-created silently. `get` and `head` of a key raise `NotFound`, as for any absent key.
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._base import GetResult, ObjectMeta, ObjectStore, PutMode, check_key
-from .errors import AlreadyExists, InvalidKey, NotFound, PreconditionFailed, StoreUnavailable
+from .errors import (
+    AlreadyExists,
+    InvalidKey,
+    NotFound,
+    PreconditionFailed,
+    StoreInaccessible,
+    StoreUnavailable,
+)
 
 INTERNAL_DIR = ".metafuse-store"
 """Under the root: the lock file and temporary files (keys never start with '.', so never clash)."""
@@ -218,6 +229,7 @@ class LocalDirStore(ObjectStore):
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
+            self._raise_if_gone(f"put {key}")
             raise StoreUnavailable(f"put {key}", exc.strerror or str(exc)) from exc
         return temp
 
@@ -253,7 +265,15 @@ class LocalDirStore(ObjectStore):
         try:
             return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            self._raise_if_gone(what)
             raise StoreUnavailable(what, f"cannot open lock file {path}: {exc.strerror}") from exc
+
+    def _raise_if_gone(self, what: str) -> None:
+        """Raise `StoreInaccessible` if the store's directory was removed (or moved) under it."""
+        if not self._internal.is_dir():
+            raise StoreInaccessible(
+                self.url, str(self.root), what, f"{self._internal} is gone: the store was removed or moved"
+            )
 
     def _os_error(self, what: str, key: str, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOTDIR, errno.EISDIR):

@@ -10,6 +10,7 @@ many batches and appends from other threads and processes land in the middle of 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from metafuse.objectstore import (
     LocalDirStore,
     NotFound,
     PreconditionFailed,
+    StoreInaccessible,
     update,
 )
 
@@ -248,3 +250,19 @@ def test_list_limit_and_start_after_skip_directories_out_of_range(tmp_path: Path
         "p/a/2",
     ]
     assert store.list("p/", limit=0) == [] == store.list_meta("p/", limit=0)
+
+
+def test_a_removed_store_directory_is_reported_not_listed_as_empty(tmp_path: Path) -> None:
+    store = LocalDirStore(tmp_path / "store")
+    store.put("log/1", b"x", CREATE)
+    shutil.rmtree(tmp_path / "store")
+    calls: dict[str, Callable[[], object]] = {
+        "list": lambda: store.list("log/"),
+        "list_meta": lambda: store.list_meta("log/", limit=2),
+        "create": lambda: store.put("log/2", b"x", CREATE),
+        "delete": lambda: store.delete("log/1"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(StoreInaccessible, match="the store was removed or moved"):
+            call()
+        assert not (tmp_path / "store").exists(), f"{name} made the directory again"
