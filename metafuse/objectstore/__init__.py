@@ -1,7 +1,7 @@
 """Where the catalog's bytes can live: a narrow object-store seam and a commit log on top of it.
 
 - `ObjectStore`: get (bytes and tag), put with a mode (`CREATE`, `OVERWRITE`, `update(tag)`),
-  head, list, delete. Backends: `LocalDirStore` (a directory) and `S3Store` (in
+  head, list, list_meta, delete. Backends: `LocalDirStore` (a directory) and `S3Store` (in
   `metafuse.objectstore.s3`; needs the `metafuse[s3]` extra). `open_store(url)` picks one.
 - `CommitLog`: commits as immutable, sequentially numbered objects created only if absent.
 - `redact(text)`: text with the credentials of every URL in it replaced by `***`.

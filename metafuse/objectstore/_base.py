@@ -1,4 +1,4 @@
-"""The narrow interface every backend implements: get, put with a mode, head, list, delete."""
+"""The narrow interface every backend implements: get, put with a mode, head, list, list_meta, delete."""
 
 from __future__ import annotations
 
