@@ -138,14 +138,14 @@ class LocalDirStore(ObjectStore):
 
     def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
         with self._locked(f"list {prefix!r}", shared=True):
-            return builtins.list(itertools.islice(self._keys(prefix, start_after), limit))
+            return builtins.list(itertools.islice(self._keys(prefix, start_after, limit), limit))
 
     def list_meta(
         self, prefix: str = "", start_after: str = "", limit: int | None = None
     ) -> builtins.list[ObjectMeta]:
         found: builtins.list[ObjectMeta] = []
         with self._locked(f"list {prefix!r}", shared=True):
-            for key in itertools.islice(self._keys(prefix, start_after), limit):
+            for key in itertools.islice(self._keys(prefix, start_after, limit), limit):
                 info = self._stat(key, f"list {prefix!r}")
                 if info is not None:  # only a process ignoring the lock can remove it meanwhile
                     found.append(_meta(key, info))
@@ -163,50 +163,56 @@ class LocalDirStore(ObjectStore):
         except OSError as exc:
             raise self._os_error(f"delete {key}", key, exc) from exc
 
-    def _keys(self, prefix: str, start_after: str) -> Iterator[str]:
+    def _keys(self, prefix: str, start_after: str, limit: int | None) -> Iterator[str]:
         """The keys under `prefix` after `start_after`, in UTF-8 byte order, found lazily.
 
         Walks only the directory the prefix names and, below it, only directories that can hold
-        a wanted key; each directory is read once and ordered with a heap, so taking the first
-        `k` keys orders `k` of them, not the whole directory. Call it with the lock held.
+        a wanted key. With a `limit`, each directory's names come off a heap, so taking the
+        first `k` keys orders `k` of them, not the whole directory. Call it with the lock held.
         """
         base = ""
         if "/" in prefix:
             base = prefix.rsplit("/", 1)[0] + "/"
             if any(not part or part.startswith(".") for part in base[:-1].split("/")):
                 return iter(())  # no valid key has such a component
-        return self._walk(base, _utf8(prefix), _utf8(start_after))
+        return self._walk(base, prefix, start_after, limit is not None)
 
-    def _walk(self, base: str, prefix: bytes, after: bytes) -> Iterator[str]:
+    def _walk(self, base: str, prefix: str, after: str, lazy: bool) -> Iterator[str]:
+        # Strings compare by code point, which is the byte order of their UTF-8 encoding: no
+        # name needs encoding to be ordered as S3 orders keys.
         directory = self.root.joinpath(*base.split("/")[:-1]) if base else self.root
-        wanted: builtins.list[tuple[bytes, bool, str]] = []
+        wanted: builtins.list[str] = []  # keys, and subdirectories as "base/name/"
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if entry.name.startswith("."):
+                    name = entry.name
+                    if name.startswith("."):
                         continue  # the store's own files, or a name no key can have
                     if entry.is_dir(follow_symlinks=False):
                         # Every key below starts with `sort`, so they sort together, right there.
-                        sort = _utf8(base + entry.name + "/")
+                        sort = base + name + "/"
                         below_prefix = sort.startswith(prefix) or prefix.startswith(sort)
-                        beyond_after = sort > after or after.startswith(sort)
-                        if below_prefix and beyond_after:
-                            wanted.append((sort, True, base + entry.name + "/"))
+                        if below_prefix and (sort > after or after.startswith(sort)):
+                            wanted.append(sort)
                     else:
-                        sort = _utf8(base + entry.name)
-                        if sort.startswith(prefix) and sort > after and entry.is_file():
-                            wanted.append((sort, False, base + entry.name))
+                        sort = base + name
+                        if sort > after and sort.startswith(prefix) and entry.is_file():
+                            wanted.append(sort)
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
             raise StoreUnavailable(f"list {base!r}", exc.strerror or str(exc)) from exc
-        heapq.heapify(wanted)
-        while wanted:
-            _, is_directory, name = heapq.heappop(wanted)
-            if is_directory:
-                yield from self._walk(name, prefix, after)
+        if lazy:
+            heapq.heapify(wanted)
+            ordered: Iterator[str] = (heapq.heappop(wanted) for _ in range(len(wanted)))
+        else:
+            wanted.sort()
+            ordered = iter(wanted)
+        for sort in ordered:
+            if sort.endswith("/"):  # a key never does: this is a subdirectory
+                yield from self._walk(sort, prefix, after, lazy)
             else:
-                yield name
+                yield sort
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
@@ -283,10 +289,6 @@ class LocalDirStore(ObjectStore):
 
 def _meta(key: str, info: os.stat_result) -> ObjectMeta:
     return ObjectMeta(key, info.st_size, file_tag(info), info.st_mtime)
-
-
-def _utf8(key: str) -> bytes:
-    return key.encode("utf-8", "surrogatepass")
 
 
 def _fsync_dir(path: Path) -> None:
