@@ -1,9 +1,10 @@
 """Where the catalog's bytes can live: a narrow object-store seam and a commit log on top of it.
 
 - `ObjectStore`: get (bytes and tag), put with a mode (`CREATE`, `OVERWRITE`, `update(tag)`),
-  head, list, delete. Backends: `LocalDirStore` (a directory) and `S3Store` (in
+  head, list, list_meta, delete. Backends: `LocalDirStore` (a directory) and `S3Store` (in
   `metafuse.objectstore.s3`; needs the `metafuse[s3]` extra). `open_store(url)` picks one.
 - `CommitLog`: commits as immutable, sequentially numbered objects created only if absent.
+- `redact(text)`: text with the credentials of every URL in it replaced by `***`.
 
 Standard library only, except `S3Store`, which imports boto3 when it is constructed.
 """
@@ -11,6 +12,7 @@ Standard library only, except `S3Store`, which imports boto3 when it is construc
 from __future__ import annotations
 
 from ._base import CREATE, OVERWRITE, GetResult, ObjectMeta, ObjectStore, PutMode, check_key, update
+from ._redact import redact
 from .errors import (
     AlreadyExists,
     AmbiguousWrite,
@@ -25,6 +27,7 @@ from .errors import (
     NotFound,
     ObjectStoreError,
     PreconditionFailed,
+    StoreInaccessible,
     StoreUnavailable,
 )
 from .local import LocalDirStore
@@ -55,8 +58,10 @@ __all__ = [
     "ObjectStoreError",
     "PreconditionFailed",
     "PutMode",
+    "StoreInaccessible",
     "StoreUnavailable",
     "check_key",
     "open_store",
+    "redact",
     "update",
 ]

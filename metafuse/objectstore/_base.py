@@ -1,4 +1,4 @@
-"""The narrow interface every backend implements: get, put with a mode, head, list, delete."""
+"""The narrow interface every backend implements: get, put with a mode, head, list, list_meta, delete."""
 
 from __future__ import annotations
 
@@ -46,7 +46,10 @@ class GetResult(NamedTuple):
 
 
 class ObjectMeta(NamedTuple):
-    """What `head` returns: the key, its size in bytes, its current tag and when it was written."""
+    """What `head` and `list_meta` return: the key, its size in bytes, its tag and when it was written.
+
+    The tag is the one `get` returns with the same version's bytes.
+    """
 
     key: str
     size: int
@@ -84,12 +87,18 @@ class ObjectStore(abc.ABC):
       one caller holding `tag`. Both are decided atomically by the store, not by a read first.
     - A successful `put` is visible to every later `get`, `head` and `list` from any client.
     - `get` returns the bytes and the tag of those same bytes; readers never see a partial object.
-    - Tags are opaque strings equal for equal bytes (content hashes on both backends), so an
-      `update` cannot tell A->B->A from no change: put a unique id in the data if that matters.
+    - A tag names one version of an object: `get`, `head`, `list_meta` and the `put` that wrote
+      it give that version the same tag, and a `put` that changes the bytes gives a new one.
+      Equal bytes may share a tag (S3's ETag of a simple upload is their MD5; the local store
+      gives every put a new tag), so do not count on `update` to tell A->B->A from no change:
+      put a unique id in the data if that matters.
+    - `list` and `list_meta` are each a snapshot: every key they return existed at one moment
+      during the call, and every key that existed throughout it is returned (S3 LIST is strongly
+      consistent; the local store lists under a shared lock that every write excludes).
     """
 
     url: str
-    """Where the store lives, as `open_store` accepts it (credentials never appear here)."""
+    """Where the store lives, as `open_store` accepts it, except that credentials read `***`."""
 
     @abc.abstractmethod
     def get(self, key: str) -> GetResult:
@@ -105,7 +114,12 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def head(self, key: str) -> ObjectMeta:
-        """The object's size and tag without its bytes; `NotFound` if absent."""
+        """The object's size, tag and time without reading its bytes; `NotFound` if absent.
+
+        On S3 a HEAD of a key in a bucket that does not exist is answered with a bare 404, so it
+        raises `NotFound` there too; `get`, `put`, `list`, `list_meta` and `delete` raise
+        `StoreInaccessible` for a missing bucket. Access denied is `StoreInaccessible` from all.
+        """
 
     @abc.abstractmethod
     def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
@@ -113,6 +127,18 @@ class ObjectStore(abc.ABC):
 
         Pages through the backend's listing internally; the result is one sorted list, of at
         most `limit` keys (the first ones) when a limit is given.
+        """
+
+    @abc.abstractmethod
+    def list_meta(
+        self, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> builtins.list[ObjectMeta]:
+        """What `list` returns, each key with its `ObjectMeta`, from the same requests (no HEADs).
+
+        One LIST request per page on S3 (ListObjectsV2 returns each object's size, ETag and
+        time); the local store stats only the keys it returns. Tags equal what `get` and `head`
+        return for the same version. `modified` may differ from `head`'s by under a second: S3
+        lists times in milliseconds and answers HEAD in whole seconds.
         """
 
     @abc.abstractmethod

@@ -8,19 +8,31 @@ commit loop can tell the three apart without reading messages.
 from __future__ import annotations
 
 from ..errors import CatalogError
+from ._redact import redact
 
 
 class ObjectStoreError(CatalogError):
-    """Base of every error an object store or the commit log raises on purpose."""
+    """Base of every error an object store or the commit log raises on purpose.
+
+    Its message never shows credentials: a `scheme://user:password@host` in it reads
+    `scheme://***@host` (see `metafuse.objectstore._redact`).
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class InvalidStoreURL(ObjectStoreError, ValueError):
-    """A store URL cannot be used; the message names the part that is wrong and what would be valid."""
+    """A store URL cannot be used; the message names the part that is wrong and what would be valid.
+
+    Credentials in the URL (an `endpoint_url` with `user:password@`) are redacted in `url`,
+    `problem` and the message.
+    """
 
     def __init__(self, url: str, problem: str) -> None:
-        self.url = url
-        self.problem = problem
-        super().__init__(f"store URL {url!r}: {problem}")
+        self.url = redact(url)
+        self.problem = redact(problem)
+        super().__init__(f"store URL {self.url!r}: {self.problem}")
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return type(self), (self.url, self.problem)
@@ -186,3 +198,23 @@ class LogForked(LogCorrupt):
     append finds it landed where no other client will read it (at a number the retention had
     deleted, or in a hole); that entry is removed again before this is raised.
     """
+
+
+class StoreInaccessible(ObjectStoreError):
+    """The store refused the request as a whole: its bucket does not exist, or access is denied.
+
+    Not about one object, so never reported as `NotFound`: a deleted bucket cannot pass for an
+    empty one. Repeating the request does not help until someone fixes the store or the
+    credentials; a write that raises this did not happen. `store` is the store's URL (without
+    credentials), `bucket` the bucket (or directory) it names, `what` the request refused.
+    """
+
+    def __init__(self, store: str, bucket: str, what: str, reason: str) -> None:
+        self.store = redact(store)
+        self.bucket = bucket
+        self.what = what
+        self.reason = redact(reason)
+        super().__init__(f"object store {self.store} refused {what}: {self.reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.store, self.bucket, self.what, self.reason)

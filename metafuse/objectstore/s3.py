@@ -13,6 +13,14 @@ landed would come back 412 and be mistaken for a lost race. Instead, reads (GET,
 DELETE, which are safe to repeat, are retried here with jittered backoff; a PUT is repeated only
 when it certainly did not reach the store (connection refused, connect timeout, 409), and any
 other failure after sending (read timeout, dropped connection, 5xx) raises `AmbiguousWrite`.
+
+A missing bucket (`NoSuchBucket`) and refused credentials (401, 403) raise `StoreInaccessible`,
+never `NotFound`, from every request that tells them apart: GET, PUT, LIST and DELETE carry S3's
+error code. A HEAD is answered with a bare status, and a HEAD of a key in a missing bucket gets
+the same 404 as a missing key, so `head` raises `NotFound` for both (403 it does tell).
+
+Credentials in `endpoint_url` (`http://user:password@host`) are used as given but redacted
+(`***`) in `url`, in the repr and in every error message, botocore's included.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from functools import partial
 from typing import Any, Callable, TypeVar
 
 from ._base import GetResult, ObjectMeta, ObjectStore, PutMode, check_key
+from ._redact import redact
 from .errors import (
     AlreadyExists,
     AmbiguousWrite,
@@ -32,6 +41,7 @@ from .errors import (
     NotFound,
     ObjectStoreError,
     PreconditionFailed,
+    StoreInaccessible,
     StoreUnavailable,
 )
 
@@ -62,7 +72,8 @@ class S3Store(ObjectStore):
     `endpoint_url` points at an S3-compatible server (path-style addressing is then the default);
     `page_size` is the LIST page (1000 is S3's maximum; tests use small pages to exercise paging);
     `attempts` bounds the retries of repeatable requests. Credentials come from boto3's usual
-    chain (environment, profile, instance role); `profile` picks a named profile.
+    chain (environment, profile, instance role); `profile` picks a named profile. Credentials in
+    `endpoint_url` never appear in `url` or in an error message.
     """
 
     def __init__(
@@ -96,7 +107,7 @@ class S3Store(ObjectStore):
         self.attempts = attempts
         query = []
         if endpoint_url:
-            query.append(f"endpoint_url={endpoint_url}")
+            query.append(f"endpoint_url={redact(endpoint_url)}")
         if region:
             query.append(f"region={region}")
         self.url = f"s3://{bucket}/{prefix}" + ("?" + "&".join(query) if query else "")
@@ -140,12 +151,29 @@ class S3Store(ObjectStore):
         return self._repeatable(f"head {key}", key, call)
 
     def list(self, prefix: str = "", start_after: str = "", limit: int | None = None) -> builtins.list[str]:
-        keys: builtins.list[str] = []
+        return [str(item["Key"])[len(self.prefix) :] for item in self._contents(prefix, start_after, limit)]
+
+    def list_meta(
+        self, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> builtins.list[ObjectMeta]:
+        return [
+            ObjectMeta(
+                str(item["Key"])[len(self.prefix) :],
+                int(item["Size"]),
+                str(item["ETag"]),
+                item["LastModified"].timestamp(),
+            )
+            for item in self._contents(prefix, start_after, limit)
+        ]
+
+    def _contents(self, prefix: str, start_after: str, limit: int | None) -> builtins.list[dict[str, Any]]:
+        """ListObjectsV2's `Contents` items for the keys `list` describes, every page joined."""
+        items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            wanted = self.page_size if limit is None else max(0, min(self.page_size, limit - len(keys)))
+            wanted = self.page_size if limit is None else max(0, min(self.page_size, limit - len(items)))
             if wanted == 0:
-                return keys
+                return items
             args: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Prefix": self.prefix + prefix,
@@ -156,9 +184,9 @@ class S3Store(ObjectStore):
             elif start_after:
                 args["StartAfter"] = self.prefix + start_after
             page = self._repeatable(f"list {prefix!r}", prefix, partial(self._list_page, args))
-            keys.extend(str(item["Key"])[len(self.prefix) :] for item in page.get("Contents", ()))
+            items.extend(page.get("Contents", ()))
             if not page.get("IsTruncated"):
-                return keys
+                return items
             token = str(page["NextContinuationToken"])
 
     def delete(self, key: str) -> None:
@@ -183,6 +211,7 @@ class S3Store(ObjectStore):
                 return str(response["ETag"])
             except self._exc.ClientError as exc:
                 code, status = _error_code(exc)
+                self._raise_if_inaccessible(what, code, status)
                 if status == 412 or code == "PreconditionFailed":
                     if mode.kind == "create":
                         raise AlreadyExists(key) from None
@@ -197,10 +226,10 @@ class S3Store(ObjectStore):
                 else:
                     raise self._client_error(what, exc, code, status) from exc
             except (self._exc.EndpointConnectionError, self._exc.ConnectTimeoutError) as exc:
-                cause = f"not sent: {exc}"  # never reached the store: safe to send again
+                cause = f"not sent: {_describe(exc)}"  # never reached the store: safe to send again
             except self._exc.BotoCoreError as exc:
                 self._raise_if_misconfigured(exc)
-                raise AmbiguousWrite(key, str(mode), f"{type(exc).__name__}: {exc}") from exc
+                raise AmbiguousWrite(key, str(mode), _describe(exc)) from None
             if attempt < self.attempts:
                 self._backoff(attempt)
         raise StoreUnavailable(what, cause)
@@ -223,33 +252,45 @@ class S3Store(ObjectStore):
                 return call()
             except self._exc.ClientError as exc:
                 code, status = _error_code(exc)
-                if code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
+                self._raise_if_inaccessible(what, code, status)
+                if code in _NOT_FOUND_CODES or status == 404:
                     raise NotFound(key) from None
                 if status < 500 and status not in (409, 429):
                     raise self._client_error(what, exc, code, status) from exc
                 cause = f"{code} (HTTP {status})"
             except self._exc.BotoCoreError as exc:
                 self._raise_if_misconfigured(exc)
-                cause = f"{type(exc).__name__}: {exc}"
+                cause = _describe(exc)
             if attempt < self.attempts:
                 self._backoff(attempt)
         raise StoreUnavailable(what, f"{cause} (after {self.attempts} attempts)")
 
     def _raise_if_misconfigured(self, exc: Any) -> None:
         if isinstance(exc, (self._exc.NoCredentialsError, self._exc.NoRegionError)):
-            raise ObjectStoreError(f"{self.url}: {exc}") from exc
+            raise ObjectStoreError(f"{self.url}: {redact(str(exc))}") from None
+
+    def _raise_if_inaccessible(self, what: str, code: str, status: int) -> None:
+        """Raise `StoreInaccessible` for a missing bucket or refused credentials, whatever the key."""
+        if code == "NoSuchBucket":
+            reason = f"bucket {self.bucket!r} does not exist (NoSuchBucket)"
+        elif status in (401, 403):
+            reason = f"access to bucket {self.bucket!r} denied ({code}, HTTP {status}): check credentials"
+        else:
+            return
+        raise StoreInaccessible(self.url, self.bucket, what, reason)
 
     def _client_error(self, what: str, exc: Any, code: str, status: int) -> ObjectStoreError:
-        if code == "NoSuchBucket":
-            return ObjectStoreError(f"{self.url}: bucket {self.bucket!r} does not exist")
-        if status in (401, 403):
-            return ObjectStoreError(f"{self.url}: access denied during {what} ({code}): check credentials")
-        return ObjectStoreError(f"{self.url}: {what} failed: {code} (HTTP {status}): {exc}")
+        return ObjectStoreError(f"{self.url}: {what} failed: {code} (HTTP {status}): {redact(str(exc))}")
 
     def _backoff(self, attempt: int) -> None:
         with self._rng_lock:
             jitter = self._rng.random()
         self._sleep(min(1.0, 0.01 * 2 ** (attempt - 1)) * (0.5 + jitter))
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's type and message with credentials redacted (botocore's name the endpoint)."""
+    return redact(f"{type(exc).__name__}: {exc}")
 
 
 def _error_code(exc: Any) -> tuple[str, int]:

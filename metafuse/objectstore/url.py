@@ -7,7 +7,10 @@ Accepted forms:
   `S3Store`. Query parameters: `endpoint_url`, `region`, `profile`, `addressing_style`
   (path, virtual or auto) and `page_size` (1..1000).
 
-A URL that cannot be used raises `InvalidStoreURL` naming the part that is wrong.
+A URL that cannot be used raises `InvalidStoreURL` naming the part that is wrong. Credentials
+in an `endpoint_url` (`http://user:password@host`) are passed to the store as given and shown
+nowhere: `metafuse.objectstore.redact` puts `***` in their place in the store's `url` and in
+every error message.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ def parse_s3_url(url: str) -> tuple[str, str, dict[str, Any]]:
     if not bucket:
         raise InvalidStoreURL(url, "no bucket: write s3://bucket/prefix")
     if "@" in bucket or ":" in bucket:
-        raise InvalidStoreURL(url, f"bucket {bucket!r}: no credentials or port in the bucket name")
+        # Not echoed: what stands before the '@' may be a password.
+        raise InvalidStoreURL(url, "the bucket name holds credentials or a port: write s3://bucket/prefix")
     if not _BUCKET.match(bucket) or ".." in bucket:
         raise InvalidStoreURL(
             url,

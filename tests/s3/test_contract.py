@@ -103,9 +103,39 @@ def test_overwrite_replaces_or_creates(store: ObjectStore) -> None:
     assert store.get("new") == (b"n", fresh)
 
 
-def test_equal_bytes_have_equal_tags(store: ObjectStore) -> None:
-    # Documented: tags are content hashes on both backends, so update() cannot see A -> B -> A.
-    assert store.put("a", b"same", CREATE) == store.put("b", b"same", CREATE)
+def test_a_version_has_one_tag_everywhere_and_a_change_gets_a_new_one(store: ObjectStore) -> None:
+    first = store.put("v/k", b"one", CREATE)
+    assert store.get("v/k").tag == store.head("v/k").tag == first
+    assert [meta.tag for meta in store.list_meta("v/")] == [first]
+    second = store.put("v/k", b"two", OVERWRITE)
+    assert second != first
+    assert store.get("v/k").tag == store.head("v/k").tag == second
+    assert [meta.tag for meta in store.list_meta("v/")] == [second]
+    # Equal bytes may share a tag (S3's ETag is their MD5) or not (a local store's tag names the
+    # write): the contract promises neither, so update() cannot be counted on to see A -> B -> A.
+
+
+def test_list_meta_is_list_with_what_head_says(store: ObjectStore) -> None:
+    if isinstance(store, S3Store):
+        store.page_size = 2  # several pages
+    keys = ["m/a", "m/b/c", "m/b/d", "m/e", "n/x"]
+    for i, key in enumerate(keys):
+        store.put(key, b"x" * i, CREATE)
+    listings: list[tuple[str, str, int | None]] = [
+        ("", "", None),
+        ("m/", "", None),
+        ("m/", "m/b/c", 9),
+        ("m/", "", 3),
+    ]
+    for prefix, start_after, limit in listings:
+        metas = store.list_meta(prefix, start_after, limit)
+        assert [meta.key for meta in metas] == store.list(prefix, start_after, limit)
+        for meta in metas:
+            head = store.head(meta.key)
+            assert meta[:3] == head[:3]
+            assert abs(meta.modified - head.modified) < 1  # S3: milliseconds listed, seconds HEAD
+    assert store.list_meta("m/", limit=0) == []
+    assert store.list_meta("none/") == []
 
 
 def test_delete_removes_the_object(store: ObjectStore) -> None:
@@ -145,6 +175,7 @@ def test_list_pages_through_many_keys(store: ObjectStore) -> None:
     assert store.list("many/", limit=17) == keys[:17]  # across pages on S3
     assert store.list("many/", start_after="many/049", limit=20) == keys[50:]
     assert store.list("many/", limit=0) == []
+    assert [meta.key for meta in store.list_meta("many/", start_after="many/009", limit=17)] == keys[10:27]
 
 
 def test_s3_listing_beyond_1000_keys_uses_continuation(s3_location: S3Location) -> None:

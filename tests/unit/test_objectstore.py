@@ -21,8 +21,11 @@ from metafuse.objectstore import (
     MissingDependency,
     NotFound,
     PreconditionFailed,
+    StoreInaccessible,
+    StoreUnavailable,
     check_key,
     open_store,
+    redact,
     update,
 )
 from metafuse.objectstore.url import parse_s3_url
@@ -52,7 +55,7 @@ def test_an_s3_url_is_split_into_bucket_prefix_and_options() -> None:
         ("s3:///prefix", "no bucket"),
         ("s3://My_Bucket/x", "bucket 'My_Bucket'"),
         ("s3://ab/x", "bucket 'ab'"),
-        ("s3://user@bucket/x", "bucket 'user@bucket'"),
+        ("s3://user@bucket/x", "the bucket name holds credentials"),
         ("s3://bucket/a//b", "prefix 'a//b'"),
         ("s3://bucket/x?endpoint=http://h", "parameter 'endpoint' is unknown"),
         ("s3://bucket/x?region=us-east-1&region=eu-west-1", "parameter 'region' is given twice"),
@@ -113,3 +116,50 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         store.put("a/b.json", b"three", update(new_tag))
     assert store.list() == ["a/c.json"]  # the store's own lock and temp files are not keys
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("s3://b/p?endpoint_url=http://user:s3cr3t@host:9000&region=x", "endpoint_url=http://***@host:9000&"),
+        ('Could not connect to the endpoint URL: "http://user:s3cr3t@h/b/k"', '"http://***@h/b/k"'),
+        ("s3://b/x?endpoint_url=http%3A%2F%2Fuser%3As3cr3t%40h%3A9", "endpoint_url=http://***@h:9"),
+        ("https://user:pa@ss:s3cr3t@h/", "https://***@h/"),
+    ],
+)
+def test_redact_hides_the_user_and_password_of_every_url(text: str, shown: str) -> None:
+    hidden = redact(text)
+    assert "s3cr3t" not in hidden
+    assert "user" not in hidden
+    assert shown in hidden
+
+
+def test_redact_leaves_text_without_credentials_alone() -> None:
+    for text in ["s3://bucket/a@b?endpoint_url=http://h:9000", "file:///srv/x", "no url here", ""]:
+        assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://bucket/x?endpoint_url=http://user:s3cr3t@h:99999",
+        "s3://bucket/x?endpoint_url=ftp://user:s3cr3t@h",
+        "s3://bucket/x?endpoint_url=http%3A%2F%2Fuser%3As3cr3t%40h%3A99999",
+        "s3://user:s3cr3t@bucket/x",
+        "s3://bucket/x?endpoint_url=http://user:s3cr3t@h:9000&nope=1",
+    ],
+)
+def test_a_bad_url_never_shows_its_credentials(url: str) -> None:
+    with pytest.raises(InvalidStoreURL) as caught:
+        open_store(url)
+    for shown in (str(caught.value), caught.value.url, caught.value.problem, repr(caught.value)):
+        assert "s3cr3t" not in shown
+        assert "user" not in shown
+
+
+def test_store_errors_never_show_credentials() -> None:
+    error = StoreInaccessible("s3://b/?endpoint_url=http://user:s3cr3t@h", "b", "get k", "no bucket")
+    assert str(error) == "object store s3://b/?endpoint_url=http://***@h refused get k: no bucket"
+    assert isinstance(error, CatalogError)
+    unavailable = StoreUnavailable("get k", 'Could not connect to "http://user:s3cr3t@h/b/k"')
+    assert "s3cr3t" not in str(unavailable)

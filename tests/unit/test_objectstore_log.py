@@ -69,6 +69,12 @@ class ScriptedStore(ObjectStore):
         self._read_gate("list")
         return self.inner.list(prefix, start_after, limit)
 
+    def list_meta(
+        self, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> builtins.list[ObjectMeta]:
+        self._read_gate("list_meta")
+        return self.inner.list_meta(prefix, start_after, limit)
+
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
