@@ -74,6 +74,7 @@ from .objectstore import (
     ObjectStoreError,
     StoreUnavailable,
     open_store,
+    redact,
 )
 
 logger = logging.getLogger("metafuse.logcommits")
@@ -128,7 +129,8 @@ class LogCommits:
         max_staleness: float | None,
         snapshot_every: int,
     ) -> None:
-        self.url = url
+        self.url = redact(url)
+        """The catalog's URL as it may be shown: any credentials in it replaced (see `redact`)."""
         self.store = store
         self.log = CommitLog(store)
         """The commit log; its `retention` is the catalog's, once `catalog.json` has been read."""
@@ -202,7 +204,7 @@ class LogCommits:
             replica_dir = replicas.make(root)
         except OSError as error:
             raise CatalogFileError(
-                url,
+                redact(url),
                 f"cannot make its local replica in {root} ({error.strerror}):"
                 f" set {REPLICA_ROOT_ENV} to a writable directory",
             ) from None
@@ -215,7 +217,7 @@ class LogCommits:
                 message = message.replace(f"'{store_url}'", f"'{url}'").replace(
                     "(file:///dir)", "(log+file:///dir)"
                 )
-            raise CatalogFileError(url, message) from None
+            raise CatalogFileError(redact(url), redact(message)) from None
         commits = cls(
             url,
             store,
@@ -527,14 +529,13 @@ class LogCommits:
             return 0, 0
         moment = time.time() if now is None else now
         with self._store_errors():
-            keys = self._snapshot_keys()
+            # One listing gives every snapshot's time: no HEAD per snapshot.
+            listed = [meta for meta in self.store.list_meta(SNAPSHOT_DIR) if _SNAPSHOT_KEY.match(meta.key)]
+            listed.sort(key=lambda meta: meta.key)
+            keys = [meta.key for meta in listed]
             keep = None
-            for index in range(len(keys) - 1, -1, -1):
-                try:
-                    meta = self.store.head(keys[index])
-                except NotFound:
-                    continue
-                if moment - meta.modified >= retention:
+            for index in range(len(listed) - 1, -1, -1):
+                if moment - listed[index].modified >= retention:
                     keep = index
                     break
             if keep is None:

@@ -154,3 +154,15 @@ def test_opening_an_existing_catalog_reads_its_marker_and_rides_out_faults(
     counts, _, _ = proxy.snapshot()
     assert counts[("GET", "unavailable")] + counts[("HEAD", "unavailable")] >= 1
     assert not [key for key in counts if key[0] == "PUT"]
+
+
+def test_credentials_in_the_endpoint_never_show(s3_location: S3Location) -> None:
+    endpoint = s3_location.endpoint_url.replace("http://", "http://someone:hunter2@")
+    url = s3_location.url(endpoint_url=endpoint)
+    try:
+        with Catalog.open(url) as catalog:
+            shown = [catalog.location, repr(catalog)]
+            catalog.create(Dataset(name="secret.d", uri="s3://data/d"))
+    except StorageError as error:  # a store that refuses the credentials must not echo them
+        shown = [str(error)]
+    assert all("hunter2" not in text for text in shown), shown

@@ -65,6 +65,12 @@ class CountingStore(LocalDirStore):
         self.lists += 1
         return super().list(prefix, start_after, limit)
 
+    def list_meta(
+        self, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> list[ObjectMeta]:
+        self.lists += 1
+        return super().list_meta(prefix, start_after, limit)
+
 
 def append_n(log: CommitLog, n: int) -> None:
     for i in range(n):
@@ -415,3 +421,20 @@ def test_an_entry_gone_mid_catch_up_is_truncation_or_corruption(root: Path) -> N
     doomed[0] = 5
     with pytest.raises(LogTruncated):
         CommitLog(store, retention=0).tail(after=2)  # the retention may be deleting: a snapshot
+
+
+def test_a_retention_pass_takes_every_snapshots_time_from_one_listing(root: Path) -> None:
+    with Catalog.open(url_of(root), snapshot_every=1) as writer:
+        for i in range(6):
+            writer.create(make(f"cost.d{i}"))
+    assert len(snapshots(root)) == 6  # a day's retention: all kept
+    store = CountingStore(root)
+    commits = LogCommits(
+        url_of(root), store, replica_dir=str(root.parent), max_staleness=None, snapshot_every=1
+    )
+    commits.log.retention = DAY
+    assert commits.expire() == (0, 0)
+    assert store.heads == 0
+    assert store.lists == 1
+    assert commits.expire(now=time.time() + 2 * DAY) == (5, 5)
+    assert snapshots(root) == [6]
