@@ -83,3 +83,13 @@ def test_lifecycle(stress_settings: StressConfig) -> None:
 def test_every_scenario_has_a_test(name: str) -> None:
     """Adding a scenario without a test here is caught."""
     assert REGISTRY[name].test_name in globals()
+
+
+def test_stalled_writer(stress_settings: StressConfig) -> None:
+    """Writers stall past a store catalog's retention: each refused, no acknowledged save lost."""
+    _run("stalled_writer", stress_settings)
+
+
+def test_store_chaos(stress_settings: StressConfig) -> None:
+    """A store catalog's objects are damaged: foreign snapshots ignored, lost entries reported."""
+    _run("store_chaos", stress_settings)
