@@ -12,6 +12,7 @@ from . import (
     outside_writer,
     path_aliases,
     read_heavy_workload,
+    write_skew,
 )
 
 CORE = (
@@ -34,4 +35,5 @@ __all__ = [
     "outside_writer",
     "path_aliases",
     "read_heavy_workload",
+    "write_skew",
 ]
