@@ -29,6 +29,7 @@ def test_every_fault_has_a_description() -> None:
         "close_unguarded",
         "fork_unsafe",
         "stall",
+        "unvalidated_reads",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 
