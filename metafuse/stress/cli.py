@@ -581,7 +581,7 @@ def _check_history(args: argparse.Namespace) -> int:
             f" ({totals['not_linearizable']} keys failed, {totals['undecided']} undecided)"
         )
         if serial is not None:
-            print(f"{args.history_file}: transactions: " + "\n".join(serial.describe(origin)))
+            print(f"{args.history_file}: " + "\n".join(serial.describe(origin)))
     return EXIT_OK if passed else EXIT_FAILED
 
 

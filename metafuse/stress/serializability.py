@@ -320,17 +320,24 @@ def check(operations: Iterable[Operation]) -> Result:
 
     # Which transactions committed: the ok ones, and unknown ones that such a transaction read from.
     included = [txn.status == _COMMITTED for txn in txns]
+    writers: dict[int, list[int | None]] = {}  # each visited transaction's reads' writers
+
+    def resolved(index: int) -> list[int | None]:
+        found = writers.get(index)
+        if found is None:
+            found = writers[index] = [writer_of(read, index) for read in txns[index].reads]
+        return found
+
     work = [index for index, yes in enumerate(included) if yes]
     while work:
         index = work.pop()
-        for read in txns[index].reads:
-            writer = writer_of(read, index)
+        for writer in resolved(index):
             if writer is not None and not included[writer]:
                 included[writer] = True
                 work.append(writer)
 
     bad_reads = _bad_reads(txns, included, by_write, by_intermediate)
-    graph = _graph(txns, included, writer_of)
+    graph = _graph(txns, included, resolved)
     cycles = tuple(_cycle(component, graph, txns) for component in _components(graph) if len(component) > 1)
     unknown = [index for index, txn in enumerate(txns) if txn.status == _UNKNOWN]
     return Result(
@@ -340,9 +347,14 @@ def check(operations: Iterable[Operation]) -> Result:
         unknown=len(unknown),
         unknown_committed=sum(included[index] for index in unknown),
         edges=sum(len(targets) for targets in graph.values()),
-        cycles=tuple(sorted(cycles, key=lambda cycle: (cycle.anomaly, len(cycle.steps)))),
+        cycles=tuple(sorted(cycles, key=_severity)),
         bad_reads=bad_reads,
     )
+
+
+def _severity(cycle: Cycle) -> tuple[str, int, int]:
+    """Most severe class first (G0 < G1c < G2), then the shortest, then the earliest."""
+    return cycle.anomaly, len(cycle.steps), min(step.transaction.invoke for step in cycle.steps)
 
 
 Edge = tuple[str, str, int, int]
@@ -377,7 +389,7 @@ def _bad_reads(
     return tuple(found)
 
 
-def _graph(txns: list[_Txn], included: list[bool], writer_of: Callable[[Read, int], int | None]) -> Graph:
+def _graph(txns: list[_Txn], included: list[bool], resolved: Callable[[int], list[int | None]]) -> Graph:
     """The ww, wr and rw edges between the transactions that committed."""
     graph: Graph = {index: {} for index, yes in enumerate(included) if yes}
 
@@ -396,9 +408,7 @@ def _graph(txns: list[_Txn], included: list[bool], writer_of: Callable[[Read, in
                 for target in writers[key][after]:
                     add(source, target, (WW, key, before, after))
     for index in graph:
-        for read in txns[index].reads:
-            key, version, _ = read
-            writer = writer_of(read, index)
+        for (key, version, _), writer in zip(txns[index].reads, resolved(index)):
             if writer is not None and included[writer]:
                 add(writer, index, (WR, key, version, version))
             versions = order.get(key, [])
