@@ -6,6 +6,11 @@ linearizability checker (`metafuse.stress.linearizability`, or Porcupine and Kno
 conversion) can decide whether some sequential order explains every answer. The format is
 documented in docs/stress-testing.md ("Histories").
 
+A line may also be a transaction (`op` "txn"): the micro-operations one `Catalog.transaction()`
+block made (reads of a dataset's version and token, writes that install a new version), on
+several keys, with one outcome for all of them. `metafuse.stress.serializability` judges those;
+the linearizability checker leaves them, and the keys they write, to it.
+
 Each client owns a `HistoryWriter` that buffers whole lines and appends them to the one history
 file with `O_APPEND`: a `write` to a regular file opened that way lands at the end of the file
 and, on Linux, is never interleaved with another writer's, so threads and processes can share
@@ -18,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring_ascii as _quote
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +32,11 @@ from ..errors import CatalogError, ConflictError, NotFoundError
 if TYPE_CHECKING:
     from ..model import Dataset
 
-OPS = ("get", "create", "save")
-"""Operations of the register-with-version model (`update` is recorded as its get and save)."""
+OPS = ("get", "create", "save", "txn")
+"""Operations: the register-with-version model's (`update` is recorded as its get and save) and
+`txn`, a transaction of several micro-operations (`MICRO_OPS`)."""
+MICRO_OPS = ("get", "create", "save")
+"""What a transaction's micro-operation (its `f`) can be: a read, or a write of a new version."""
 OK, CONFLICT, NOT_FOUND, UNKNOWN = "ok", "conflict", "not_found", "unknown"
 OUTCOMES = (OK, CONFLICT, NOT_FOUND, UNKNOWN)
 """Outcomes: ok, conflict, not_found, and unknown (an error whose effect is not known)."""
@@ -36,6 +44,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "get": (OK, NOT_FOUND, UNKNOWN),
     "create": (OK, CONFLICT, UNKNOWN),
     "save": (OK, CONFLICT, NOT_FOUND, UNKNOWN),
+    "txn": (OK, CONFLICT, UNKNOWN),
 }
 """The outcomes each operation can have."""
 SETUP_CLIENT = -1
@@ -45,7 +54,20 @@ TORN = " | "
 BUFFER_BYTES = 1 << 16
 """A writer appends its buffered lines once they reach this size (and when it is flushed)."""
 
-_FIELDS = ("client", "op", "key", "expected", "token", "outcome", "version", "stored", "invoke", "return")
+_FIELDS = (
+    "client",
+    "op",
+    "key",
+    "expected",
+    "token",
+    "outcome",
+    "version",
+    "stored",
+    "invoke",
+    "return",
+    "mops",
+)
+_MOP_FIELDS = ("f", "key", "version", "token", "expected")
 
 
 class HistoryFileError(CatalogError, ValueError):
@@ -63,12 +85,47 @@ class HistoryFileError(CatalogError, ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class MicroOp:
+    """One step of a transaction: `f` is "get", "create" or "save", on dataset `key`.
+
+    A get has the `version` and `token` it read (`version` None: the dataset was absent); a save
+    has the `expected` version it named and the `token` it wrote (it installs `expected + 1`); a
+    create has its `token` (it installs version 1).
+    """
+
+    f: str
+    key: str
+    version: int | None = None
+    token: str | None = None
+    expected: int | None = None
+
+    @property
+    def writes(self) -> int | None:
+        """The version a write installs (None for a read)."""
+        if self.f == "save":
+            return None if self.expected is None else self.expected + 1
+        return 1 if self.f == "create" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the micro-operation as its object in a `txn` line's `mops`."""
+        record: dict[str, Any] = {"f": self.f, "key": self.key}
+        if self.f == "get":
+            record["version"] = self.version
+        if self.expected is not None:
+            record["expected"] = self.expected
+        if self.token is not None:
+            record["token"] = self.token
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
 class Operation:
     """One completed (or abandoned) operation of a history.
 
     `version` is set for ok outcomes (the version read, or written); `token` for writes (the
     token written) and ok reads (the token read); `expected` for saves; `stored` for conflicts
     whose stored version is known. `line` is the 1-based line it was read from (0 if built).
+    A transaction (`op` "txn") has no `key` (""), only `mops`, its micro-operations in order.
     """
 
     client: int
@@ -82,9 +139,19 @@ class Operation:
     expected: int | None = None
     stored: int | None = None
     line: int = 0
+    mops: tuple[MicroOp, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the operation as its history line's object (fields that do not apply left out)."""
+        if self.op == "txn":
+            return {
+                "client": self.client,
+                "op": "txn",
+                "mops": [mop.to_dict() for mop in self.mops],
+                "outcome": self.outcome,
+                "invoke": self.invoke,
+                "return": self.ret,
+            }
         record: dict[str, Any] = {"client": self.client, "op": self.op, "key": self.key}
         if self.expected is not None:
             record["expected"] = self.expected
@@ -204,6 +271,19 @@ class HistoryWriter:
             op, key, invoke, ret, outcome, version=version, token=token, expected=expected, stored=stored
         )
 
+    def transaction(self, invoke: int, ret: int, outcome: str, mops: Iterable[MicroOp]) -> None:
+        """Buffer one transaction's line: its micro-operations in order and its one outcome.
+
+        `outcome` is ok (committed), conflict (rolled back: nothing of it was written) or unknown
+        (an error whose effect is not known).
+        """
+        operation = Operation(self.client, "txn", "", outcome, invoke, ret, mops=tuple(mops))
+        line = format_line(operation)
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= BUFFER_BYTES:
+            self.flush()
+
     def flush(self) -> None:
         """Append every buffered line to the file, in one `write` where the kernel allows."""
         if not self._lines:
@@ -313,15 +393,23 @@ def parse_line(text: str, path: str, number: int) -> Operation:
     if outcome not in ALLOWED[op]:
         raise fail(f"'outcome' of a {op} must be one of {', '.join(ALLOWED[op])}, got {outcome!r}")
     client = integer("client", required=True, minimum=SETUP_CLIENT)
-    key = text_field("key", required=True)
     invoke = integer("invoke", required=True, minimum=0)
     ret = integer("return", required=True, minimum=0)
     assert client is not None
-    assert key is not None
     assert invoke is not None
     assert ret is not None
     if ret < invoke:
         raise fail(f"'return' ({ret}) is before 'invoke' ({invoke})")
+    if op == "txn":
+        extra = sorted(set(record) - {"client", "op", "outcome", "invoke", "return", "mops"})
+        if extra:
+            raise fail(f"{extra[0]!r} belongs in a transaction's 'mops', not on the txn line")
+        mops = tuple(_micro_op(item, index, fail) for index, item in enumerate(_mop_list(record, fail)))
+        return Operation(client, op, "", outcome, invoke, ret, line=number, mops=mops)
+    if "mops" in record:
+        raise fail(f"'mops' is only for a txn, not a {op}")
+    key = text_field("key", required=True)
+    assert key is not None
     expected = integer("expected", required=op == "save", minimum=1)
     if op != "save" and expected is not None:
         raise fail(f"'expected' is only for a save, not a {op}")
@@ -335,3 +423,48 @@ def parse_line(text: str, path: str, number: int) -> Operation:
     if outcome != CONFLICT and stored is not None:
         raise fail(f"'stored' is only for a conflict, not {outcome}")
     return Operation(client, op, key, outcome, invoke, ret, token, version, expected, stored, number)
+
+
+def _mop_list(record: dict[str, Any], fail: Callable[[str], HistoryFileError]) -> list[Any]:
+    mops = record.get("mops")
+    if not isinstance(mops, list) or not mops:
+        raise fail("'mops' of a txn must be a non-empty list of micro-operations")
+    return mops
+
+
+def _micro_op(item: Any, index: int, fail: Callable[[str], HistoryFileError]) -> MicroOp:
+    """Parse and validate the micro-operation at `index` of a txn's `mops`."""
+    where = f"mops[{index}]"
+    if not isinstance(item, dict):
+        raise fail(f"{where} is not a JSON object")
+    unknown = sorted(set(item) - set(_MOP_FIELDS))
+    if unknown:
+        raise fail(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(_MOP_FIELDS)})")
+    f, key, token = item.get("f"), item.get("key"), item.get("token")
+    if f not in MICRO_OPS:
+        raise fail(f"{where}: 'f' must be one of {', '.join(MICRO_OPS)}, got {f!r}")
+    if not isinstance(key, str):
+        raise fail(f"{where}: 'key' must be a string, got {key!r}")
+    if token is not None and not isinstance(token, str):
+        raise fail(f"{where}: 'token' must be a string, got {token!r}")
+    version, expected = item.get("version"), item.get("expected")
+    for name, value in (("version", version), ("expected", expected)):
+        if value is not None and (type(value) is not int or value < 1):
+            raise fail(f"{where}: {name!r} must be a whole number of at least 1, got {value!r}")
+    if f == "get":
+        if "version" not in item:
+            raise fail(f"{where}: a get needs 'version' (null when the dataset was absent)")
+        if expected is not None:
+            raise fail(f"{where}: 'expected' is only for a save, not a get")
+        if (version is None) != (token is None):
+            raise fail(f"{where}: a get has a 'token' exactly when it read a 'version'")
+        return MicroOp(f, key, version, token)
+    if version is not None:
+        raise fail(f"{where}: a {f} installs its version ('expected' + 1, or 1): no 'version'")
+    if token is None:
+        raise fail(f"{where}: a {f} needs the 'token' it wrote")
+    if f == "save" and expected is None:
+        raise fail(f"{where}: a save needs its 'expected' version")
+    if f == "create" and expected is not None:
+        raise fail(f"{where}: 'expected' is only for a save, not a create")
+    return MicroOp(f, key, None, token, expected)

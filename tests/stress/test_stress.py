@@ -79,6 +79,11 @@ def test_lifecycle(stress_settings: StressConfig) -> None:
     _run("lifecycle", stress_settings)
 
 
+def test_write_skew(stress_settings: StressConfig) -> None:
+    """Transactions read both flags of a pair and set their own if neither is: never both on."""
+    _run("write_skew", stress_settings)
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_scenario_has_a_test(name: str) -> None:
     """Adding a scenario without a test here is caught."""

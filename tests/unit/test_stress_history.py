@@ -323,3 +323,115 @@ def test_selfcheck_history_probe_catches_every_data_fault(mode: str) -> None:
         assert verdict.example.startswith("cannot linearize ")
     assert set(controls) == {("concurrent_writers", mode), ("cache_invalidation_race", mode)}
     assert all(failing == [] for failing in controls.values())
+
+
+# -- transactions ---------------------------------------------------------------------------------
+
+TXN = (
+    '{"client": 0, "op": "txn", "mops": [{"f": "get", "key": "a", "version": 1, "token": "a0"},'
+    ' {"f": "save", "key": "a", "expected": 1, "token": "a1"}], "outcome": "ok", "invoke": 1, "return": 2}'
+)
+
+
+def _v1(name: str, token: str) -> Dataset:
+    return tokened(name, token).replace(version=1)
+
+
+def _skew(path: Path) -> None:
+    """Setup creates a and b; two transactions each read both and each write its own: write skew."""
+    history.record_setup(str(path), [_v1("a", "a0"), _v1("b", "b0")], 1, 2)
+    for client, mine in ((0, "a"), (1, "b")):
+        writer = HistoryWriter(str(path), client)
+        reads = [history.MicroOp("get", "a", 1, "a0"), history.MicroOp("get", "b", 1, "b0")]
+        write = history.MicroOp("save", mine, token=f"{mine}-on", expected=1)
+        writer.transaction(3 + client, 10 + client, "ok", [*reads, write])
+        writer.flush()
+
+
+def test_a_transaction_round_trips_through_the_writer_and_the_reader(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    _skew(path)
+    operations = read_history(str(path))
+    txn = operations[2]
+    assert (txn.op, txn.key, txn.outcome, txn.invoke, txn.ret) == ("txn", "", "ok", 3, 10)
+    assert txn.mops[1] == history.MicroOp("get", "b", 1, "b0")
+    assert txn.mops[2].writes == 2
+    assert json.loads(history.format_line(txn)) == json.loads(path.read_text().splitlines()[2])
+    parsed = history.parse_line(json.dumps({**json.loads(TXN), "outcome": "unknown"}), "x", 1)
+    assert parsed.mops[0] == history.MicroOp("get", "a", 1, "a0")
+
+
+def test_linearizability_leaves_keys_written_by_transactions_to_the_serializability_check(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.jsonl"
+    _skew(path)
+    writer = HistoryWriter(str(path), 2)
+    writer.add("get", "c", 20, 21, "not_found")  # a key no transaction writes
+    writer.flush()
+    assert [result.key for result in check(read_history(str(path)))] == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"key": "a"}, "'key' belongs in a transaction's 'mops'"),
+        ({"mops": []}, "'mops' of a txn must be a non-empty list"),
+        ({"outcome": "not_found"}, "'outcome' of a txn must be one of ok, conflict, unknown"),
+        ({"mops": [1]}, "mops[0] is not a JSON object"),
+        ({"mops": [{"f": "delete", "key": "a"}]}, "mops[0]: 'f' must be one of get, create, save"),
+        ({"mops": [{"f": "get", "key": "a"}]}, "mops[0]: a get needs 'version'"),
+        ({"mops": [{"f": "get", "key": "a", "version": 1}]}, "a get has a 'token' exactly when"),
+        ({"mops": [{"f": "get", "key": 3, "version": None}]}, "mops[0]: 'key' must be a string"),
+        ({"mops": [{"f": "save", "key": "a", "token": "t"}]}, "a save needs its 'expected' version"),
+        ({"mops": [{"f": "save", "key": "a", "expected": 0, "token": "t"}]}, "'expected' must be"),
+        ({"mops": [{"f": "create", "key": "a"}]}, "a create needs the 'token' it wrote"),
+        ({"mops": [{"f": "create", "key": "a", "token": "t", "version": 1}]}, "no 'version'"),
+        ({"mops": [{"f": "get", "key": "a", "version": None, "at": 1}]}, "mops[0]: unknown field 'at'"),
+    ],
+)
+def test_a_bad_transaction_line_is_named_by_file_and_line_number(
+    tmp_path: Path, change: dict[str, Any], problem: str
+) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(f"{TXN}\n{json.dumps({**json.loads(TXN), **change})}\n", encoding="utf-8")
+    with pytest.raises(HistoryFileError) as raised:
+        read_history(str(path))
+    assert str(raised.value).startswith(f"history {path}:2: ")
+    assert problem in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_mops_on_a_single_operation_are_refused() -> None:
+    with pytest.raises(HistoryFileError, match="'mops' is only for a txn, not a get"):
+        history.parse_line(GOOD.replace('"invoke"', '"mops": [], "invoke"'), "x", 1)
+
+
+def test_check_history_prints_a_write_skew_cycle_as_proof(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "skew.jsonl"
+    _skew(path)
+    assert main(["stress", "check-history", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "4 transactions (4 committed, 0 aborted, 0 unknown" in out
+    assert "NOT serializable (1 G2)" in out
+    assert "G2 anti-dependency cycle (an rw edge: write skew, lost update): a cycle of 2 transactions" in out
+    assert "client 1: txn [get a -> v1 'a0'; get b -> v1 'b0'; save b (expected=1) 'b-on'] -> ok" in out
+    assert "-rw-> read a v1, the next installed v2 over it" in out
+    assert main(["stress", "check-history", str(path), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["linearizable"] is True  # a and b are left to the transaction check
+    serial = document["serializability"]
+    assert (serial["serializable"], serial["anomalies"]) == (False, {"G2": 1})
+    assert [step["edge"] for step in serial["cycles"][0]["steps"]] == ["rw", "rw"]
+
+
+def test_check_history_of_serial_transactions_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "serial.jsonl"
+    path.write_text(TXN + "\n", encoding="utf-8")
+    history.record_setup(str(path), [_v1("a", "a0")], 0, 0)
+    assert main(["stress", "check-history", str(path)]) == 0
+    assert "2 transactions (2 committed" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from . import (
     read_heavy_workload,
     stalled_writer,
     store_chaos,
+    write_skew,
 )
 
 CORE = (
@@ -38,4 +39,5 @@ __all__ = [
     "read_heavy_workload",
     "stalled_writer",
     "store_chaos",
+    "write_skew",
 ]
