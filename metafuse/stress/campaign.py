@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -261,12 +262,23 @@ def _command(result: ScenarioResult, run: _Run) -> str:
     return command
 
 
-def _execute(name: str, config: stress_config.StressConfig, fault: str | None) -> ScenarioResult | str:
-    """Run one scenario; return its result, or the error that kept it from returning one."""
+def _execute(
+    name: str, config: stress_config.StressConfig, fault: str | None, store: bool = False
+) -> ScenarioResult | str:
+    """Run one scenario (on a temporary directory store if `store`); return its result, or the
+    error that kept it from returning one."""
     try:
+        if store:
+            with tempfile.TemporaryDirectory(prefix="metafuse-campaign-") as directory:
+                url = f"log+file://{directory}/store"
+                return run_scenario(REGISTRY[name], config, path=url, faults=(fault,) if fault else ())
         return run_scenario(REGISTRY[name], config, faults=(fault,) if fault else ())
     except Exception as error:  # a runner that raises is a false alarm of its own kind
         return f"{type(error).__name__}: {error}"
+
+
+def _on_store(run: _Run) -> bool:
+    return run.probe is not None and run.probe.store
 
 
 def _record(run: _Run, outcome: ScenarioResult | str, tally: Tally) -> str:
@@ -316,7 +328,8 @@ def run_campaign(
         run = next_run()
         while run is not None:
             made += 1
-            on_run(f"[{made}] {_record(run, _execute(run.scenario.name, run.config, run.fault), tally)}")
+            outcome = _execute(run.scenario.name, run.config, run.fault, _on_store(run))
+            on_run(f"[{made}] {_record(run, outcome, tally)}")
             run = next_run()
         return made
     spawn = multiprocessing.get_context("spawn")
@@ -326,7 +339,8 @@ def run_campaign(
         def submit() -> None:
             run = next_run()
             if run is not None:
-                pending[pool.submit(_execute, run.scenario.name, run.config, run.fault)] = run
+                future = pool.submit(_execute, run.scenario.name, run.config, run.fault, _on_store(run))
+                pending[future] = run
 
         for _ in range(jobs):
             submit()
