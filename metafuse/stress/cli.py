@@ -124,7 +124,8 @@ def add_stress_commands(commands: Any) -> None:
         metavar="FILE",
         help="write every operation as JSON lines to FILE (FILE.<scenario>.jsonl when several run)",
     )
-    run.set_defaults(handler=_run)
+    # Its product is the run and its files: a reader that stops reading (head) does not stop it.
+    run.set_defaults(handler=_run, survives_closed_stdout=True)
 
     check = actions.add_parser(
         "check-history", help="check a --history file for linearizability, key by key (exit 1 if not)"
@@ -205,7 +206,8 @@ progress:
 exit status:
   0 every invariant and threshold held, 1 an invariant failed, 2 bad input, 3 catalog locked,
   4 every invariant held but a threshold failed, 130 Ctrl-C (a partial summary and the output
-  files are still written), 141 the output pipe closed early.
+  files are still written). When standard output closes early (piped into head), the run goes on
+  without printing, writes its files and exits with its verdict.
 """
 
 
