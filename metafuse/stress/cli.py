@@ -26,7 +26,7 @@ from ..faults import FAULTS
 from . import config as stress_config
 from . import history as op_history
 from . import thresholds as stress_thresholds
-from .compare import compare, load_results, parse_tolerance
+from .compare import compare, load_results, parse_tolerance, setting_differences
 from .linearizability import check as check_linearizable
 from .linearizability import summary as check_summary
 from .outputs import check_output_path, csv_text, junit_text, write_text
@@ -163,6 +163,11 @@ def add_stress_commands(commands: Any) -> None:
         "--tolerance",
         default="20%",
         help="allowed throughput drop / p99 rise, 0%% to 1000%% (default 20%%)",
+    )
+    compare_.add_argument(
+        "--allow-different-settings",
+        action="store_true",
+        help="compare runs even if their workload settings (rate, warm-up, catalog, ...) differ",
     )
     compare_.set_defaults(handler=_compare)
 
@@ -352,7 +357,9 @@ def _run(args: argparse.Namespace) -> int:
             " reads are linearizable)"
         )
     show_progress = Progress.wanted(args.quiet, every=args.progress)
-    extra = _load_words(config) + [word for text in args.threshold for word in ("--threshold", text)]
+    # The workload's settings come from each result; these options only judge it.
+    extra = [word for text in args.threshold for word in ("--threshold", text)]
+    extra += ["--thresholds", args.thresholds] if args.thresholds else []
     results: list[ScenarioResult] = []
     interrupted = False
     for name in names:
@@ -380,8 +387,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"Interrupted: {name} did not run", flush=True)
             interrupted = True
             break
-        kills = config.kills if name == "kill_writers" else None
-        result.command = reproduce_command(result, kills=kills, extra=extra)
+        result.command = reproduce_command(result, extra=extra)
         result.thresholds = stress_thresholds.evaluate(thresholds, name, result.operations, result.elapsed)
         results.append(result)
         print(format_result(result), flush=True)
@@ -402,28 +408,18 @@ def _run(args: argparse.Namespace) -> int:
     )
     for verdict in unmatched:
         print(f"Threshold {verdict.threshold}: FAILED, {verdict.detail}")
-    _write_outputs(args, results, unmatched)
+    _write_outputs(args, results, unmatched, interrupted)
     return _verdict(results, names, unmatched, interrupted)
-
-
-def _load_words(config: stress_config.StressConfig) -> list[str]:
-    words = []
-    if config.rate is not None:
-        words += ["--rate", f"{config.rate:g}"]
-    if config.ramp_up:
-        words += ["--ramp-up", f"{config.ramp_up:g}"]
-    if config.warmup:
-        words += ["--warmup", f"{config.warmup:g}"]
-    return words
 
 
 def _write_outputs(
     args: argparse.Namespace,
     results: list[ScenarioResult],
     unmatched: list[stress_thresholds.ThresholdResult],
+    interrupted: bool,
 ) -> None:
     if args.json:
-        document = results_document(results)
+        document = results_document(results, interrupted=interrupted)
         document["unmatched_thresholds"] = [dataclasses.asdict(verdict) for verdict in unmatched]
         write_json(args.json, document)
         print(f"Results written to {args.json}")
@@ -521,6 +517,13 @@ def _history_probe(
 def _compare(args: argparse.Namespace) -> int:
     tolerance = parse_tolerance(args.tolerance)
     baseline, current = load_results(args.baseline), load_results(args.current)
+    differences = setting_differences(baseline, current)
+    if differences and not args.allow_different_settings:
+        raise ValidationError(
+            "results files",
+            f"their runs differ in settings: {'; '.join(differences)}"
+            " (--allow-different-settings compares them anyway)",
+        )
     rows = compare(baseline, current, tolerance)
     if not rows:
         raise ValidationError(

@@ -818,6 +818,7 @@ def _stress_result() -> dict[str, Any]:
         "throughput": 100.0,
         "passed": True,
         "operations": {"write": {"latency_ms": {"p99": 1.0}}},
+        "settings": {"rate": None},
     }
 
 
