@@ -471,7 +471,10 @@ def _selfcheck(args: argparse.Namespace) -> int:
     modes = ("thread", "process") if args.mode == "both" else (args.mode,)
     seed = stress_config.from_environment(seed=args.seed).seed
     bugs = tuple(args.bug) if args.bug else tuple(PROBES)
-    print(f"Self-check: {len(bugs)} bugs x {len(modes)} modes, {args.duration}s runs, seed {seed}")
+    print(
+        f"Self-check: {plural(len(bugs), 'bug')} x {plural(len(modes), 'mode')}, {args.duration}s runs,"
+        f" seed {seed}"
+    )
 
     def show(verdict: BugVerdict) -> None:
         if verdict.caught:
@@ -505,11 +508,12 @@ def _history_probe(
         verdict.bug, verdict.mode, duration=args.duration, clients=args.clients, seed=seed, controls=controls
     )
     if probe.caught:
-        state = f"caught: {len(probe.failing_keys)} {probe.scenario} keys not linearizable ({probe.example})"
+        keys = plural(len(probe.failing_keys), f"{probe.scenario} key")
+        state = f"caught: {keys} not linearizable ({probe.example})"
     elif probe.control_failing_keys:
         state = f"INCONCLUSIVE: control history not linearizable on {', '.join(probe.control_failing_keys)}"
     else:
-        state = f"NOT CAUGHT: all {probe.operations} operations of {probe.scenario} linearizable"
+        state = f"NOT CAUGHT: all {plural(probe.operations, 'operation')} of {probe.scenario} linearizable"
     print(f"  {'':<8} {'':<16} history: {state}", flush=True)
     return [] if probe.caught else [f"{verdict.bug} history ({verdict.mode})"]
 
@@ -538,7 +542,7 @@ def _compare(args: argparse.Namespace) -> int:
             f"{row.change:>10}{flag}"
         )
     regressions = sum(row.regressed for row in rows)
-    print(f"{regressions} regressions beyond {tolerance:.0%} tolerance")
+    print(f"{plural(regressions, 'regression')} beyond {tolerance:.0%} tolerance")
     return EXIT_FAILED if regressions else EXIT_OK
 
 
@@ -565,15 +569,18 @@ def _check_history(args: argparse.Namespace) -> int:
     else:
         for result in results:
             if result.linearizable is None:
-                print(f"{result.key}: UNDECIDED ({result.operations} operations, gave up after --timeout)")
+                ops = plural(result.operations, "operation")
+                print(f"{result.key}: UNDECIDED ({ops}, gave up after --timeout)")
             elif result.counterexample is not None:
-                print(f"{result.key}: NOT LINEARIZABLE ({result.operations} operations)")
+                print(f"{result.key}: NOT LINEARIZABLE ({plural(result.operations, 'operation')})")
                 for line in result.counterexample.describe(origin):
                     print(f"  {line}")
         verdict = "linearizable" if totals["linearizable"] else "NOT linearizable"
+        checked, keys = int(totals["operations"] or 0), int(totals["keys"] or 0)
+        failed = int(totals["not_linearizable"] or 0)
         print(
-            f"{args.history_file}: {totals['operations']} operations on {totals['keys']} keys: {verdict}"
-            f" ({totals['not_linearizable']} keys failed, {totals['undecided']} undecided)"
+            f"{args.history_file}: {plural(checked, 'operation')} on {plural(keys, 'key')}: {verdict}"
+            f" ({plural(failed, 'key')} failed, {totals['undecided']} undecided)"
         )
     return EXIT_OK if totals["linearizable"] else EXIT_FAILED
 

@@ -18,8 +18,12 @@ from .scenario import REGISTRY
 
 
 def plural(count: int, noun: str) -> str:
-    """Return '1 client', '2 clients': a count with its noun in the right number."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """Return '1 client', '2 clients', '2 retries': a count with its noun in the right number."""
+    if count == 1:
+        return f"{count} {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
 
 
 def announce(
@@ -80,8 +84,8 @@ def format_result(result: ScenarioResult) -> str:
             lines.append(f"    {op:<14}" + "".join(_ms(latency.get(key)) for key in LATENCY_KEYS))
     retries = result.retries
     lines.append(
-        f"  Retries: {retries['operations_retried']} operations retried,"
-        f" {retries['total_retries']} retries in all;"
+        f"  Retries: {plural(retries['operations_retried'], 'operation')} retried,"
+        f" {plural(retries['total_retries'], 'retry')} in all;"
         f" longest conflict streak {retries['longest_conflict_streak']}"
     )
     if result.scheduled is not None:

@@ -708,3 +708,25 @@ def test_an_interrupted_run_never_reads_as_passed() -> None:
     result.interrupted = False
     document = results_document([result], interrupted=True)
     assert (document["passed"], document["interrupted"]) == (False, True)
+
+
+def test_plural_counts_in_good_grammar() -> None:
+    from metafuse.stress.report import plural
+
+    assert [plural(1, "bug"), plural(2, "bug"), plural(0, "bug")] == ["1 bug", "2 bugs", "0 bugs"]
+    assert [plural(1, "retry"), plural(3, "retry"), plural(2, "key")] == ["1 retry", "3 retries", "2 keys"]
+
+
+@pytest.mark.slow
+def test_selfcheck_counts_in_good_grammar(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["stress", "selfcheck", "--bug", "lost_update", "--mode", "thread", "--duration", "1"]
+    main([*argv, "--clients", "2", "--quiet"])
+    assert "Self-check: 1 bug x 1 mode, 1s runs" in capsys.readouterr().out
+
+
+def test_compare_counts_in_good_grammar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    baseline, current = tmp_path / "base.json", tmp_path / "cur.json"
+    baseline.write_text(json.dumps(_document(_result(rate=100))))
+    current.write_text(json.dumps(_document(_result(rate=10))))
+    assert main(["stress", "compare", str(baseline), str(current)]) == 1
+    assert "\n1 regression beyond 20% tolerance\n" in capsys.readouterr().out
