@@ -17,6 +17,24 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
+
+
+def single_threaded_server(host: str, port: int) -> Any:
+    """Return moto's S3 application bound to `host`:`port` (0: a free port), served one request at
+    a time by `serve_forever()`. Raises ImportError without `moto[server]`, OSError if the address
+    cannot be bound."""
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(host, port, app, threaded=False, processes=1)
+    os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,18 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
-            DomainDispatcherApplication,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server  # noqa: PLC0415
+        server = single_threaded_server(args.host, args.port)
     except ImportError as exc:
         print(f"moto's server is not installed ({exc}): pip install 'moto[server]'", file=sys.stderr)
         return 2
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(args.host, args.port, app, threaded=False, processes=1)
-    os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()
