@@ -528,6 +528,8 @@ def _compare(args: argparse.Namespace) -> int:
             f"their runs differ in settings: {'; '.join(differences)}"
             " (--allow-different-settings compares them anyway)",
         )
+    for difference in differences:  # compared anyway: the table must not hide it
+        print(f"settings differ: {difference}")
     rows = compare(baseline, current, tolerance)
     if not rows:
         raise ValidationError(

@@ -663,7 +663,9 @@ def test_compare_refuses_runs_whose_settings_differ(
     assert "--allow-different-settings" in err
     code = main(["stress", "compare", str(baseline), str(current), "--allow-different-settings"])
     assert code == 1  # compared: the throughput drop is a regression
-    assert "REGRESSED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out
+    assert out.startswith("settings differ: concurrent_writers thread 4 clients 5s: rate none -> 200.0")
 
 
 def test_compare_accepts_another_seed_and_another_catalog_path(tmp_path: Path) -> None:
