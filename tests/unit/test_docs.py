@@ -776,3 +776,10 @@ def test_the_readme_writes_python3() -> None:
     for number, line in shell_lines(readme):
         words = line.lstrip("$ ").split()
         assert not words or words[0] != "python", f"README.md:{number}: {line}"
+
+
+def test_the_readme_says_how_long_the_test_command_takes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = " ".join(readme.split("## Quick start", 1)[1].split("\n## ", 1)[0].split())
+    second = quick.split("The second", 1)[1]
+    assert re.search(r"about (half an hour|an hour|\d+ minutes)", second), "no duration for the test command"
