@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal  # noqa: PLC0415
     import socket  # noqa: PLC0415
 
-    from .._cli_base import OneLineParser, whole_number  # noqa: PLC0415
+    from .._cli_base import OneLineParser, discard_stdout, whole_number  # noqa: PLC0415
     from ._moto_single import single_threaded_server  # noqa: PLC0415
 
     prog = "python3 -m metafuse.objectstore.testing"
@@ -420,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def announce() -> None:
         """Create the buckets through the running server, then say how to use it."""
+        say(f"S3 test server (moto, one request at a time) at {endpoint}; Ctrl-C stops it")
+        if failed:
+            return
         for bucket in args.bucket:
             try:
                 status = _http_status(endpoint, "PUT", f"/{bucket}")
@@ -443,13 +446,21 @@ def main(argv: list[str] | None = None) -> int:
             ]
         else:
             lines.append("no bucket yet: --bucket NAME creates one")
-        print("\n".join(lines), flush=True)
+        say("\n".join(lines))
+
+    def say(text: str) -> None:
+        """Print `text`; output that cannot be written stops the server (exit 2, one line)."""
+        try:
+            print(text, flush=True)
+        except OSError as error:
+            failed.append(f"cannot write to standard output ({error.strerror or error})")
+            discard_stdout()
+            server.shutdown()
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"S3 test server (moto, one request at a time) at {endpoint}; Ctrl-C stops it", flush=True)
     threading.Thread(target=announce, name="announce", daemon=True).start()
     try:
         server.serve_forever()

@@ -116,3 +116,21 @@ def test_a_bad_bucket_name_is_one_line_and_exit_2() -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "--bucket: bucket 'Not_A_Bucket': 3-63 lowercase letters" in done.stderr
+
+
+def test_output_to_a_full_disk_stops_the_server_with_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*SERVE, "--bucket", "full"],
+            env=_env(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "python3 -m metafuse.objectstore.testing: error: cannot write to standard output"
+        " (No space left on device)\n"
+    )
