@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import glob
 import json
 import os
 import shutil
+import sys
+from collections.abc import Mapping
 
 import nox
 
@@ -33,11 +36,20 @@ _TESTED: dict[str, str] = {}
 
 
 def _report_pythons() -> None:
-    """Say which Pythons the unit tests ran on and which were missing (nox only logs a skip)."""
+    """Say which Pythons the unit tests ran on and which were missing (nox only logs a skip).
+
+    Only a Python this invocation selected for `tests` (and not found on PATH) is called missing:
+    `nox -s tests-3.9` says nothing of 3.10 being absent.
+    """
     if not _TESTED:
         return
+    selected = _selected_test_pythons(sys.argv[1:], os.environ)
     ran = [f"{version} ({outcome})" for version, outcome in _TESTED.items()]
-    missing = [v for v in PYTHONS if v not in _TESTED and shutil.which(f"python{v}") is None]
+    missing = [
+        v
+        for v in PYTHONS
+        if v not in _TESTED and selected is not None and v in selected and shutil.which(f"python{v}") is None
+    ]
     unselected = [v for v in PYTHONS if v not in _TESTED and v not in missing]
     print(f"nox > tests ran on Python {', '.join(ran)}")
     if missing:
@@ -45,6 +57,36 @@ def _report_pythons() -> None:
         print(f"nox > tests NOT run, interpreter missing: Python {', '.join(missing)}{strict}")
     if unselected:
         print(f"nox > tests not run, not selected or not found by nox: Python {', '.join(unselected)}")
+
+
+def _selected_test_pythons(argv: list[str], environ: Mapping[str, str]) -> list[str] | None:
+    """The Pythons nox's command line (`argv`, without the program) asks `tests` to run on, from
+    -s/--session (or $NOXSESSION) and -p/--python (or $NOXPYTHON); None when -k, -t or a forced
+    or extra Python make the selection more than these options say."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("-s", "-e", "--session", "--sessions", dest="sessions", nargs="*", action="extend")
+    parser.add_argument("-p", "--python", "--pythons", dest="pythons", nargs="*", action="extend")
+    for option in ("-k", "--keywords", "-t", "--tags", "-P", "--force-python", "--force-pythons"):
+        parser.add_argument(option, dest="unknown", nargs="*", action="append")
+    parser.add_argument("--extra-python", "--extra-pythons", dest="unknown", nargs="*", action="append")
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    options, _ = parser.parse_known_args(own)
+    if options.unknown:
+        return None
+    sessions = options.sessions
+    if sessions is None and environ.get("NOXSESSION"):
+        sessions = environ["NOXSESSION"].split(",")
+    if sessions is None:
+        sessions = list(nox.options.sessions or ["tests"])
+    chosen = [
+        version
+        for version in PYTHONS
+        if any(name.strip() in ("tests", f"tests-{version}") for name in sessions)
+    ]
+    pythons = options.pythons
+    if pythons is None and environ.get("NOXPYTHON"):
+        pythons = environ["NOXPYTHON"].split(",")
+    return chosen if pythons is None else [v for v in chosen if v in {p.strip() for p in pythons}]
 
 
 atexit.register(_report_pythons)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 EXIT_OK = 0
 """Success."""
 EXIT_FAILED = 1
 """A conflict, a missing dataset, or (for stress) an invariant that did not hold."""
 EXIT_USAGE = 2
-"""Bad input or an unusable catalog."""
+"""Bad input, an unusable catalog, or standard output that cannot be written (a full disk)."""
 EXIT_BUSY = 3
 """The catalog stayed locked by another writer for longer than the busy timeout: try again."""
 EXIT_THRESHOLD = 4
@@ -55,3 +58,74 @@ def file_path(option: str) -> Callable[[str], str]:
 
     parse.__name__ = "path"
     return parse
+
+
+class OutputError(Exception):
+    """Standard output refused a write for a reason other than a closed pipe (a full disk, an I/O
+    error): the command stops, with one line on stderr naming the reason."""
+
+    def __init__(self, error: OSError) -> None:
+        self.reason = error.strerror or str(error)
+        super().__init__(f"cannot write to standard output ({self.reason})")
+
+
+class GuardedStdout:
+    """Stands in for `sys.stdout` while one command runs, so that a failed write ends one way.
+
+    A closed pipe (the reader went away, as `head` does) raises `BrokenPipeError` as before,
+    unless `keep_going` is set: then the first failed write points standard output at /dev/null
+    and every later write is dropped, so a command whose real product is its files (a stress
+    run's --json) finishes them. Any other failed write raises `OutputError`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.keep_going = False
+        self.closed_early = False
+        """True once a closed pipe was met under `keep_going`: what follows is dropped."""
+
+    def write(self, text: str) -> int:
+        """Write `text`, or drop it once the reader has gone (see the class)."""
+        if self.closed_early:
+            return len(text)
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+        except OSError as error:
+            raise OutputError(error) from None
+
+    def flush(self) -> None:
+        """Flush, with the same rules as `write`."""
+        if self.closed_early:
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+        except OSError as error:
+            raise OutputError(error) from None
+
+    def _reader_gone(self) -> None:
+        if not self.keep_going:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.closed_early = True
+        discard_stdout(self.stream)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+def discard_stdout(stream: TextIO | None = None) -> None:
+    """Point standard output's descriptor at /dev/null, so that flushing what is still buffered
+    (at interpreter exit, say) cannot fail a second time."""
+    stream = stream if stream is not None else sys.stdout
+    with contextlib.suppress(OSError, ValueError):  # the failure this follows, met again
+        stream.flush()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any, Callable, TextIO, cast
 
-from . import faults
+from . import __version__, faults
 from ._cli_base import (
     EXIT_BUSY,
     EXIT_FAILED,
@@ -18,7 +17,10 @@ from ._cli_base import (
     EXIT_OK,
     EXIT_THRESHOLD,
     EXIT_USAGE,
+    GuardedStdout,
     OneLineParser,
+    OutputError,
+    discard_stdout,
     file_path,
     whole_number,
 )
@@ -36,11 +38,13 @@ EXIT_CODES_HELP = f"""\
 exit status:
   {EXIT_OK}    success
   {EXIT_FAILED}    a conflict, a missing dataset, or (stress) an invariant that did not hold
-  {EXIT_USAGE}    bad input, or a catalog file that is unusable (or missing, for a read command)
+  {EXIT_USAGE}    bad input, a catalog file that is unusable (or missing, for a read command),
+       or standard output that cannot be written (a full disk)
   {EXIT_BUSY}    the catalog stayed locked by another writer past the busy timeout: try again
   {EXIT_THRESHOLD}    (stress) every invariant held but a --threshold failed
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
   {EXIT_BROKEN_PIPE}  the output pipe closed early (e.g. piped into head): stopped quietly
+       ('stress run' goes on instead, writes its files and exits with its verdict)
 """
 """The exit statuses, as `metafuse --help` prints them."""
 
@@ -59,6 +63,7 @@ def build_parser() -> OneLineParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--catalog",
         metavar="PATH|URL",
@@ -129,18 +134,30 @@ def build_parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (see `EXIT_CODES_HELP`: 0 ok, 1 failed, 2 bad input,
     3 busy, 4 threshold, 130 interrupted, 141 output pipe closed). Never ends in a traceback for
-    bad input, a locked catalog or a closed pipe."""
+    bad input, a locked catalog, a closed pipe or standard output that cannot be written."""
+    guard = GuardedStdout(sys.stdout)
+    sys.stdout = cast(TextIO, guard)
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:
+            sys.stdout.flush()  # --help and --version: a failed write ends like any other
+            raise
         handler: Handler = args.handler
+        # A command whose product is its files finishes them when its reader goes away.
+        guard.keep_going = bool(getattr(args, "survives_closed_stdout", False))
         faults.check_environment()  # a bad METAFUSE_FAULTS is one line, before anything runs
         check_log_level()
         code = handler(args)
         sys.stdout.flush()  # a reader that left early shows up here, not at interpreter exit
         return code
     except BrokenPipeError:
-        _discard_stdout()
+        discard_stdout(guard.stream)
         return EXIT_BROKEN_PIPE
+    except OutputError as error:
+        discard_stdout(guard.stream)
+        _fail(error)
+        return EXIT_USAGE
     except (ConflictError, NotFoundError) as error:
         _fail(error)
         return EXIT_FAILED
@@ -153,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("metafuse: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        sys.stdout = guard.stream
 
 
 def catalog_path(args: argparse.Namespace) -> str:
@@ -164,18 +183,6 @@ def catalog_path(args: argparse.Namespace) -> str:
 
 def _fail(error: Exception) -> None:
     print(f"metafuse: error: {error}", file=sys.stderr)
-
-
-def _discard_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's final flush cannot fail a second time."""
-    with contextlib.suppress(BrokenPipeError, ValueError):
-        sys.stdout.flush()
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in tests)
-        pass
 
 
 def _open(args: argparse.Namespace) -> Catalog:

@@ -44,7 +44,7 @@ class Sample:
 
 STRESS = "python -m metafuse stress run"
 SAMPLES = (
-    Sample("readme-library", "README.md", "python example.py", "python example.py", exact=True),
+    Sample("readme-library", "README.md", "python3 example.py", "python3 example.py", exact=True),
     Sample(
         "stress-run-help",
         "docs/stress-testing.md",
@@ -98,7 +98,7 @@ def run(sample: Sample, *, quick: bool) -> str:
     env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr interleave as they would on a terminal
     with tempfile.TemporaryDirectory(prefix="metafuse-sample-") as folder:
         (Path(folder) / "example.py").write_text(library_example(), encoding="utf-8")
-        argv = [sys.executable, *words[1:]] if words[0] == "python" else words
+        argv = [sys.executable, *words[1:]] if words[0] in ("python", "python3") else words
         runs = 2 if sample.name == "readme-library" else 1
         shown = []
         for _ in range(runs):

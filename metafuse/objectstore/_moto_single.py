@@ -50,6 +50,25 @@ class KeyLocks:
             return list(self.app(environ, start_response))
 
 
+def moto_server(host: str, port: int, threaded: bool = False) -> Any:
+    """Return moto's S3 application bound to `host`:`port` (0: a free port), served one request at
+    a time by `serve_forever()`, or in parallel with writes to one key in turn if `threaded`.
+    Raises ImportError without `moto[server]`, OSError if the address cannot be bound."""
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if threaded:
+        app = KeyLocks(app)
+    server = make_server(host, port, app, threaded=threaded, processes=1)
+    os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve moto on --host/--port (single-threaded unless --threaded) until terminated."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -60,20 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
-            DomainDispatcherApplication,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server  # noqa: PLC0415
+        server = moto_server(args.host, args.port, args.threaded)
     except ImportError as exc:
         print(f"moto's server is not installed ({exc}): pip install 'moto[server]'", file=sys.stderr)
         return 2
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    app: Any = DomainDispatcherApplication(create_backend_app)
-    if args.threaded:
-        app = KeyLocks(app)
-    server = make_server(args.host, args.port, app, threaded=args.threaded, processes=1)
-    os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()

@@ -403,3 +403,140 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             proxy._count(up, 100 + len(body))
 
     return Handler
+
+
+# -- `python3 -m metafuse.objectstore.testing serve` ------------------------------------------------
+
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""Dummy credentials for the test server: moto accepts any, boto3 insists on having some."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`serve`: run the single-threaded moto S3 server on loopback until Ctrl-C or SIGTERM.
+
+    Prints the endpoint, creates each `--bucket`, then prints the environment to export in
+    another shell and a catalog URL per bucket. Bad input, a port that cannot be bound or a
+    missing `moto[server]` is one line on stderr and exit 2.
+    """
+    import argparse  # noqa: PLC0415 - only the command needs it
+    import shlex  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from .._cli_base import OneLineParser, discard_stdout, whole_number  # noqa: PLC0415
+    from ._moto_single import moto_server  # noqa: PLC0415
+
+    prog = "python3 -m metafuse.objectstore.testing"
+    parser = OneLineParser(prog=prog, description="Test servers for the object-store catalog.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+    serve = commands.add_parser(
+        "serve",
+        help="run moto's S3 server on loopback, one request at a time (the tests' server)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Ctrl-C or SIGTERM stops it; its buckets and objects live in memory and go with it.",
+    )
+    serve.add_argument(
+        "--port", type=whole_number(0, 65535), default=0, help="loopback port (default 0: a free one)"
+    )
+    serve.add_argument(
+        "--bucket",
+        action="append",
+        default=[],
+        type=_bucket_name,
+        metavar="NAME",
+        help="create this bucket (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    host = "127.0.0.1"
+    try:
+        if args.port:  # werkzeug would print its own paragraph and exit 1 for a port in use
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+                probe.bind((host, args.port))
+        server = moto_server(host, args.port)
+    except ImportError:
+        print(f"{prog}: error: moto's server is not installed: {MOTO_INSTALL}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{prog}: error: cannot listen on {host}:{args.port} ({error.strerror})", file=sys.stderr)
+        return 2
+    endpoint = f"http://{host}:{server.server_port}"
+    failed: list[str] = []
+
+    def announce() -> None:
+        """Create the buckets through the running server, then say how to use it."""
+        say(f"S3 test server (moto, one request at a time) at {endpoint}; Ctrl-C stops it")
+        if failed:
+            return
+        for bucket in args.bucket:
+            try:
+                status = _http_status(endpoint, "PUT", f"/{bucket}")
+            except OSError as error:
+                status, reason = 0, str(error)
+            else:
+                reason = f"HTTP {status}"
+            if not 200 <= status < 300:
+                failed.append(f"cannot create bucket {bucket!r} ({reason})")
+                server.shutdown()
+                return
+        exports = " ".join(f"{name}={value}" for name, value in TEST_CREDENTIALS.items())
+        lines = [f"created bucket {bucket}" for bucket in args.bucket]
+        lines += ["In another shell:", f"export {exports}"]
+        where = f"endpoint_url={endpoint}&region={TEST_CREDENTIALS['AWS_DEFAULT_REGION']}"
+        if args.bucket:
+            lines.append(f"export METAFUSE_S3_TEST_URL={shlex.quote(f's3://{args.bucket[0]}/tests?{where}')}")
+            lines += [
+                f"python3 -m metafuse --catalog {shlex.quote(f's3://{bucket}/catalog?{where}')} init"
+                for bucket in args.bucket
+            ]
+        else:
+            lines.append("no bucket yet: --bucket NAME creates one")
+        say("\n".join(lines))
+
+    def say(text: str) -> None:
+        """Print `text`; output that cannot be written stops the server (exit 2, one line)."""
+        try:
+            print(text, flush=True)
+        except OSError as error:
+            failed.append(f"cannot write to standard output ({error.strerror or error})")
+            discard_stdout()
+            server.shutdown()
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=announce, name="announce", daemon=True).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    if failed:
+        print(f"{prog}: error: {failed[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _bucket_name(text: str) -> str:
+    """An argparse `type`: `text` if it is a bucket name S3 (and a catalog URL) accepts."""
+    import argparse  # noqa: PLC0415
+
+    from .errors import InvalidStoreURL  # noqa: PLC0415
+    from .url import parse_s3_url  # noqa: PLC0415
+
+    try:
+        parse_s3_url(f"s3://{text}/catalog")
+    except InvalidStoreURL as error:
+        raise argparse.ArgumentTypeError(error.problem) from None
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,7 +27,7 @@ from . import config as stress_config
 from . import history as op_history
 from . import html_report
 from . import thresholds as stress_thresholds
-from .compare import compare, load_results, parse_tolerance
+from .compare import compare, load_results, parse_tolerance, setting_differences
 from .linearizability import check as check_linearizable
 from .linearizability import summary as check_summary
 from .outputs import add_html_option, check_output_path, csv_text, junit_text, write_text
@@ -127,7 +127,8 @@ def add_stress_commands(commands: Any) -> None:
         metavar="FILE",
         help="write every operation as JSON lines to FILE (FILE.<scenario>.jsonl when several run)",
     )
-    run.set_defaults(handler=_run)
+    # Its product is the run and its files: a reader that stops reading (head) does not stop it.
+    run.set_defaults(handler=_run, survives_closed_stdout=True)
 
     check = actions.add_parser(
         "check-history",
@@ -170,6 +171,11 @@ def add_stress_commands(commands: Any) -> None:
         help="allowed throughput drop / p99 rise, 0%% to 1000%% (default 20%%)",
     )
     add_html_option(compare_)
+    compare_.add_argument(
+        "--allow-different-settings",
+        action="store_true",
+        help="compare runs even if their workload settings (rate, warm-up, catalog, ...) differ",
+    )
     compare_.set_defaults(handler=_compare)
 
 
@@ -212,7 +218,8 @@ progress:
 exit status:
   0 every invariant and threshold held, 1 an invariant failed, 2 bad input, 3 catalog locked,
   4 every invariant held but a threshold failed, 130 Ctrl-C (a partial summary and the output
-  files are still written), 141 the output pipe closed early.
+  files are still written). When standard output closes early (piped into head), the run goes on
+  without printing, writes its files and exits with its verdict.
 """
 
 
@@ -371,7 +378,9 @@ def _run(args: argparse.Namespace) -> int:
             " reads are linearizable)"
         )
     show_progress = Progress.wanted(args.quiet, every=args.progress)
-    extra = _load_words(config) + [word for text in args.threshold for word in ("--threshold", text)]
+    # The workload's settings come from each result; these options only judge it.
+    extra = [word for text in args.threshold for word in ("--threshold", text)]
+    extra += ["--thresholds", args.thresholds] if args.thresholds else []
     results: list[ScenarioResult] = []
     histories: dict[str, str] = {}
     interrupted = False
@@ -400,8 +409,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"Interrupted: {name} did not run", flush=True)
             interrupted = True
             break
-        kills = config.kills if name == "kill_writers" else None
-        result.command = reproduce_command(result, kills=kills, extra=extra)
+        result.command = reproduce_command(result, extra=extra)
         result.thresholds = stress_thresholds.evaluate(thresholds, name, result.operations, result.elapsed)
         results.append(result)
         print(format_result(result), flush=True)
@@ -423,19 +431,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     for verdict in unmatched:
         print(f"Threshold {verdict.threshold}: FAILED, {verdict.detail}")
-    _write_outputs(args, results, unmatched, histories)
+    _write_outputs(args, results, unmatched, histories, interrupted)
     return _verdict(results, names, unmatched, interrupted)
-
-
-def _load_words(config: stress_config.StressConfig) -> list[str]:
-    words = []
-    if config.rate is not None:
-        words += ["--rate", f"{config.rate:g}"]
-    if config.ramp_up:
-        words += ["--ramp-up", f"{config.ramp_up:g}"]
-    if config.warmup:
-        words += ["--warmup", f"{config.warmup:g}"]
-    return words
 
 
 def _write_outputs(
@@ -443,9 +440,10 @@ def _write_outputs(
     results: list[ScenarioResult],
     unmatched: list[stress_thresholds.ThresholdResult],
     histories: dict[str, str],
+    interrupted: bool,
 ) -> None:
     if args.json:
-        document = results_document(results)
+        document = results_document(results, interrupted=interrupted)
         document["unmatched_thresholds"] = [dataclasses.asdict(verdict) for verdict in unmatched]
         write_json(args.json, document)
         print(f"Results written to {args.json}")
@@ -506,7 +504,10 @@ def _selfcheck(args: argparse.Namespace) -> int:
     bugs = tuple(args.bug) if args.bug else tuple(PROBES)
     if args.html:
         check_output_path(args.html, "--html")
-    print(f"Self-check: {len(bugs)} bugs x {len(modes)} modes, {args.duration}s runs, seed {seed}")
+    print(
+        f"Self-check: {plural(len(bugs), 'bug')} x {plural(len(modes), 'mode')}, {args.duration}s runs,"
+        f" seed {seed}"
+    )
     rows: list[tuple[str, str, str, str]] = []  # mode, bug, verdict, fault: the --html table
 
     def show(verdict: BugVerdict) -> None:
@@ -585,11 +586,12 @@ def _history_probe(
         verdict.bug, verdict.mode, duration=args.duration, clients=args.clients, seed=seed, controls=controls
     )
     if probe.caught:
-        state = f"caught: {len(probe.failing_keys)} {probe.scenario} keys not linearizable ({probe.example})"
+        keys = plural(len(probe.failing_keys), f"{probe.scenario} key")
+        state = f"caught: {keys} not linearizable ({probe.example})"
     elif probe.control_failing_keys:
         state = f"INCONCLUSIVE: control history not linearizable on {', '.join(probe.control_failing_keys)}"
     else:
-        state = f"NOT CAUGHT: all {probe.operations} operations of {probe.scenario} linearizable"
+        state = f"NOT CAUGHT: all {plural(probe.operations, 'operation')} of {probe.scenario} linearizable"
     print(f"  {'':<8} {'':<16} history: {state}", flush=True)
     rows.append(
         (verdict.mode, verdict.bug, f"history: {state}", "linearizability check of the recorded history")
@@ -602,6 +604,15 @@ def _compare(args: argparse.Namespace) -> int:
     if args.html:
         check_output_path(args.html, "--html")
     baseline, current = load_results(args.baseline), load_results(args.current)
+    differences = setting_differences(baseline, current)
+    if differences and not args.allow_different_settings:
+        raise ValidationError(
+            "results files",
+            f"their runs differ in settings: {'; '.join(differences)}"
+            " (--allow-different-settings compares them anyway)",
+        )
+    for difference in differences:  # compared anyway: the table must not hide it
+        print(f"settings differ: {difference}")
     rows = compare(baseline, current, tolerance)
     if not rows:
         raise ValidationError(
@@ -616,7 +627,7 @@ def _compare(args: argparse.Namespace) -> int:
             f"{row.change:>10}{flag}"
         )
     regressions = sum(row.regressed for row in rows)
-    print(f"{regressions} regressions beyond {tolerance:.0%} tolerance")
+    print(f"{plural(regressions, 'regression')} beyond {tolerance:.0%} tolerance")
     if args.html:
         page = html_report.compare_report(
             rows, baseline=args.baseline, current=args.current, tolerance=tolerance, environment=environment()
@@ -657,15 +668,18 @@ def _check_history(args: argparse.Namespace) -> int:
     else:
         for result in results:
             if result.linearizable is None:
-                print(f"{result.key}: UNDECIDED ({result.operations} operations, gave up after --timeout)")
+                ops = plural(result.operations, "operation")
+                print(f"{result.key}: UNDECIDED ({ops}, gave up after --timeout)")
             elif result.counterexample is not None:
-                print(f"{result.key}: NOT LINEARIZABLE ({result.operations} operations)")
+                print(f"{result.key}: NOT LINEARIZABLE ({plural(result.operations, 'operation')})")
                 for line in result.counterexample.describe(origin):
                     print(f"  {line}")
         verdict = "linearizable" if totals["linearizable"] else "NOT linearizable"
+        checked, keys = int(totals["operations"] or 0), int(totals["keys"] or 0)
+        failed = int(totals["not_linearizable"] or 0)
         print(
-            f"{args.history_file}: {totals['operations']} operations on {totals['keys']} keys: {verdict}"
-            f" ({totals['not_linearizable']} keys failed, {totals['undecided']} undecided)"
+            f"{args.history_file}: {plural(checked, 'operation')} on {plural(keys, 'key')}: {verdict}"
+            f" ({plural(failed, 'key')} failed, {totals['undecided']} undecided)"
         )
         if serial is not None:
             print(f"{args.history_file}: " + "\n".join(serial.describe(origin)))

@@ -120,6 +120,44 @@ def compare(
     return rows
 
 
+IGNORED_SETTINGS = frozenset({"seed", "catalog_path"})
+"""Settings two compared runs may differ in: a new seed is the point of a second run, and the same
+kind of catalog (`catalog`) at another path or bucket runs the same workload."""
+
+
+def setting_differences(baseline: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]]) -> list[str]:
+    """Return, per run both files share, the workload settings they differ in, as
+    `run: name baseline-value -> current-value`; a run whose file records no settings (written by
+    an older version) differs by that alone. Empty when every shared run was set up alike."""
+    found = []
+    for key in sorted(baseline.keys() & current.keys()):
+        old, new = baseline[key].get("settings"), current[key].get("settings")
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            missing = [
+                side for side, value in (("baseline", old), ("current", new)) if not isinstance(value, dict)
+            ]
+            where = "either file" if len(missing) == 2 else f"the {missing[0]} file"
+            found.append(f"{key}: settings not recorded in {where} (written by an older metafuse)")
+            continue
+        names = sorted((old.keys() | new.keys()) - IGNORED_SETTINGS)
+        changed = [
+            f"{name} {_shown(old.get(name))} -> {_shown(new.get(name))}"
+            for name in names
+            if old.get(name) != new.get(name)
+        ]
+        if changed:
+            found.append(f"{key}: {', '.join(changed)}")
+    return found
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "none"
+    return str(value)
+
+
 def _p99(result: dict[str, Any]) -> float:
     values = []
     for op in result["operations"].values():

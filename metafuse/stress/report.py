@@ -18,8 +18,12 @@ from .scenario import REGISTRY
 
 
 def plural(count: int, noun: str) -> str:
-    """Return '1 client', '2 clients': a count with its noun in the right number."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """Return '1 client', '2 clients', '2 retries': a count with its noun in the right number."""
+    if count == 1:
+        return f"{count} {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
 
 
 def announce(
@@ -80,10 +84,19 @@ def format_result(result: ScenarioResult) -> str:
             lines.append(f"    {op:<14}" + "".join(_ms(latency.get(key)) for key in LATENCY_KEYS))
     retries = result.retries
     lines.append(
-        f"  Retries: {retries['operations_retried']} operations retried,"
-        f" {retries['total_retries']} retries in all;"
+        f"  Retries: {plural(retries['operations_retried'], 'operation')} retried,"
+        f" {plural(retries['total_retries'], 'retry')} in all;"
         f" longest conflict streak {retries['longest_conflict_streak']}"
     )
+    if result.scheduled is not None:
+        scheduled = f"{result.scheduled:,} scheduled operation{'' if result.scheduled == 1 else 's'}"
+        if result.never_started:
+            lines.append(
+                f"  Open model: {result.never_started:,} of {scheduled} never started:"
+                " the run could not keep up with --rate"
+            )
+        else:
+            lines.append(f"  Open model: all {scheduled} started")
     busy = result.total("busy")
     if busy:
         lines.append(f"  Busy (lock timeouts): {busy}")
@@ -118,10 +131,15 @@ def _ms(value: Any) -> str:
 
 
 def reproduce_command(result: ScenarioResult, *, kills: int | None = None, extra: Sequence[str] = ()) -> str:
-    """Return the exact command that re-runs `result`'s scenario with its settings and seed
-    (`extra`: further options of the run, such as `--rate 200` or `--threshold read.p99<5ms`)."""
+    """Return the exact command that re-runs `result`'s scenario with every setting of its
+    workload (`result.settings`: load model, catalog, durability, kills, faults) and its seed.
+
+    `kills` overrides the recorded one; `extra` holds further options of the run that are not
+    settings of the workload, such as `--threshold read.p99<5ms` or `--thresholds FILE`.
+    """
+    settings = result.settings
     words = [
-        "python",
+        "python3",
         "-m",
         "metafuse",
         "stress",
@@ -136,11 +154,27 @@ def reproduce_command(result: ScenarioResult, *, kills: int | None = None, extra
         "--seed",
         str(result.seed),
     ]
+    kills = kills if kills is not None else settings.get("kills")
     if kills is not None:
         words += ["--kills", str(kills)]
+    if settings.get("rate") is not None:
+        words += ["--rate", _exact(settings["rate"])]
+    if settings.get("ramp_up"):
+        words += ["--ramp-up", _exact(settings["ramp_up"])]
+    if settings.get("warmup"):
+        words += ["--warmup", _exact(settings["warmup"])]
+    if settings.get("synchronous", "FULL") != "FULL":
+        words += ["--synchronous", str(settings["synchronous"])]
+    if settings.get("catalog_path"):
+        words += ["--catalog", str(settings["catalog_path"])]
     words += list(extra)
     prefix = f"METAFUSE_FAULTS={','.join(result.faults)} " if result.faults else ""
     return prefix + shlex.join(words)
+
+
+def _exact(number: float) -> str:
+    """`number` as the shortest text that reads back as the same float (200, not 200.0)."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
 
 
 def environment() -> dict[str, Any]:
@@ -155,16 +189,21 @@ def environment() -> dict[str, Any]:
     }
 
 
-def results_document(results: Iterable[ScenarioResult]) -> dict[str, Any]:
-    """Return the JSON document `--json` writes: environment, results, overall verdict."""
+def results_document(results: Iterable[ScenarioResult], *, interrupted: bool = False) -> dict[str, Any]:
+    """Return the JSON document `--json` writes: environment, results, overall verdict.
+
+    `passed` is False when any run was interrupted (`interrupted`: the run as a whole was, say
+    before a scenario's clients started): a run cut short proved nothing about what did not run.
+    """
     items = [result.to_dict() for result in results]
+    interrupted = interrupted or any(item["interrupted"] for item in items)
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(),
         "results": items,
-        "passed": all(item["passed"] for item in items),
+        "passed": not interrupted and all(item["passed"] for item in items),
         "thresholds_passed": all(item["thresholds_passed"] for item in items),
-        "interrupted": any(item["interrupted"] for item in items),
+        "interrupted": interrupted,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from .histogram import Histogram
 from .recorder import OUTCOMES, Recorder
@@ -42,6 +42,14 @@ class ScenarioResult:
     """Per complete second of the run: one row per operation (see `series_table`)."""
     per_client: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     """One row per client slot: its measured operations by outcome and its retries (see `clients_table`)."""
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Every setting that shapes the run's workload (see `runner.SETTINGS`): what `stress compare`
+    checks two runs agree on, and what the reproduce command is built from."""
+    scheduled: Optional[int] = None  # noqa: UP045 - Python 3.9 evaluates it in get_type_hints
+    """Open model (`--rate`): operations the schedule made due before the run ended (None: closed)."""
+    never_started: Optional[int] = None  # noqa: UP045 - as above
+    """Open model: scheduled operations no client started, because the run could not keep up (or
+    a client was killed or joined late). None under a closed model."""
 
     @property
     def passed(self) -> bool:
@@ -73,7 +81,8 @@ class ScenarioResult:
     def to_dict(self) -> dict[str, Any]:
         """Return the result as JSON-ready data."""
         data = dataclasses.asdict(self)
-        data["passed"] = self.passed
+        # A run cut short proved nothing about the part that did not run.
+        data["passed"] = self.passed and not self.interrupted
         data["thresholds_passed"] = self.thresholds_passed
         data["throughput"] = self.throughput
         data["ok_throughput"] = self.rate("ok")

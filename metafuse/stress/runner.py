@@ -21,7 +21,7 @@ from .._logcommits import REPLICA_ROOT_ENV, is_store_url
 from ..catalog import Catalog
 from . import history as op_history
 from . import scenarios as _builtin  # noqa: F401 - registers the built-in scenarios by name
-from .client import Board, ClientContext
+from .client import Board, ClientContext, Schedule
 from .config import StressConfig
 from .control import ProcessControl
 from .gate import BarrierGate, Flag
@@ -96,6 +96,9 @@ def run_scenario(
     clients = config.clients_for(scenario.default_clients)
     duration = config.duration_for(scenario.default_duration)
     mode = "process" if scenario.always_process else config.mode
+    settings = run_settings(
+        scenario, config, path, mode=mode, clients=clients, duration=duration, faults=faults
+    )
     workdir = None
     outcome = None
     if path is None:
@@ -153,6 +156,8 @@ def run_scenario(
                     "object store, a replica per client, linearizable reads" if is_store_url(path) else "file"
                 )
         merged = view.merged
+        scheduled = None if config.rate is None else scheduled_operations(config, clients, outcome.elapsed)
+        started = sum(sum(counts.values()) for counts in merged.counts.values())
         return ScenarioResult(
             scenario=scenario.name,
             title=scenario.title,
@@ -174,6 +179,9 @@ def run_scenario(
             interrupted=outcome.interrupted,
             series=series_table(merged, outcome.elapsed),
             per_client=clients_table(outcome.recorders),
+            settings=settings,
+            scheduled=scheduled,
+            never_started=None if scheduled is None else max(0, scheduled - started),
         )
     finally:
         if workdir is not None and outcome is not None and outcome.left_open:
@@ -181,6 +189,77 @@ def run_scenario(
             log.warning("%s: kept %s for the client still using it", scenario.name, workdir)
         elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+SETTINGS = (
+    "mode",
+    "clients",
+    "duration",
+    "seed",
+    "rate",
+    "ramp_up",
+    "warmup",
+    "catalog",
+    "catalog_path",
+    "synchronous",
+    "kills",
+    "faults",
+    "history",
+    "max_attempts",
+    "backoff_scale",
+    "lockstep",
+)
+"""The keys of `ScenarioResult.settings`: every setting that changes what a run's clients do.
+`catalog` is its kind (temporary file, file, s3, log+file); `catalog_path` the file or URL a
+user named (None for a temporary file); `kills` is None for a scenario that kills nothing."""
+
+
+def run_settings(
+    scenario: Scenario,
+    config: StressConfig,
+    path: str | None,
+    *,
+    mode: str,
+    clients: int,
+    duration: int,
+    faults: tuple[str, ...],
+) -> dict[str, Any]:
+    """Return the settings (`SETTINGS`, in that order) of `scenario` run with `config` on `path`."""
+    if path is None:
+        kind = "temporary file"
+    elif is_store_url(path):
+        kind = path.split(":", 1)[0]
+    else:
+        kind = "file"
+    return {
+        "mode": mode,
+        "clients": clients,
+        "duration": duration,
+        "seed": config.seed,
+        "rate": config.rate,
+        "ramp_up": config.ramp_up,
+        "warmup": config.warmup,
+        "catalog": kind,
+        "catalog_path": path,
+        "synchronous": config.synchronous,
+        "kills": config.kills if scenario.driver is not None else None,
+        "faults": sorted(faults),
+        "history": config.history is not None,
+        "max_attempts": config.max_attempts,
+        "backoff_scale": config.backoff_scale,
+        "lockstep": config.lockstep,
+    }
+
+
+def scheduled_operations(config: StressConfig, clients: int, elapsed: float) -> int:
+    """Return how many operations an open-model run's schedule made due in its first `elapsed`
+    seconds, over all `clients` (each client's share, as `Schedule` spaces it)."""
+    assert config.rate is not None
+    end = int(elapsed * 1e9)
+    return sum(
+        Schedule(config.rate, clients, client, 0, config.ramp_up).first_at_or_after(end)
+        for client in range(clients)
+    )
 
 
 class _ReplicaRoot:

@@ -249,9 +249,14 @@ def _shown(threshold: Threshold, actual: float) -> str:
 
 
 def _number(value: float) -> str:
-    if math.isfinite(value) and float(value).is_integer():
+    """`value` with three decimals, or three significant digits below 1, so that a small limit
+    (0.0001 ms) never shows as 0."""
+    if not math.isfinite(value):
+        return str(value)
+    if float(value).is_integer():
         return f"{value:,.0f}"
-    return f"{value:,.3f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
+    decimals = 3 if abs(value) >= 1 else max(3, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def _without_comment(line: str) -> str:

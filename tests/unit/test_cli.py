@@ -692,12 +692,23 @@ def test_a_long_listing_piped_into_head_stops_quietly_with_141(tmp_path: Path) -
     assert code == 141
 
 
-def test_stress_run_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+def test_stress_run_into_a_closed_pipe_runs_quietly_to_its_verdict(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
     done = _into_a_closed_pipe(
-        "stress", "run", "concurrent_writers", "--clients", "1", "--duration", "1", "--quiet"
+        "stress",
+        "run",
+        "concurrent_writers",
+        "--clients",
+        "1",
+        "--duration",
+        "1",
+        "--quiet",
+        "--json",
+        str(target),
     )
     assert done.stderr == ""
-    assert done.returncode == 141
+    assert done.returncode == 0
+    assert json.loads(target.read_text())["passed"] is True
 
 
 def test_a_bad_metafuse_faults_is_one_line_exit_2_for_every_command(db: str) -> None:
@@ -749,3 +760,136 @@ def test_known_metafuse_log_levels_are_accepted(
 ) -> None:
     monkeypatch.setenv("METAFUSE_LOG", level)
     assert run(capsys, "--catalog", db, "stats")[0] == 0
+
+
+def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every runnable command of `parser`: ('list',), ('stress', 'run'), ..."""
+    found: set[tuple[str, ...]] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _command_paths(sub, (*prefix, name)) or {(*prefix, name)}
+    return found
+
+
+def _full_disk_argv(db: str, tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
+    """A working invocation of every command, each of which prints something."""
+    from metafuse.stress.report import results_document, write_json
+
+    results = tmp_path / "results.json"
+    write_json(str(results), results_document([]) | {"results": [_stress_result()]})
+    history = tmp_path / "history.jsonl"
+    history.write_text("")
+    dataset = tmp_path / "new.json"
+    dataset.write_text(json.dumps(make("new.set").to_dict()))
+    return {
+        ("init",): ["--catalog", db, "init"],
+        ("put",): ["--catalog", db, "put", str(dataset)],
+        ("get",): ["--catalog", db, "get", "raw.orders"],
+        ("list",): ["--catalog", db, "list"],
+        ("search",): ["--catalog", db, "search", "orders"],
+        ("lineage",): ["--catalog", db, "lineage", "clean.orders"],
+        ("stats",): ["--catalog", db, "stats"],
+        ("stress", "list"): ["stress", "list"],
+        ("stress", "run"): ["stress", "run", "concurrent_writers", "--clients", "1", "--duration", "1"],
+        ("stress", "check-history"): ["stress", "check-history", str(history)],
+        ("stress", "selfcheck"): [
+            "stress",
+            "selfcheck",
+            "--bug",
+            "lost_update",
+            "--mode",
+            "thread",
+            "--duration",
+            "1",
+            "--clients",
+            "2",
+        ],
+        ("stress", "compare"): ["stress", "compare", str(results), str(results)],
+    }
+
+
+def _stress_result() -> dict[str, Any]:
+    return {
+        "scenario": "concurrent_writers",
+        "mode": "thread",
+        "clients": 4,
+        "duration": 5,
+        "throughput": 100.0,
+        "passed": True,
+        "operations": {"write": {"latency_ms": {"p99": 1.0}}},
+        "settings": {"rate": None},
+    }
+
+
+def test_the_full_disk_table_names_every_command(db: str, tmp_path: Path) -> None:
+    assert set(_full_disk_argv(db, tmp_path)) == _command_paths(build_parser())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [*sorted(_command_paths(build_parser())), ("--help",), ("--version",)],
+    ids=" ".join,
+)
+def test_output_to_a_full_disk_is_one_line_and_exit_2(
+    db: str, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    argv = list(command) if command[0].startswith("--") else _full_disk_argv(db, tmp_path)[command]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "metafuse", *argv],
+            cwd=tmp_path,
+            env=_child_env(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "metafuse: error: cannot write to standard output (No space left on device)\n"
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from metafuse import __version__
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"metafuse {__version__}\n"
+
+
+def test_stress_run_piped_into_head_runs_on_and_writes_its_json(tmp_path: Path) -> None:
+    target = tmp_path / "hd.json"
+    argv = [
+        "stress",
+        "run",
+        "concurrent_writers",
+        "--clients",
+        "1",
+        "--duration",
+        "1",
+        "--json",
+        str(target),
+        "--quiet",
+    ]
+    with subprocess.Popen(
+        [sys.executable, "-m", "metafuse", *argv],
+        cwd=REPO_ROOT,
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        first = child.stdout.readline()  # `head -1`: one line, then the reader goes away
+        child.stdout.close()
+        err = child.stderr.read()
+        code = child.wait(timeout=120)
+    assert first.startswith("Seed: ")
+    assert "Traceback" not in err
+    assert code == 0, err
+    document = json.loads(target.read_text())
+    assert document["passed"] is True
+    assert document["results"][0]["scenario"] == "concurrent_writers"

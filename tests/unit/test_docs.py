@@ -732,3 +732,54 @@ def test_the_example_dataset_file_is_accepted_by_put(tmp_path: Path) -> None:
         )
         == 0
     )
+
+
+def _readme_cli_commands() -> list[list[str]]:
+    """The commands of the README's command-line block, each as words after `python3 -m metafuse`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("The same from the command line", 1)[1]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line) for line in block.splitlines() if line.strip()]
+    assert commands
+    for words in commands:
+        assert words[:3] == ["python3", "-m", "metafuse"], "the README writes python3 (Debian has no python)"
+    return [words[3:] for words in commands]
+
+
+def test_the_readme_cli_block_works_after_the_library_example(tmp_path: Path) -> None:
+    """A reader who runs the example (twice, as the README shows) and then the CLI block, in the
+    same folder, meets no error."""
+    script = tmp_path / "example.py"
+    script.write_text(_SAMPLES.library_example(), encoding="utf-8")  # type: ignore[attr-defined]
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "dataset.json").write_bytes((ROOT / "examples" / "dataset.json").read_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFUSE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    steps = [[str(script)], [str(script)]] + [["-m", "metafuse", *words] for words in _readme_cli_commands()]
+    for step in steps:
+        done = subprocess.run(
+            [sys.executable, *step],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"{' '.join(step)}: {done.stderr}"
+        assert "Traceback" not in done.stderr
+
+
+def test_the_readme_writes_python3() -> None:
+    """Debian and Ubuntu have no `python` command: every command the README shows says python3."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for number, line in shell_lines(readme):
+        words = line.lstrip("$ ").split()
+        assert not words or words[0] != "python", f"README.md:{number}: {line}"
+
+
+def test_the_readme_says_how_long_the_test_command_takes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = " ".join(readme.split("## Quick start", 1)[1].split("\n## ", 1)[0].split())
+    second = quick.split("The second", 1)[1]
+    assert re.search(r"about (half an hour|an hour|\d+ minutes)", second), "no duration for the test command"

@@ -34,6 +34,7 @@ def _result(
         "throughput": rate,
         "passed": ok,
         "operations": {"write": {"latency_ms": {"p99": p99}}},
+        "settings": {"mode": "thread", "clients": clients, "duration": 5, "rate": None, "seed": 1},
     }
 
 
@@ -112,7 +113,7 @@ def test_failed_run_exits_1_and_prints_the_reproduce_command(
     assert code == 1
     assert "[FAIL] version_chain" in out
     assert (
-        "Reproduce with: METAFUSE_FAULTS=lost_update python -m metafuse stress run concurrent_writers" in out
+        "Reproduce with: METAFUSE_FAULTS=lost_update python3 -m metafuse stress run concurrent_writers" in out
     )
     assert "--seed 9" in out
 
@@ -327,7 +328,7 @@ def test_csv_and_junit_are_written_beside_the_json(
     assert len(cases) == len(result["invariants"]) + 2
     failed = [case.get("name") for case in cases if case.find("failure") is not None]
     assert failed == ["threshold read.count>999999999"]
-    assert "Reproduce with: python -m metafuse stress run" in (cases[-1].find("failure").text or "")
+    assert "Reproduce with: python3 -m metafuse stress run" in (cases[-1].find("failure").text or "")
     assert suites.get("failures") == "1"
     assert document["passed"] is True
     assert document["thresholds_passed"] is False
@@ -481,7 +482,8 @@ def test_matrix_summary_names_each_failed_invariant_with_its_command() -> None:
     assert "Failed invariants" in markdown
     assert "`version_chain`" in markdown
     assert (
-        "METAFUSE_FAULTS=lost_update python -m metafuse stress run concurrent_writers --clients 3" in markdown
+        "METAFUSE_FAULTS=lost_update python3 -m metafuse stress run concurrent_writers --clients 3"
+        in markdown
     )
 
 
@@ -535,7 +537,198 @@ def test_ctrl_c_prints_a_partial_summary_writes_the_json_and_exits_130(tmp_path:
     assert "Interrupted after 1 scenario of 2" in err
     document = json.loads(target.read_text())
     assert document["interrupted"] is True
+    assert document["passed"] is False
     (result,) = document["results"]
     assert result["interrupted"] is True
     assert 0 < result["elapsed"] < 60
     assert result["operations"]["write"]["total"] > 0
+
+
+def test_the_reproduce_command_carries_every_setting_of_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from metafuse.cli import build_parser
+
+    thresholds = tmp_path / "limits.toml"
+    thresholds.write_text('thresholds = ["read.count>999999999"]\n')
+    catalog = tmp_path / "stressed.db"
+    target = tmp_path / "out.json"
+    code = main(
+        [
+            "stress",
+            "run",
+            "concurrent_writers",
+            "--clients",
+            "2",
+            "--duration",
+            "2",
+            "--seed",
+            "3",
+            "--catalog",
+            str(catalog),
+            "--synchronous",
+            "NORMAL",
+            "--rate",
+            "40",
+            "--ramp-up",
+            "0.5",
+            "--warmup",
+            "0.25",
+            "--thresholds",
+            str(thresholds),
+            "--threshold",
+            "write.p99<60s",
+            "--quiet",
+            "--json",
+            str(target),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 4, out
+    (line,) = [line for line in out.splitlines() if line.startswith("Reproduce with: ")]
+    words = shlex.split(line[len("Reproduce with: ") :])
+    assert words[:3] == ["python3", "-m", "metafuse"]
+    args = build_parser().parse_args(words[3:])
+    assert args.scenarios == ["concurrent_writers"]
+    assert (args.clients, args.duration, args.seed, args.mode) == (2, 2, 3, "thread")
+    assert args.stress_catalog == str(catalog)
+    assert args.synchronous == "NORMAL"
+    assert (args.rate, args.ramp_up, args.warmup) == (40.0, 0.5, 0.25)
+    assert args.thresholds == str(thresholds)
+    assert args.threshold == ["write.p99<60s"]
+    (result,) = json.loads(target.read_text())["results"]
+    assert result["settings"] | {"catalog_path": None} == {
+        "mode": "thread",
+        "clients": 2,
+        "duration": 2,
+        "seed": 3,
+        "rate": 40.0,
+        "ramp_up": 0.5,
+        "warmup": 0.25,
+        "catalog": "file",
+        "catalog_path": None,
+        "synchronous": "NORMAL",
+        "kills": None,
+        "faults": [],
+        "history": False,
+        "max_attempts": 5,
+        "backoff_scale": 1.0,
+        "lockstep": False,
+    }
+    assert result["settings"]["catalog_path"] == str(catalog)
+
+
+def test_an_object_store_catalog_is_in_the_reproduce_command() -> None:
+    from metafuse.stress.report import reproduce_command
+
+    url = "s3://bucket/prefix?endpoint_url=http://127.0.0.1:9000&region=us-east-1"
+    result = ScenarioResult.from_dict(
+        _result()
+        | {
+            "title": "t",
+            "elapsed": 5.0,
+            "seed": 7,
+            "retries": {},
+            "metrics": {},
+            "errors": [],
+            "faults": ["stale_cache"],
+            "settings": {"catalog": "s3", "catalog_path": url, "kills": 9, "rate": 12.5},
+        }
+    )
+    command = reproduce_command(result)
+    assert command.startswith("METAFUSE_FAULTS=stale_cache python3 -m metafuse stress run concurrent_writers")
+    assert f"--catalog '{url}'" in command
+    assert "--kills 9" in command
+    assert "--rate 12.5" in command
+
+
+def _with_settings(result: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    return result | {"settings": {**result["settings"], **settings}}
+
+
+def test_compare_refuses_runs_whose_settings_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baseline, current = tmp_path / "base.json", tmp_path / "cur.json"
+    baseline.write_text(json.dumps(_document(_result(rate=100))))
+    current.write_text(json.dumps(_document(_with_settings(_result(rate=10), rate=200.0, warmup=1.0))))
+    assert main(["stress", "compare", str(baseline), str(current)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "rate none -> 200.0" in err
+    assert "warmup none -> 1.0" in err
+    assert "--allow-different-settings" in err
+    code = main(["stress", "compare", str(baseline), str(current), "--allow-different-settings"])
+    assert code == 1  # compared: the throughput drop is a regression
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out
+    assert out.startswith("settings differ: concurrent_writers thread 4 clients 5s: rate none -> 200.0")
+
+
+def test_compare_accepts_another_seed_and_another_catalog_path(tmp_path: Path) -> None:
+    baseline, current = tmp_path / "base.json", tmp_path / "cur.json"
+    baseline.write_text(json.dumps(_document(_with_settings(_result(), catalog_path="/a.db", seed=1))))
+    current.write_text(json.dumps(_document(_with_settings(_result(), catalog_path="/b.db", seed=2))))
+    assert main(["stress", "compare", str(baseline), str(current)]) == 0
+
+
+def test_compare_refuses_a_file_that_records_no_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _result()
+    del old["settings"]
+    baseline, current = tmp_path / "base.json", tmp_path / "cur.json"
+    baseline.write_text(json.dumps(_document(old)))
+    current.write_text(json.dumps(_document(_result())))
+    assert main(["stress", "compare", str(baseline), str(current)]) == 2
+    assert "settings not recorded in the baseline file" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_never_reads_as_passed() -> None:
+    result = ScenarioResult.from_dict(
+        _result()
+        | {
+            "title": "t",
+            "elapsed": 1.0,
+            "seed": 1,
+            "retries": {},
+            "metrics": {},
+            "errors": [],
+            "faults": [],
+            "operations": {},
+        }
+    )
+    assert results_document([result])["passed"] is True
+    result.interrupted = True
+    document = results_document([result])
+    assert (document["passed"], document["interrupted"]) == (False, True)
+    assert document["results"][0]["passed"] is False
+    # Interrupted before the next scenario's clients started: no result says so, the run does.
+    result.interrupted = False
+    document = results_document([result], interrupted=True)
+    assert (document["passed"], document["interrupted"]) == (False, True)
+
+
+def test_plural_counts_in_good_grammar() -> None:
+    from metafuse.stress.report import plural
+
+    assert [plural(1, "bug"), plural(2, "bug"), plural(0, "bug")] == ["1 bug", "2 bugs", "0 bugs"]
+    assert [plural(1, "retry"), plural(3, "retry"), plural(2, "key")] == ["1 retry", "3 retries", "2 keys"]
+
+
+@pytest.mark.slow
+def test_selfcheck_counts_in_good_grammar(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["stress", "selfcheck", "--bug", "lost_update", "--mode", "thread", "--duration", "1"]
+    main([*argv, "--clients", "2", "--quiet"])
+    assert "Self-check: 1 bug x 1 mode, 1s runs" in capsys.readouterr().out
+
+
+def test_compare_counts_in_good_grammar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    baseline, current = tmp_path / "base.json", tmp_path / "cur.json"
+    baseline.write_text(json.dumps(_document(_result(rate=100))))
+    current.write_text(json.dumps(_document(_result(rate=10))))
+    assert main(["stress", "compare", str(baseline), str(current)]) == 1
+    assert "\n1 regression beyond 20% tolerance\n" in capsys.readouterr().out

@@ -282,7 +282,7 @@ def test_check_history_names_the_failing_key_and_its_counterexample(
     assert "cannot linearize client 1: a save(expected=1, token='t3') -> ok v2" in out
     assert "longest linearizable prefix: 2 operations, ending in state v2 token='t2'" in out
     assert "b: " not in out
-    assert "4 operations on 2 keys: NOT linearizable (1 keys failed, 0 undecided)" in out
+    assert "4 operations on 2 keys: NOT linearizable (1 key failed, 0 undecided)" in out
     assert main(["stress", "check-history", str(path), "--json"]) == 1
     document = json.loads(capsys.readouterr().out)
     assert document["linearizable"] is False

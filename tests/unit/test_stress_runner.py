@@ -211,3 +211,35 @@ def test_lockstep_makes_every_optimistic_attempt_conflict(mode: str) -> None:
     control = run_scenario(scenario, config)
     assert control.metrics["lockstep_broken"] == 0
     assert all(i.ok for i in control.invariants if i.name in ("attempts_bounded", "no_lost_update"))
+
+
+def _slow(ctx: ClientContext) -> None:
+    """Every operation takes at least half a second: no rate above 2/s per client is kept up."""
+    while not ctx.should_stop():
+        ctx.call("slow", time.sleep, 0.5)
+
+
+SLOW = REGISTRY.get("test_slow") or scenario("test_slow", title="slow", summary="half-second operations")(
+    _slow
+)
+
+
+def test_an_overloaded_open_model_run_counts_the_operations_that_never_started() -> None:
+    from metafuse.stress.report import format_result
+
+    config = StressConfig(clients=1, duration=1, mode="thread", seed=1, rate=100.0)
+    result = run_scenario(SLOW, config)
+    started = result.operations["slow"]["total"]
+    # The schedule makes 100 operations due in the second; a half-second sleep starts at most 3.
+    assert result.scheduled == 100
+    assert 1 <= started <= 3
+    assert result.never_started == 100 - started
+    assert result.to_dict()["never_started"] == result.never_started
+    text = format_result(result)
+    assert f"Open model: {result.never_started} of 100 scheduled operations never started" in text
+
+
+def test_a_closed_model_run_schedules_nothing() -> None:
+    result = run_scenario(SLOW, StressConfig(clients=1, duration=1, mode="thread", seed=1))
+    assert (result.scheduled, result.never_started) == (None, None)
+    assert result.settings["rate"] is None

@@ -138,3 +138,10 @@ def test_a_bad_toml_file_is_one_clear_error_naming_it(tmp_path: Path, content: s
 def test_a_missing_toml_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cannot be read"):
         load_file(str(tmp_path / "nope.toml"))
+
+
+def test_a_small_limit_and_figure_keep_their_significant_digits() -> None:
+    (verdict,) = evaluate([parse("read.p99<0.0001ms")], "s", OPERATIONS, 10.0)
+    assert verdict.detail == "0.5 ms (limit < 0.0001 ms)"
+    (verdict,) = evaluate([parse("read.p99<250ns")], "s", {"read": _op(1, 1, p99=0.00012345)}, 10.0)
+    assert verdict.detail == "0.000123 ms (limit < 0.00025 ms)"
