@@ -818,11 +818,16 @@ class Catalog:
         commits, the next one gathers and its leader waits for the lock. Every write is
         acknowledged only after the shared COMMIT, and a failed COMMIT fails them all. A write
         neither led nor taken within the busy timeout is withdrawn (`BusyError`). Inside an
-        explicit `transaction()` block, on an object store, and with the `torn_write` fault on
-        (it commits mid-write), `body` runs alone.
+        explicit `transaction()` block, and with the `torn_write` fault on (it commits
+        mid-write), `body` runs alone.
+
+        On an object store the group is one log entry (one PUT). A commit that loses the log
+        number to another machine's entry that changed a dataset some writes of the group
+        changed fails exactly those writes (`ConflictError`); the others run again in a new
+        transaction, as many times as needed, and are acknowledged once their entry is in the log.
         """
         session = self._pool.session()
-        if session.depth or self._commits is not None or faults.active("torn_write"):
+        if session.depth or faults.active("torn_write"):
             with self.transaction(), self._pool.using() as used:
                 return body(used)
         if self.read_only:
@@ -876,21 +881,25 @@ class Catalog:
             refused = self._pool.refused(writing=True)
             if refused is not None:
                 raise CatalogFileError(self.path, refused)
-            with self._pool.using() as session, self._outermost(session, held):
-                if len(batch) == 1:
-                    batch[0].value = batch[0].body(session)
-                else:
-                    for write in batch:
-                        try:
-                            with self._savepoint(session):
-                                write.value = write.body(session)
-                        except CatalogError as error:
-                            if isinstance(error, TransactionAbortedError):
-                                raise
-                            write.error = error
-            if len(batch) > 1:
-                self._group_commits += 1
-                self._grouped_writes += len(batch)
+            remaining = batch
+            while remaining:
+                try:
+                    self._run_batch(remaining, held)
+                except ConflictError as conflict:
+                    # On a store, publishing lost to another machine's change of `conflict.name`:
+                    # the writes that changed it fail, the others run again.
+                    losers = [w for w in remaining if conflict.name in w.names]
+                    if self._commits is None or not losers or len(losers) == len(remaining):
+                        raise
+                    for write in losers:
+                        write.error, write.value = conflict, None
+                    remaining = [w for w in remaining if w not in losers]
+                    held = self._relock()
+                    continue
+                if len(remaining) > 1:
+                    self._group_commits += 1
+                    self._grouped_writes += len(remaining)
+                break
         except BaseException as error:
             # An interrupt belongs to the thread it hit; the others' writes were not committed.
             shared = (
@@ -905,8 +914,35 @@ class Catalog:
                     write.error = error if write is mine else shared
                     write.value = None
         finally:
+            held.release()
             for write in batch:
                 write.done.set()
+
+    def _run_batch(self, batch: builtins.list[_Write[Any]], held: _Held) -> None:
+        """One transaction of `batch`, each write in a SAVEPOINT of its own (alone: none)."""
+        with self._pool.using() as session, self._outermost(session, held):
+            if len(batch) == 1:
+                batch[0].error = None
+                batch[0].value = batch[0].body(session)
+                batch[0].names = set(session.before)
+                return
+            for write in batch:
+                write.error, write.value = None, None
+                changed = set(session.before)
+                try:
+                    with self._savepoint(session):
+                        write.value = write.body(session)
+                except CatalogError as error:
+                    if isinstance(error, TransactionAbortedError):
+                        raise
+                    write.error = error
+                write.names = set(session.before) - changed
+
+    def _relock(self) -> _Held:
+        """Take the writer lock again for another transaction of the same group."""
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise BusyError(self.path, self.busy_timeout)
+        return _Held(self._write_lock)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -1042,7 +1078,7 @@ class Catalog:
 class _Write(Generic[T]):
     """One write waiting for a group commit: what to run, and how it ended."""
 
-    __slots__ = ("body", "done", "error", "taken", "value")
+    __slots__ = ("body", "done", "error", "names", "taken", "value")
 
     def __init__(self, body: Callable[[Session], T]) -> None:
         self.body = body
@@ -1051,6 +1087,8 @@ class _Write(Generic[T]):
         self.done = threading.Event()
         self.value: T | None = None
         self.error: BaseException | None = None
+        self.names: set[str] = set()
+        """The datasets this write changed in its group's last transaction (on an object store)."""
 
     def outcome(self) -> T:
         """The write's result, or its exception raised in the calling thread."""

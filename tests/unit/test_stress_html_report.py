@@ -305,6 +305,7 @@ def test_compare_html_marks_the_regression(tmp_path: Path, capsys: pytest.Captur
                     "throughput": rate,
                     "passed": True,
                     "operations": {"write": {"latency_ms": {"p99": 1.0}}},
+                    "settings": {"mode": "thread", "clients": 4, "duration": 5, "rate": None},
                 }
             ]
         }
