@@ -17,11 +17,13 @@ Locust's messages.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 from . import linearizability
-from .history import Operation, format_line, parse_lines
+from .history import OK, TORN, Operation, format_line, parse_lines
 
 CHUNK_BYTES = 1 << 20
 """Histories travel in pieces of at most this many bytes (ZeroMQ's queue overflowed at 4 KB)."""
@@ -91,7 +93,7 @@ class Part:
 
 
 def merge(parts: Iterable[Part]) -> list[Operation]:
-    """Every part's operations on the collector's clock, sorted by invoke time.
+    """Every part's operations on the collector's clock, sorted by invoke time and numbered so.
 
     `HistoryFileError` names the host (as the file) and the line of the first bad line.
     """
@@ -100,13 +102,72 @@ def merge(parts: Iterable[Part]) -> list[Operation]:
         lines = part.data.decode("utf-8", errors="replace").splitlines()
         merged.extend(part.clock.to_collector(op) for op in parse_lines(lines, f"from {part.host}"))
     merged.sort(key=lambda op: (op.invoke, op.ret))
-    return merged
+    # Line numbers name lines of the merged file (`write`), not of each host's part.
+    return [dataclasses.replace(op, line=number) for number, op in enumerate(merged, start=1)]
 
 
 def write(path: str, operations: Iterable[Operation]) -> None:
     """Write a merged history to `path` in the documented format (`check-history` reads it)."""
     with open(path, "w", encoding="utf-8") as file:
         file.writelines(format_line(op) for op in operations)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One broken invariant of a merged history, with the operations that prove it."""
+
+    invariant: str
+    key: str
+    problem: str
+    proof: tuple[Operation, ...]
+
+
+def invariants(operations: Iterable[Operation]) -> list[Finding]:
+    """The invariants a merged history decides in one pass, key by key (at most one finding each).
+
+    - `version_chain`: no two acknowledged writes of a key got the same version (a lost update).
+    - `no_stale_read`: no read returned a version older than a write acknowledged before the read
+      began (on the widened intervals, so clock error can only hide a stale read, never invent one).
+    - `no_torn_read`: no read returned a row and fields written by different writes.
+
+    They are far cheaper than the linearizability search, which must try every order before it
+    can say no, and they name the two operations that contradict each other.
+    """
+    by_key: dict[str, list[Operation]] = defaultdict(list)
+    for op in operations:
+        by_key[op.key].append(op)
+    findings: list[Finding] = []
+    for key in sorted(by_key):
+        ops = by_key[key]
+        writes = sorted((op for op in ops if op.op != "get" and op.outcome == OK), key=lambda op: op.ret)
+        reads = [op for op in ops if op.op == "get" and op.outcome == OK]
+        seen: dict[int, Operation] = {}
+        for write in writes:
+            assert write.version is not None
+            earlier = seen.setdefault(write.version, write)
+            if earlier is not write:
+                problem = f"two writes were both acknowledged as v{write.version}"
+                findings.append(Finding("version_chain", key, problem, (earlier, write)))
+                break
+        torn = next((read for read in reads if read.token is not None and TORN in read.token), None)
+        if torn is not None:
+            findings.append(
+                Finding("no_torn_read", key, "a read saw the row and fields of different writes", (torn,))
+            )
+        returns = [write.ret for write in writes]
+        newest: list[Operation] = []  # newest[i]: the highest-versioned of writes[: i + 1]
+        for write in writes:
+            assert write.version is not None
+            best = newest[-1] if newest else None
+            newest.append(write if best is None or (best.version or 0) < write.version else best)
+        for read in sorted(reads, key=lambda op: op.invoke):
+            done = bisect.bisect_left(returns, read.invoke)  # writes that returned before it began
+            if done and (newest[done - 1].version or 0) > (read.version or 0):
+                write = newest[done - 1]
+                problem = f"a read returned v{read.version} after v{write.version} was acknowledged"
+                findings.append(Finding("no_stale_read", key, problem, (write, read)))
+                break
+    return findings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +181,7 @@ class Verdict:
     """
 
     status: str
+    findings: tuple[Finding, ...]
     results: tuple[linearizability.KeyResult, ...]
     operations: int
     client_operations: int
@@ -129,6 +191,10 @@ class Verdict:
 
     def lines(self) -> Iterator[str]:
         """Readable lines: each failing key with the operations that prove it, then the summary."""
+        for finding in self.findings:
+            yield f"{finding.key}: {finding.invariant} FAILED: {finding.problem}"
+            for op in finding.proof:
+                yield f"  {linearizability.describe_operation(op, self.origin)}"
         for result in self.results:
             if result.linearizable is None:
                 yield f"{result.key}: UNDECIDED ({result.operations} operations)"
@@ -136,11 +202,13 @@ class Verdict:
                 yield f"{result.key}: NOT LINEARIZABLE ({result.operations} operations)"
                 for line in result.counterexample.describe(self.origin):
                     yield f"  {line}"
-        failing = sum(result.linearizable is False for result in self.results)
-        keys = len(self.results)
+        failing = len(
+            {f.key for f in self.findings} | {r.key for r in self.results if r.linearizable is False}
+        )
+        searched = "" if self.results or not self.findings else "; linearizability not searched"
         yield (
-            f"metafuse verdict: {self.operations} operations on {keys} keys: {self.status}"
-            f" ({failing} keys failed; clocks bound +/- {self.bound_ns / 1e6:.3f} ms)"
+            f"metafuse verdict: {self.operations} operations: {self.status}"
+            f" ({failing} keys failed{searched}; clocks bound +/- {self.bound_ns / 1e6:.3f} ms)"
         )
         for host in self.missing:
             yield f"metafuse verdict: no history arrived from {host}; its operations are unknown"
@@ -155,18 +223,26 @@ def judge(
     bound_ns: int = 0,
     timeout: float | None = None,
 ) -> Verdict:
-    """Check a merged history as `stress check-history` does, key by key."""
-    results = tuple(linearizability.check(operations, timeout=timeout))
-    totals = linearizability.summary(list(results))
+    """Check a merged history: the one-pass `invariants`, then as `stress check-history` does.
+
+    When an invariant already fails, the linearizability search (which may take minutes to
+    prove a history wrong) is skipped. `timeout` bounds the search; undecided keys make the
+    verdict INCONCLUSIVE.
+    """
     absent = tuple(missing)
     clients = sum(op.client >= 0 for op in operations)
+    findings = tuple(invariants(operations))
+    results: tuple[linearizability.KeyResult, ...] = ()
+    if not findings:
+        results = tuple(linearizability.check(operations, timeout=timeout))
+    totals = linearizability.summary(list(results))
     if absent or not clients:
         status = INCONCLUSIVE
-    elif totals["not_linearizable"]:
+    elif findings or totals["not_linearizable"]:
         status = NOT_LINEARIZABLE
     elif totals["undecided"]:
         status = INCONCLUSIVE
     else:
         status = LINEARIZABLE
     origin = min((op.invoke for op in operations), default=0)
-    return Verdict(status, results, len(operations), clients, absent, bound_ns, origin)
+    return Verdict(status, findings, results, len(operations), clients, absent, bound_ns, origin)

@@ -65,21 +65,56 @@ def test_skew_within_the_bound_raises_no_false_alarm() -> None:
     assert "clocks bound +/- 1.500 ms" in list(verdict.lines())[-1]
 
 
-def test_a_lost_update_fails_with_the_operations_that_prove_it() -> None:
+def _judge(*operations: Operation, bound_ns: int = 0) -> distributed.Verdict:
+    parts = [
+        Part("setup", _lines(_setup()), distributed.EXACT),
+        Part("w", _lines(*operations), distributed.EXACT),
+    ]
+    return distributed.judge(distributed.merge(parts), bound_ns=bound_ns)
+
+
+def test_a_lost_update_fails_the_version_chain_with_both_writes() -> None:
     first = Operation(1, "save", "k", "ok", 10 * MS, 11 * MS, token="a", version=2, expected=1)
     second = Operation(2, "save", "k", "ok", 20 * MS, 21 * MS, token="b", version=2, expected=1)
-    verdict = distributed.judge(
-        distributed.merge(
-            [
-                Part("setup", _lines(_setup()), distributed.EXACT),
-                Part("w", _lines(first, second), distributed.EXACT),
-            ]
-        )
-    )
+    verdict = _judge(first, second)
     assert verdict.status == distributed.NOT_LINEARIZABLE
-    text = "\n".join(verdict.lines())
-    assert "k: NOT LINEARIZABLE" in text
-    assert "cannot linearize client 2: k save(expected=1, token='b')" in text
+    lines = list(verdict.lines())
+    assert lines[:3] == [
+        "k: version_chain FAILED: two writes were both acknowledged as v2",
+        "  client 1: k save(expected=1, token='a') -> ok v2 [0.010000s, 0.011000s], line 2",
+        "  client 2: k save(expected=1, token='b') -> ok v2 [0.020000s, 0.021000s], line 3",
+    ]
+    assert "linearizability not searched" in lines[-1]
+
+
+def test_a_stale_read_fails_unless_the_clock_bound_makes_it_concurrent() -> None:
+    save = Operation(1, "save", "k", "ok", 10 * MS, 11 * MS, token="a", version=2, expected=1)
+    read = Operation(2, "get", "k", "ok", 12 * MS, 13 * MS, token="t0", version=1)
+    verdict = _judge(save, read)
+    assert verdict.status == distributed.NOT_LINEARIZABLE
+    assert next(verdict.lines()) == "k: no_stale_read FAILED: a read returned v1 after v2 was acknowledged"
+    # The same two operations 1 ms apart, merged as if from hosts 0.5 ms apart each way: the
+    # widened intervals overlap, so the read may have come first and nothing is claimed.
+    widened = [ClockOffset(0, MS // 2).to_collector(op) for op in (save, read)]
+    assert distributed.invariants(widened) == []
+
+
+def test_a_torn_read_fails() -> None:
+    read = Operation(2, "get", "k", "ok", 12 * MS, 13 * MS, token="t0 | a", version=1)
+    assert (
+        next(_judge(read).lines())
+        == "k: no_torn_read FAILED: a read saw the row and fields of different writes"
+    )
+
+
+def test_what_the_invariants_miss_the_linearizability_search_catches() -> None:
+    # v2 read with a token no write of v2 wrote: no duplicate version, nothing stale or torn.
+    save = Operation(1, "save", "k", "ok", 10 * MS, 11 * MS, token="a", version=2, expected=1)
+    read = Operation(2, "get", "k", "ok", 12 * MS, 13 * MS, token="b", version=2)
+    verdict = _judge(save, read)
+    assert verdict.status == distributed.NOT_LINEARIZABLE
+    assert next(verdict.lines()) == "k: NOT LINEARIZABLE (3 operations)"
+    assert "cannot linearize client 2: k get() -> ok v2 token='b'" in "\n".join(verdict.lines())
 
 
 def test_a_missing_history_makes_the_verdict_inconclusive_never_a_failure() -> None:

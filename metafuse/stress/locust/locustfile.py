@@ -11,13 +11,15 @@ the operation (`get`, `save`) as its name; a conflict is reported under request 
 a success of its own kind, so Locust's failures are the catalog's errors alone.
 
 Every worker records its users' operations in the history format, with wall-clock times. When
-the test stops, the master asks every worker that said hello for its history (the worker
+the test stops, the master asks every worker (connected, or that said hello) for its history (the worker
 stops its users first: a call cut short is recorded `unknown`), receives it in 1 MB pieces,
 measures each worker's clock against its own by round trips, merges the histories onto its
 clock (intervals widened by each worker's uncertainty, `metafuse.stress.distributed`) and
 checks them as `metafuse stress check-history` does. A history that is NOT linearizable sets
 the master's exit code to 6; one that cannot be decided (a worker's history did not arrive by
-`--collect-timeout`) to 7. `--history FILE` keeps the merged history.
+`--collect-timeout`, or the search ran past `--check-timeout`) to 7. The one-pass invariants
+(version chain, stale and torn reads) are checked first: when one fails, the search is skipped.
+`--history FILE` keeps the merged history.
 
 Locust loads this file by path, as a module of its own: imports here are absolute.
 """
@@ -80,6 +82,12 @@ def _options(parser: Any, **_: Any) -> None:
         type=float,
         default=30.0,
         help="metafuse: seconds the master waits for the workers' histories (default 30)",
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=float,
+        default=60.0,
+        help="metafuse: seconds the linearizability search may take; undecided is INCONCLUSIVE (default 60)",
     )
 
 
@@ -289,7 +297,10 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
             parts.append(distributed.Part("this process", recorder.finish(), distributed.EXACT))
     operations = distributed.merge(parts)
     bound = max((part.clock.uncertainty_ns for part in parts), default=0)
-    verdict = distributed.judge(operations, missing=missing, bound_ns=bound)
+    timeout = float(getattr(environment.parsed_options, "check_timeout", 60.0))
+    check = functools.partial(distributed.judge, operations, missing=missing, bound_ns=bound, timeout=timeout)
+    # A native thread, so the hub keeps answering the workers' heartbeats during a long search.
+    verdict: distributed.Verdict = gevent.get_hub().threadpool.apply(check)
     for line in verdict.lines():
         print(line, flush=True)
     history = str(getattr(environment.parsed_options, "history", "") or "")
