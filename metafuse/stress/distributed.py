@@ -207,13 +207,13 @@ class Verdict:
         )
         searched = "" if self.results or not self.findings else "; linearizability not searched"
         yield (
-            f"metafuse verdict: {self.operations} operations: {self.status}"
+            f"[metafuse] verdict: {self.operations} operations: {self.status}"
             f" ({failing} keys failed{searched}; clocks bound +/- {self.bound_ns / 1e6:.3f} ms)"
         )
         for host in self.missing:
-            yield f"metafuse verdict: no history arrived from {host}; its operations are unknown"
+            yield f"[metafuse] verdict: no history arrived from {host}; its operations are unknown"
         if not self.client_operations:
-            yield "metafuse verdict: no client operation was recorded: nothing was tested"
+            yield "[metafuse] verdict: no client operation was recorded: nothing was tested"
 
 
 def judge(

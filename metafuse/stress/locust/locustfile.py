@@ -306,7 +306,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     history = str(getattr(environment.parsed_options, "history", "") or "")
     if history:
         distributed.write(history, operations)
-        print(f"metafuse verdict: merged history written to {history}", flush=True)
+        print(f"[metafuse] verdict: merged history written to {history}", flush=True)
     _collector.status = verdict.status
 
 
