@@ -127,7 +127,7 @@ def test_a_missing_history_makes_the_verdict_inconclusive_never_a_failure() -> N
     verdict = distributed.judge(operations, missing=["worker 1 (node)"])
     assert verdict.status == distributed.INCONCLUSIVE
     assert list(verdict.lines())[-1] == (
-        "metafuse verdict: no history arrived from worker 1 (node); its operations are unknown"
+        "[metafuse] verdict: no history arrived from worker 1 (node); its operations are unknown"
     )
 
 
@@ -146,5 +146,5 @@ def test_a_run_in_which_no_client_recorded_anything_is_inconclusive() -> None:
     verdict = distributed.judge(distributed.merge([Part("setup", _lines(_setup()), distributed.EXACT)]))
     assert verdict.status == distributed.INCONCLUSIVE
     assert (
-        list(verdict.lines())[-1] == "metafuse verdict: no client operation was recorded: nothing was tested"
+        list(verdict.lines())[-1] == "[metafuse] verdict: no client operation was recorded: nothing was tested"
     )
