@@ -146,5 +146,6 @@ def test_a_run_in_which_no_client_recorded_anything_is_inconclusive() -> None:
     verdict = distributed.judge(distributed.merge([Part("setup", _lines(_setup()), distributed.EXACT)]))
     assert verdict.status == distributed.INCONCLUSIVE
     assert (
-        list(verdict.lines())[-1] == "[metafuse] verdict: no client operation was recorded: nothing was tested"
+        list(verdict.lines())[-1]
+        == "[metafuse] verdict: no client operation was recorded: nothing was tested"
     )
