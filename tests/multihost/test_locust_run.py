@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,13 @@ def _locust(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[byte
         )
 
 
-def _run(catalog: str, seconds: int, fault: str, tmp_path: Path) -> tuple[int, str]:
-    """Run a master and two workers (with `fault` planted in the workers); return its exit and output."""
+def _run(
+    catalog: str, seconds: int, fault: str, tmp_path: Path, *, kill_one: bool = False
+) -> tuple[int, str]:
+    """Run a master and two workers (with `fault` planted in the workers); return its exit and output.
+
+    With `kill_one`, the first worker is killed (SIGKILL) once its users have written.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     env.pop(FAULTS_ENV, None)
@@ -60,6 +66,7 @@ def _run(catalog: str, seconds: int, fault: str, tmp_path: Path) -> tuple[int, s
         f"--master-bind-port={port}",
         "--expect-workers=2",
         "--expect-workers-max-wait=120",
+        "--collect-timeout=10",
         "--users=8",
         "--spawn-rate=8",
         f"--run-time={seconds}s",
@@ -81,6 +88,9 @@ def _run(catalog: str, seconds: int, fault: str, tmp_path: Path) -> tuple[int, s
         for index in range(2)
     ]
     try:
+        if kill_one:
+            _wait_for_writes(tmp_path / "master.log")
+            workers[0].kill()
         status = master.wait(timeout=300)
         for worker in workers:
             worker.wait(timeout=60)
@@ -90,6 +100,14 @@ def _run(catalog: str, seconds: int, fault: str, tmp_path: Path) -> tuple[int, s
                 process.kill()
                 process.wait()
     return status, (tmp_path / "master.log").read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_for_writes(log: Path) -> None:
+    """Wait (up to 120 s) until the master's statistics show saves."""
+    deadline = time.monotonic() + 120
+    while "catalog  save" not in log.read_text(encoding="utf-8", errors="replace"):
+        assert time.monotonic() < deadline, "no save was reported within 120 s"
+        time.sleep(0.1)
 
 
 def _catalog(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -131,3 +149,14 @@ def test_a_planted_fault_on_the_workers_fails_the_verdict(
         r"^locust\.writers\.\d: .*(FAILED|NOT LINEARIZABLE).*\n  client \d+: ", output, re.MULTILINE
     )
     assert failing is not None, output
+
+
+def test_a_worker_killed_mid_run_makes_the_verdict_inconclusive(tmp_path: Path) -> None:
+    # Its history dies with it, and a history with operations missing can make a correct run
+    # look wrong: the verdict must say INCONCLUSIVE (exit 7), never pass or fail.
+    status, output = _run(str(tmp_path / "catalog.db"), 8, "", tmp_path, kill_one=True)
+    assert status == 7, output
+    assert "operations: INCONCLUSIVE (" in output
+    # Only the killed worker's: the other's history and clock still count.
+    assert len(re.findall(r"no history arrived from worker \d \(", output)) == 1, output
+    assert "no client operation was recorded" not in output

@@ -62,6 +62,8 @@ EXIT_INCONCLUSIVE = 7
 NAMES = tuple(f"locust.writers.{index}" for index in range(5))
 """The datasets every user reads and writes (created afresh by the master when a test starts)."""
 CLOCK_PROBES = 5
+CLOCK_TIMEOUT = 10.0
+"""Seconds the master waits for one worker's clock probes (after its history arrived)."""
 CLIENTS_PER_WORKER = 100_000
 _HELLO, _COLLECT, _HISTORY = "metafuse_hello", "metafuse_collect", "metafuse_history"
 _CLOCK, _CLOCK_REPLY = "metafuse_clock", "metafuse_clock_reply"
@@ -286,7 +288,10 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
             runner.send_message(_COLLECT, None, client_id=node)
         _wait(lambda: all(node in _collector.complete for node in nodes), deadline)
         for node, host in nodes.items():
-            clock = _measure_clock(runner, node, deadline) if node in _collector.complete else None
+            # The probes get a deadline of their own: waiting for a dead worker's history may
+            # have used up the collection's.
+            probing = time.monotonic() + CLOCK_TIMEOUT
+            clock = _measure_clock(runner, node, probing) if node in _collector.complete else None
             if clock is None:
                 missing.append(host)
                 continue
