@@ -72,6 +72,17 @@ class ClockOffset:
             raise ValueError("no clock probe came back")
         return best
 
+    def agrees(self, other: ClockOffset) -> bool:
+        """Whether `other` (the same clock measured again) overlaps this bound."""
+        return abs(self.offset_ns - other.offset_ns) <= self.uncertainty_ns + other.uncertainty_ns
+
+    def spanning(self, other: ClockOffset) -> ClockOffset:
+        """The narrowest bound that covers this one and `other`: a clock measured twice, which
+        may have drifted or stepped in between, was somewhere within it the whole time."""
+        low = min(self.offset_ns - self.uncertainty_ns, other.offset_ns - other.uncertainty_ns)
+        high = max(self.offset_ns + self.uncertainty_ns, other.offset_ns + other.uncertainty_ns)
+        return ClockOffset((low + high) // 2, (high - low + 1) // 2)
+
     def to_collector(self, operation: Operation) -> Operation:
         """`operation` on the collector's clock, its interval widened by the uncertainty."""
         invoke = max(0, operation.invoke + self.offset_ns - self.uncertainty_ns)

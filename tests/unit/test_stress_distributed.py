@@ -149,3 +149,14 @@ def test_a_run_in_which_no_client_recorded_anything_is_inconclusive() -> None:
         list(verdict.lines())[-1]
         == "[metafuse] verdict: no client operation was recorded: nothing was tested"
     )
+
+
+def test_a_clock_measured_twice_is_bounded_by_both_measurements() -> None:
+    start, end = ClockOffset(10 * MS, 1 * MS), ClockOffset(11 * MS, 1 * MS)
+    assert start.agrees(end)
+    assert start.spanning(end) == ClockOffset(10 * MS + MS // 2, 3 * MS // 2)
+    # A clock that stepped 5 ms during the run: the two bounds do not overlap (reported), and
+    # the operations are widened to cover both, so the step cannot raise a false alarm.
+    stepped = ClockOffset(15 * MS, 1 * MS)
+    assert not start.agrees(stepped)
+    assert start.spanning(stepped) == ClockOffset(12 * MS + MS // 2, 7 * MS // 2)

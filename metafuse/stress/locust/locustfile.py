@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gevent
-from locust import User, events
+from locust import User, constant_throughput, events
 from locust.env import Environment
 from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
@@ -61,6 +61,8 @@ EXIT_INCONCLUSIVE = 7
 """The master's exit code when the verdict could not be decided (a history did not arrive)."""
 NAMES = tuple(f"locust.writers.{index}" for index in range(5))
 """The datasets every user reads and writes (created afresh by the master when a test starts)."""
+READS_PER_SECOND = 100
+"""Each `ReaderUser`'s pace."""
 CLOCK_PROBES = 5
 CLOCK_TIMEOUT = 10.0
 """Seconds the master waits for one worker's clock probes (after its history arrived)."""
@@ -129,6 +131,9 @@ class _Collector:
     pieces: dict[str, list[bytes]] = dataclasses.field(default_factory=dict)
     complete: set[str] = dataclasses.field(default_factory=set)
     replies: dict[tuple[str, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    probes: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
+    first_clocks: dict[str, distributed.ClockOffset] = dataclasses.field(default_factory=dict)
+    """Each worker's clock as measured when it said hello, at the start of its test."""
     status: str | None = None
 
 
@@ -202,7 +207,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         runner.register_message(_COLLECT, _send_history, concurrent=True)
         runner.register_message(_CLOCK, _answer_clock)
     elif isinstance(runner, MasterRunner):
-        runner.register_message(_HELLO, _on_hello)
+        runner.register_message(_HELLO, _on_hello, concurrent=True)
         runner.register_message(_HISTORY, _on_history)
         runner.register_message(_CLOCK_REPLY, _on_clock_reply)
 
@@ -229,7 +234,14 @@ def _answer_clock(environment: Environment, msg: Message) -> None:
 
 
 def _on_hello(environment: Environment, msg: Message) -> None:
-    _collector.hello[msg.node_id] = f"worker {msg.data['index']} ({msg.node_id})"
+    """Note the worker, and measure its clock now (this runs in a greenlet of its own)."""
+    collector = _collector
+    collector.hello[msg.node_id] = f"worker {msg.data['index']} ({msg.node_id})"
+    runner = environment.runner
+    assert isinstance(runner, MasterRunner)
+    clock = _measure_clock(runner, msg.node_id, time.monotonic() + CLOCK_TIMEOUT)
+    if clock is not None:
+        collector.first_clocks[msg.node_id] = clock
 
 
 def _on_history(environment: Environment, msg: Message) -> None:
@@ -259,7 +271,8 @@ def _replied(node: str, probe: int) -> bool:
 
 def _measure_clock(runner: MasterRunner, node: str, deadline: float) -> distributed.ClockOffset | None:
     probes = []
-    for probe in range(CLOCK_PROBES):
+    for _ in range(CLOCK_PROBES):
+        probe = next(_collector.probes)
         sent = time.time_ns()
         runner.send_message(_CLOCK, {"probe": probe}, client_id=node)
         if not _wait(functools.partial(_replied, node, probe), deadline):
@@ -295,6 +308,18 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
             if clock is None:
                 missing.append(host)
                 continue
+            first = _collector.first_clocks.get(node)
+            if first is not None and not clock.agrees(first):
+                # The clock stepped or drifted past both bounds: only a bound covering both
+                # measurements is safe. Otherwise the end's (usually the tighter: the worker is
+                # idle then) is used, since each extra microsecond of width slows the search.
+                moved = (clock.offset_ns - first.offset_ns) / 1e6
+                print(
+                    f"[metafuse] clocks: {host}'s clock moved {moved:+.3f} ms against the master's during"
+                    " the run, beyond both measurements' bounds: its intervals cover both",
+                    flush=True,
+                )
+                clock = clock.spanning(first)
             parts.append(distributed.Part(host, b"".join(_collector.pieces[node]), clock))
     else:
         recorder, _recorder = _recorder, None
@@ -400,7 +425,14 @@ class WriterUser(_CatalogUser):
 
 
 class ReaderUser(_CatalogUser):
-    """The reads of `read_heavy_workload` and `cache_invalidation_race`: get a random dataset."""
+    """The reads of `read_heavy_workload` and `cache_invalidation_race`: get a random dataset.
+
+    At most 100 reads a second per user (Locust's open-model pacing). Unpaced, a cached read
+    takes microseconds, and the tens of thousands of reads that then fall within each
+    clock-uncertainty window give the linearizability search more orders than it can try.
+    """
+
+    wait_time = constant_throughput(READS_PER_SECOND)
 
     def read(self) -> None:
         name = random.choice(NAMES)
