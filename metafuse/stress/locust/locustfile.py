@@ -58,7 +58,8 @@ CATALOG_ENV = "METAFUSE_LOCUST_CATALOG"
 EXIT_NOT_LINEARIZABLE = 6
 """The master's exit code when the merged history is not linearizable."""
 EXIT_INCONCLUSIVE = 7
-"""The master's exit code when the verdict could not be decided (a history did not arrive)."""
+"""The master's exit code when the verdict could not be decided (a history did not arrive, the
+search ran out of time, or no client recorded an operation)."""
 NAMES = tuple(f"locust.writers.{index}" for index in range(5))
 """The datasets every user reads and writes (created afresh by the master when a test starts)."""
 READS_PER_SECOND = 100
@@ -203,6 +204,9 @@ def _create_datasets(environment: Environment) -> bytes:
 
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
+    if not isinstance(runner, WorkerRunner) and not getattr(environment.parsed_options, "catalog", ""):
+        # Up front, not when the test starts: a worker receives the master's --catalog then.
+        _fail(f"--catalog (or {CATALOG_ENV}) is required: a catalog file path or an s3:// URL")
     if isinstance(runner, WorkerRunner):
         runner.register_message(_COLLECT, _send_history, concurrent=True)
         runner.register_message(_CLOCK, _answer_clock)
