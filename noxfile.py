@@ -125,6 +125,14 @@ def s3(session: nox.Session) -> None:
     session.run("pytest", "tests/s3", "-p", "no:xdist", *session.posargs)
 
 
+@nox.session(python=TOOLS_PYTHON, default=False)
+def locust(session: nox.Session) -> None:
+    """Locust runs (a master and two workers on loopback, against a catalog file and moto's S3):
+    clean runs pass and planted faults fail at the master; and the catalog under gevent."""
+    session.install("-e", ".[locust,s3,test]", MOTO_SERVER)
+    session.run("pytest", "tests/multihost", "-p", "no:xdist", *session.posargs)
+
+
 @nox.session(python=TOOLS_PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""

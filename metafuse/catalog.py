@@ -1101,7 +1101,12 @@ class _WriteQueue:
     """The writes of one catalog's threads waiting to be committed as a group, in arrival order."""
 
     def __init__(self) -> None:
-        self.changed = threading.Condition(threading.Lock())
+        # An RLock, not a Lock: a Condition asks an RLock whether this thread holds it, but tests
+        # a Lock's ownership with acquire(False), which gevent's patched Lock turns into a yield
+        # to the hub. The leader notifies while holding the writer lock, so with a Lock every
+        # greenlet, a `transaction()` waiting for that lock included, ran behind each group and
+        # the waiter could starve into `BusyError`; with an RLock nothing here yields but wait().
+        self.changed = threading.Condition(threading.RLock())
         """Guards the fields below; notified whenever the line moves."""
         self.pending: builtins.list[_Write[Any]] = []
         self.leading = False

@@ -1,0 +1,452 @@
+"""The store-capable stress scenarios as Locust users, with one linearizability verdict at the master.
+
+    locust -f metafuse/stress/locust/locustfile.py --master --catalog s3://bucket/prefix
+    locust -f metafuse/stress/locust/locustfile.py --worker --master-host HOST
+
+Users: `WriterUser` is `concurrent_writers` (read a random dataset, save a new token over the
+version read), `ReaderUser` the reads of `read_heavy_workload` and `cache_invalidation_race`.
+Locust's settings are the run's: users = clients, `--run-time` = duration, spawn rate =
+ramp-up. Every catalog call is reported through `events.request`: request type `catalog` with
+the operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`,
+a success of its own kind, so Locust's failures are the catalog's errors alone.
+
+Every worker records its users' operations in the history format, with wall-clock times. When
+the test stops, the master asks every worker (connected, or that said hello) for its history (the worker
+stops its users first: a call cut short is recorded `unknown`), receives it in 1 MB pieces,
+measures each worker's clock against its own by round trips, merges the histories onto its
+clock (intervals widened by each worker's uncertainty, `metafuse.stress.distributed`) and
+checks them as `metafuse stress check-history` does. A history that is NOT linearizable sets
+the master's exit code to 6; one that cannot be decided (a worker's history did not arrive by
+`--collect-timeout`, or the search ran past `--check-timeout`) to 7. The one-pass invariants
+(version chain, stale and torn reads) are checked first: when one fails, the search is skipped.
+`--history FILE` keeps the merged history.
+
+Locust loads this file by path, as a module of its own: imports here are absolute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import itertools
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gevent
+from locust import User, constant_throughput, events
+from locust.env import Environment
+from locust.rpc import Message
+from locust.runners import MasterRunner, WorkerRunner
+
+from metafuse.catalog import Catalog
+from metafuse.errors import CatalogError, ConflictError
+from metafuse.stress import distributed
+from metafuse.stress.history import SETUP_CLIENT, HistoryWriter, read_token
+from metafuse.stress.history import start as start_history
+from metafuse.stress.scenarios._content import recreate, rewrite, tokened
+
+T = TypeVar("T")
+
+CATALOG_ENV = "METAFUSE_LOCUST_CATALOG"
+"""Environment variable naming the catalog when `--catalog` is not given."""
+EXIT_NOT_LINEARIZABLE = 6
+"""The master's exit code when the merged history is not linearizable."""
+EXIT_INCONCLUSIVE = 7
+"""The master's exit code when the verdict could not be decided (a history did not arrive, the
+search ran out of time, or no client recorded an operation)."""
+NAMES = tuple(f"locust.writers.{index}" for index in range(5))
+"""The datasets every user reads and writes (created afresh by the master when a test starts)."""
+READS_PER_SECOND = 100
+"""Each `ReaderUser`'s pace."""
+CLOCK_PROBES = 5
+CLOCK_TIMEOUT = 10.0
+"""Seconds the master waits for one worker's clock probes (after its history arrived)."""
+CLIENTS_PER_WORKER = 100_000
+_HELLO, _COLLECT, _HISTORY = "metafuse_hello", "metafuse_collect", "metafuse_history"
+_CLOCK, _CLOCK_REPLY = "metafuse_clock", "metafuse_clock_reply"
+
+
+def _options(parser: Any, **_: Any) -> None:
+    parser.add_argument(
+        "--catalog",
+        env_var=CATALOG_ENV,
+        default="",
+        help="metafuse: the catalog every worker writes (a file path, or s3://bucket/prefix?...)",
+    )
+    parser.add_argument(
+        "--history", default="", help="metafuse: write the merged history of the run to this file"
+    )
+    parser.add_argument(
+        "--collect-timeout",
+        type=float,
+        default=30.0,
+        help="metafuse: seconds the master waits for the workers' histories (default 30)",
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=float,
+        default=60.0,
+        help="metafuse: seconds the linearizability search may take; undecided is INCONCLUSIVE (default 60)",
+    )
+
+
+@dataclasses.dataclass
+class _Recorder:
+    """A worker's (or a local run's) side: the shared catalog and its users' histories."""
+
+    catalog: Catalog
+    path: str
+    base: int
+    writers: list[HistoryWriter] = dataclasses.field(default_factory=list)
+    numbers: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
+
+    def new_writer(self) -> HistoryWriter:
+        writer = HistoryWriter(self.path, self.base + next(self.numbers))
+        self.writers.append(writer)
+        return writer
+
+    def finish(self) -> bytes:
+        """Flush every user's buffer, close the catalog, return the history and remove its file."""
+        for writer in self.writers:
+            writer.flush()
+        with contextlib.suppress(CatalogError):
+            self.catalog.close()
+        with open(self.path, "rb") as file:
+            data = file.read()
+        os.unlink(self.path)
+        return data
+
+
+@dataclasses.dataclass
+class _Collector:
+    """The master's (or a local run's) side: setup operations, the workers' answers, the verdict."""
+
+    setup: bytes = b""
+    hello: dict[str, str] = dataclasses.field(default_factory=dict)
+    pieces: dict[str, list[bytes]] = dataclasses.field(default_factory=dict)
+    complete: set[str] = dataclasses.field(default_factory=set)
+    replies: dict[tuple[str, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    probes: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
+    first_clocks: dict[str, distributed.ClockOffset] = dataclasses.field(default_factory=dict)
+    """Each worker's clock as measured when it said hello, at the start of its test."""
+    status: str | None = None
+
+
+_recorder: _Recorder | None = None
+_collector = _Collector()
+
+
+def _fail(message: str) -> None:
+    """A one-line error for the operator, then exit 2 (Locust's usage error)."""
+    sys.stderr.write(f"metafuse: {message}\n")
+    sys.exit(2)
+
+
+def _open(environment: Environment) -> Catalog:
+    target = str(getattr(environment.parsed_options, "catalog", "") or "")
+    if not target:
+        _fail(f"--catalog (or {CATALOG_ENV}) is required: a catalog file path or an s3:// URL")
+    try:
+        return Catalog.open(target)
+    except CatalogError as error:
+        _fail(str(error))
+        raise  # unreachable: _fail exits
+
+
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    global _recorder, _collector
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        _collector = _Collector()
+        _collector.setup = _create_datasets(environment)
+    if not isinstance(runner, MasterRunner):
+        fd, path = tempfile.mkstemp(prefix="metafuse-locust-", suffix=".jsonl")
+        os.close(fd)
+        start_history(path)
+        index = int(getattr(runner, "worker_index", 0))
+        _recorder = _Recorder(_open(environment), path, (max(index, 0) + 1) * CLIENTS_PER_WORKER)
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(_HELLO, {"index": index})
+
+
+def _create_datasets(environment: Environment) -> bytes:
+    """Create the run's datasets afresh; return the setup's history lines (client -1)."""
+    catalog = _open(environment)
+    try:
+        invoke = time.time_ns()
+        created = recreate(catalog, [tokened(name, "initial") for name in NAMES])
+        ret = time.time_ns()
+    finally:
+        catalog.close()
+    fd, path = tempfile.mkstemp(prefix="metafuse-locust-setup-", suffix=".jsonl")
+    os.close(fd)
+    try:
+        writer = HistoryWriter(path, SETUP_CLIENT)
+        for dataset in created:
+            writer.add(
+                "create", dataset.name, invoke, ret, "ok", version=dataset.version, token=read_token(dataset)
+            )
+        writer.flush()
+        with open(path, "rb") as file:
+            return file.read()
+    finally:
+        os.unlink(path)
+
+
+# -- the worker's side of the handshake ----------------------------------------------------------
+
+
+def _on_init(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner) and not getattr(environment.parsed_options, "catalog", ""):
+        # Up front, not when the test starts: a worker receives the master's --catalog then.
+        _fail(f"--catalog (or {CATALOG_ENV}) is required: a catalog file path or an s3:// URL")
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(_COLLECT, _send_history, concurrent=True)
+        runner.register_message(_CLOCK, _answer_clock)
+    elif isinstance(runner, MasterRunner):
+        runner.register_message(_HELLO, _on_hello, concurrent=True)
+        runner.register_message(_HISTORY, _on_history)
+        runner.register_message(_CLOCK_REPLY, _on_clock_reply)
+
+
+def _send_history(environment: Environment, msg: Message) -> None:
+    """Stop this worker's users, then send their history to the master in bounded pieces."""
+    global _recorder
+    runner = environment.runner
+    assert runner is not None
+    runner.stop()  # a call cut short raises in its user, which records it as unknown
+    recorder, _recorder = _recorder, None
+    data = recorder.finish() if recorder is not None else b""
+    pieces = distributed.chunks(data)
+    for number, piece in enumerate(pieces):
+        runner.send_message(_HISTORY, {"number": number, "last": number == len(pieces) - 1, "data": piece})
+
+
+def _answer_clock(environment: Environment, msg: Message) -> None:
+    assert environment.runner is not None
+    environment.runner.send_message(_CLOCK_REPLY, {"probe": msg.data["probe"], "remote": time.time_ns()})
+
+
+# -- the master's side ---------------------------------------------------------------------------
+
+
+def _on_hello(environment: Environment, msg: Message) -> None:
+    """Note the worker, and measure its clock now (this runs in a greenlet of its own)."""
+    collector = _collector
+    collector.hello[msg.node_id] = f"worker {msg.data['index']} ({msg.node_id})"
+    runner = environment.runner
+    assert isinstance(runner, MasterRunner)
+    clock = _measure_clock(runner, msg.node_id, time.monotonic() + CLOCK_TIMEOUT)
+    if clock is not None:
+        collector.first_clocks[msg.node_id] = clock
+
+
+def _on_history(environment: Environment, msg: Message) -> None:
+    pieces = _collector.pieces.setdefault(msg.node_id, [])
+    if msg.data["number"] == len(pieces):
+        pieces.append(bytes(msg.data["data"]))
+        if msg.data["last"]:
+            _collector.complete.add(msg.node_id)
+
+
+def _on_clock_reply(environment: Environment, msg: Message) -> None:
+    _collector.replies[(msg.node_id, int(msg.data["probe"]))] = (int(msg.data["remote"]), time.time_ns())
+
+
+def _wait(until: Callable[[], bool], deadline: float) -> bool:
+    """Yield to Locust's message listener until `until()` or the monotonic `deadline`."""
+    while not until():
+        if time.monotonic() >= deadline:
+            return False
+        gevent.sleep(0.01)
+    return True
+
+
+def _replied(node: str, probe: int) -> bool:
+    return (node, probe) in _collector.replies
+
+
+def _measure_clock(runner: MasterRunner, node: str, deadline: float) -> distributed.ClockOffset | None:
+    probes = []
+    for _ in range(CLOCK_PROBES):
+        probe = next(_collector.probes)
+        sent = time.time_ns()
+        runner.send_message(_CLOCK, {"probe": probe}, client_id=node)
+        if not _wait(functools.partial(_replied, node, probe), deadline):
+            break
+        remote, received = _collector.replies[(node, probe)]
+        probes.append((sent, remote, received))
+    return distributed.ClockOffset.from_probes(probes) if probes else None
+
+
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    global _recorder
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return
+    parts = [distributed.Part("the master's setup", _collector.setup, distributed.EXACT)]
+    missing: list[str] = []
+    if isinstance(runner, MasterRunner):
+        deadline = time.monotonic() + float(getattr(environment.parsed_options, "collect_timeout", 30.0))
+        # Every worker connected now or that said hello: one still opening the catalog has not
+        # said hello yet, but its users may already have written.
+        nodes = {
+            node.id: f"worker {runner.get_worker_index(node.id)} ({node.id})" for node in runner.clients.all
+        }
+        nodes.update(_collector.hello)
+        for node in nodes:
+            runner.send_message(_COLLECT, None, client_id=node)
+        _wait(lambda: all(node in _collector.complete for node in nodes), deadline)
+        for node, host in nodes.items():
+            # The probes get a deadline of their own: waiting for a dead worker's history may
+            # have used up the collection's.
+            probing = time.monotonic() + CLOCK_TIMEOUT
+            clock = _measure_clock(runner, node, probing) if node in _collector.complete else None
+            if clock is None:
+                missing.append(host)
+                continue
+            first = _collector.first_clocks.get(node)
+            if first is not None and not clock.agrees(first):
+                # The clock stepped or drifted past both bounds: only a bound covering both
+                # measurements is safe. Otherwise the end's (usually the tighter: the worker is
+                # idle then) is used, since each extra microsecond of width slows the search.
+                moved = (clock.offset_ns - first.offset_ns) / 1e6
+                print(
+                    f"[metafuse] clocks: {host}'s clock moved {moved:+.3f} ms against the master's during"
+                    " the run, beyond both measurements' bounds: its intervals cover both",
+                    flush=True,
+                )
+                clock = clock.spanning(first)
+            parts.append(distributed.Part(host, b"".join(_collector.pieces[node]), clock))
+    else:
+        recorder, _recorder = _recorder, None
+        if recorder is not None:
+            parts.append(distributed.Part("this process", recorder.finish(), distributed.EXACT))
+    operations = distributed.merge(parts)
+    bound = max((part.clock.uncertainty_ns for part in parts), default=0)
+    timeout = float(getattr(environment.parsed_options, "check_timeout", 60.0))
+    check = functools.partial(distributed.judge, operations, missing=missing, bound_ns=bound, timeout=timeout)
+    # A native thread, so the hub keeps answering the workers' heartbeats during a long search.
+    verdict: distributed.Verdict = gevent.get_hub().threadpool.apply(check)
+    for line in verdict.lines():
+        print(line, flush=True)
+    history = str(getattr(environment.parsed_options, "history", "") or "")
+    if history:
+        distributed.write(history, operations)
+        print(f"[metafuse] verdict: merged history written to {history}", flush=True)
+    _collector.status = verdict.status
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    if _collector.status == distributed.NOT_LINEARIZABLE:
+        environment.process_exit_code = EXIT_NOT_LINEARIZABLE
+    elif _collector.status == distributed.INCONCLUSIVE:
+        environment.process_exit_code = EXIT_INCONCLUSIVE
+
+
+# -- the users -----------------------------------------------------------------------------------
+
+
+class _CatalogUser(User):
+    """A client of the shared catalog whose every call is reported to Locust and recorded."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        assert _recorder is not None, "the test started without a catalog"
+        self.catalog = _recorder.catalog
+        self.history = _recorder.new_writer()
+
+    def call(
+        self,
+        op: str,
+        key: str,
+        run: Callable[[], T],
+        *,
+        expected: int | None = None,
+        token: str | None = None,
+    ) -> T | None:
+        """Run one catalog call; report it to Locust and record it. A catalog error returns None."""
+        invoke = time.time_ns()
+        started = time.perf_counter()
+        value: T | None = None
+        error: BaseException | None = None
+        try:
+            value = run()
+        except BaseException as exc:
+            error = exc
+            if not isinstance(exc, CatalogError):
+                raise  # the user is being stopped: recorded below as unknown
+        finally:
+            ret = time.time_ns()
+            self.history.call(op, key, invoke, ret, value, error, expected=expected, token=token)
+            self.environment.events.request.fire(
+                request_type="conflict" if isinstance(error, ConflictError) else "catalog",
+                name=op,
+                response_time=(time.perf_counter() - started) * 1000,
+                response_length=0,
+                exception=error
+                if isinstance(error, CatalogError) and not isinstance(error, ConflictError)
+                else None,
+                context={},
+            )
+        return value
+
+
+class WriterUser(_CatalogUser):
+    """`concurrent_writers`: read a random dataset, save a unique token over the version read."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.sequence = 0
+
+    def read_modify_save(self) -> None:
+        name = random.choice(NAMES)
+        current = self.call("get", name, lambda: self.catalog.get(name))
+        if current is None:
+            return
+        # Under gevent nothing switches between two catalog calls of a file catalog (sqlite3
+        # blocks the hub): without this yield no two users of one worker would ever race.
+        gevent.sleep(0)
+        self.sequence += 1
+        token = f"client-{self.history.client}-write-{self.sequence}"
+        self.call(
+            "save",
+            name,
+            lambda: self.catalog.save(rewrite(current, token), expected_version=current.version),
+            expected=current.version,
+            token=token,
+        )
+
+    tasks = [read_modify_save]  # noqa: RUF012 - Locust reads a list
+
+
+class ReaderUser(_CatalogUser):
+    """The reads of `read_heavy_workload` and `cache_invalidation_race`: get a random dataset.
+
+    At most 100 reads a second per user (Locust's open-model pacing). Unpaced, a cached read
+    takes microseconds, and the tens of thousands of reads that then fall within each
+    clock-uncertainty window give the linearizability search more orders than it can try.
+    """
+
+    wait_time = constant_throughput(READS_PER_SECOND)
+
+    def read(self) -> None:
+        name = random.choice(NAMES)
+        self.call("get", name, lambda: self.catalog.get(name))
+
+    tasks = [read]  # noqa: RUF012 - Locust reads a list
+
+
+events.init_command_line_parser.add_listener(_options)
+events.init.add_listener(_on_init)
+events.test_start.add_listener(_on_test_start)
+events.test_stop.add_listener(_on_test_stop)
+events.quitting.add_listener(_on_quitting)

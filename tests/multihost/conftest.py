@@ -1,0 +1,52 @@
+"""Fixtures for the Locust tests: a moto S3 server on loopback, started once for the session.
+
+Missing moto, boto3 or Locust fails these tests with the command that installs them; it never
+skips (`nox -s locust` installs them all).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from metafuse.objectstore import MissingDependency
+from metafuse.objectstore.testing import MotoServer
+
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a single-threaded moto S3 server; its credentials are set in the environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in MOTO_CREDENTIALS.items():
+            patch.setenv(name, value)  # the Locust processes inherit them
+        server = MotoServer(log_path=str(tmp_path_factory.mktemp("moto") / "moto.log"))
+        try:
+            endpoint = server.start()
+        except MissingDependency as exc:
+            pytest.fail(f"{exc} (or run `nox -s locust`)", pytrace=False)
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_catalog(moto_endpoint: str) -> str:
+    """The URL of a catalog in a bucket of its own on the session's moto server."""
+    import boto3
+
+    bucket = f"metafuse-locust-{uuid.uuid4().hex[:16]}"
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    client.close()
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+    return f"s3://{bucket}/catalog?endpoint_url={moto_endpoint}&region=us-east-1"

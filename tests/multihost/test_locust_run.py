@@ -1,0 +1,162 @@
+"""A master and two workers, each a `locust` process on loopback, and the master's one verdict.
+
+Each run is headless and short. A clean run must pass; a run whose workers have a planted
+fault must fail at the master (exit 6) through the merged history: the workers' own statistics
+show no failure, since a lost update or a stale read raises nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from metafuse.faults import ENV_VAR as FAULTS_ENV
+from metafuse.stress.locust import LOCUSTFILE
+
+# Importing locust would monkey-patch this process with gevent: look for it instead.
+if importlib.util.find_spec("locust") is None:
+    pytest.fail("these tests need Locust: pip install -e '.[locust,s3,test]' (or run `nox -s locust`)")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUN_SECONDS = {"file": 3, "s3": 6}
+"""Run time per catalog kind: a store's calls are round trips to moto, a hundred times slower."""
+EXIT_NOT_LINEARIZABLE = 6
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _locust(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", LOCUSTFILE, *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=log.parent,
+        )
+
+
+def _run(
+    catalog: str, seconds: int, fault: str, tmp_path: Path, *, kill_one: bool = False
+) -> tuple[int, str]:
+    """Run a master and two workers (with `fault` planted in the workers); return its exit and output.
+
+    With `kill_one`, the first worker is killed (SIGKILL) once its users have written.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env.pop(FAULTS_ENV, None)
+    port = str(_free_port())
+    master = _locust(
+        "--master",
+        "--headless",
+        "--master-bind-host=127.0.0.1",
+        f"--master-bind-port={port}",
+        "--expect-workers=2",
+        "--expect-workers-max-wait=120",
+        "--collect-timeout=10",
+        "--users=8",
+        "--spawn-rate=8",
+        f"--run-time={seconds}s",
+        f"--catalog={catalog}",
+        f"--history={tmp_path / 'merged.jsonl'}",
+        f"--html={tmp_path / 'report.html'}",
+        env=env,
+        log=tmp_path / "master.log",
+    )
+    worker_env = {**env, FAULTS_ENV: fault} if fault else env
+    workers = [
+        _locust(
+            "--worker",
+            "--master-host=127.0.0.1",
+            f"--master-port={port}",
+            env=worker_env,
+            log=tmp_path / f"worker{index}.log",
+        )
+        for index in range(2)
+    ]
+    try:
+        if kill_one:
+            _wait_for_writes(tmp_path / "master.log")
+            workers[0].kill()
+        status = master.wait(timeout=300)
+        for worker in workers:
+            worker.wait(timeout=60)
+    finally:
+        for process in (master, *workers):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return status, (tmp_path / "master.log").read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_for_writes(log: Path) -> None:
+    """Wait (up to 120 s) until the master's statistics show saves."""
+    deadline = time.monotonic() + 120
+    while "catalog  save" not in log.read_text(encoding="utf-8", errors="replace"):
+        assert time.monotonic() < deadline, "no save was reported within 120 s"
+        time.sleep(0.1)
+
+
+def _catalog(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "file":
+        return str(tmp_path / "catalog.db")
+    return str(request.getfixturevalue("s3_catalog"))
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_a_clean_run_is_linearizable_at_the_master(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    status, output = _run(_catalog(kind, tmp_path, request), RUN_SECONDS[kind], "", tmp_path)
+    assert status == 0, output
+    assert "operations: linearizable (0 keys failed; clocks bound +/-" in output, output
+    assert "no history arrived" not in output
+    assert "catalog  save" in output  # Locust's own statistics name the catalog's operations
+    assert "catalog" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    checked = subprocess.run(
+        [sys.executable, "-m", "metafuse", "stress", "check-history", str(tmp_path / "merged.jsonl")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("fault", ["lost_update", "stale_cache"])
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_a_planted_fault_on_the_workers_fails_the_verdict(
+    kind: str, fault: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    status, output = _run(_catalog(kind, tmp_path, request), RUN_SECONDS[kind], fault, tmp_path)
+    assert status == EXIT_NOT_LINEARIZABLE, output
+    assert "operations: NOT linearizable (" in output, output
+    # Each failing key is named with the operations that prove it.
+    failing = re.search(
+        r"^locust\.writers\.\d: .*(FAILED|NOT LINEARIZABLE).*\n  client \d+: ", output, re.MULTILINE
+    )
+    assert failing is not None, output
+
+
+def test_a_worker_killed_mid_run_makes_the_verdict_inconclusive(tmp_path: Path) -> None:
+    # Its history dies with it, and a history with operations missing can make a correct run
+    # look wrong: the verdict must say INCONCLUSIVE (exit 7), never pass or fail.
+    status, output = _run(str(tmp_path / "catalog.db"), 8, "", tmp_path, kill_one=True)
+    assert status == 7, output
+    assert "operations: INCONCLUSIVE (" in output
+    # Only the killed worker's: the other's history and clock still count.
+    assert len(re.findall(r"no history arrived from worker \d \(", output)) == 1, output
+    assert "no client operation was recorded" not in output
