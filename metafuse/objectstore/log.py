@@ -521,8 +521,15 @@ class CommitLog:
                 entries.append(self.read(sequence + len(entries)))
             except NotFound:
                 if not entries and not absent_ok:
-                    # AlreadyExists, then absent: only a deletion does that, which the
-                    # protocol never does to an entry a writer could still be racing for.
+                    # AlreadyExists, then absent: only a deletion does that. The retention deletes
+                    # only entries a snapshot covers, so this writer raced for a number far behind
+                    # the log's end; without retention, somebody deleted it by hand.
+                    if self.retention is not None:
+                        raise LogForked(
+                            self.key(sequence),
+                            "was deleted by the retention while this writer raced for its number:"
+                            " the writer fell behind the retention (stalled?)",
+                        ) from None
                     raise LogCorrupt(self.key(sequence), "reported to exist, then absent") from None
                 check_chain(entries, prev, self.key)
                 return entries
