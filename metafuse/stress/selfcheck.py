@@ -125,8 +125,8 @@ def run_selfcheck(
 
 
 def failed_invariants(result: ScenarioResult) -> set[str]:
-    """Return the names of the invariants that failed in `result`."""
-    return {invariant.name for invariant in result.invariants if not invariant.ok}
+    """Return the names of the invariants that failed in `result` (an inconclusive one did not)."""
+    return {invariant.name for invariant in result.invariants if invariant.failed}
 
 
 # -- histories ---------------------------------------------------------------------------------
