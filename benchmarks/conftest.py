@@ -23,10 +23,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from _bigcatalog import FIXTURE_NAME, ensure, raw_connect
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from metafuse import Catalog
 
@@ -111,32 +112,31 @@ def slowed(target: Callable[..., Any], factor: float) -> Callable[..., Any]:
     return wrapper
 
 
-class _Slowed:
-    """pytest-benchmark's fixture with every timed target wrapped by `slowed`."""
+class _SlowedFixture(BenchmarkFixture):
+    """pytest-benchmark's fixture with every timed target wrapped by `slowed` (the plugin insists
+    on its own class, so the fixture's class is swapped rather than the fixture wrapped)."""
 
-    def __init__(self, fixture: Any, factor: float) -> None:
-        self._fixture = fixture
-        self._factor = factor
+    slowdown = 1.0
 
-    def __call__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._fixture(slowed(target, self._factor), *args, **kwargs)
+    def __call__(self, function_to_benchmark: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(slowed(function_to_benchmark, self.slowdown), *args, **kwargs)  # type: ignore[no-untyped-call]
 
     def pedantic(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._fixture.pedantic(slowed(target, self._factor), *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fixture, name)
+        return super().pedantic(slowed(target, self.slowdown), *args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture
-def benchmark(benchmark: Any, request: pytest.FixtureRequest) -> Any:
+def benchmark(benchmark: BenchmarkFixture, request: pytest.FixtureRequest) -> BenchmarkFixture:
     """pytest-benchmark's fixture, slowed down when `METAFUSE_BENCH_SLOWDOWN` names this group."""
     marker = request.node.get_closest_marker("benchmark")
     group = str(marker.kwargs.get("group", "")) if marker is not None else ""
     callspec = getattr(request.node, "callspec", None)
     impl = str(callspec.params.get("impl", "")) if callspec is not None else ""
     factor = planted_slowdown(group, impl)
-    return benchmark if factor == 1.0 else _Slowed(benchmark, factor)
+    if factor != 1.0:
+        benchmark.__class__ = _SlowedFixture
+        cast(_SlowedFixture, benchmark).slowdown = factor
+    return benchmark
 
 
 @pytest.fixture(scope="session")
