@@ -184,8 +184,11 @@ def benchmark(session: nox.Session) -> None:
 @nox.session(name="benchmark-compare", python=TOOLS_PYTHON, default=False)
 def benchmark_compare(session: nox.Session) -> None:
     """Benchmarks against the newest saved run, as ratios to raw sqlite3 measured in the same run
-    (a change of machine cancels out); fails when a ratio grows 20%. BENCHMARK_COMPARE=absolute
-    compares absolute means instead (pytest-benchmark's own check: same machine only)."""
+    (a change of machine cancels out), each pair in 5 interleaved rounds of CPU time; fails only
+    when a ratio's median grows past BENCHMARK_COMPARE_TOLERANCE (20%) and a rank test on the
+    rounds (p <= BENCHMARK_COMPARE_ALPHA, 0.01) puts the growth beyond their noise; a growth within
+    the noise is reported as inconclusive. BENCHMARK_COMPARE=absolute compares absolute means
+    instead (pytest-benchmark's own check: same machine only)."""
     saved = [p for p in glob.glob(".benchmarks/*/*.json") if "fixtures" not in p]
     if not saved:
         session.error("no saved benchmark run to compare with: run `nox -s benchmark` first")
@@ -205,8 +208,17 @@ def benchmark_compare(session: nox.Session) -> None:
     current = os.path.join(session.create_tmp(), "current.json")
     session.run("pytest", "benchmarks", "-p", "no:xdist", f"--benchmark-json={current}", *session.posargs)
     tolerance = os.environ.get("BENCHMARK_COMPARE_TOLERANCE", "20%")
+    alpha = os.environ.get("BENCHMARK_COMPARE_ALPHA", "0.01")
     session.run(
-        "python", "tools/bench_ratios.py", "--newest-in", ".benchmarks", current, "--tolerance", tolerance
+        "python",
+        "tools/bench_ratios.py",
+        "--newest-in",
+        ".benchmarks",
+        current,
+        "--tolerance",
+        tolerance,
+        "--alpha",
+        alpha,
     )
 
 

@@ -5,6 +5,9 @@ application would do on the same file with the same PRAGMAs (see `_bigcatalog`),
 reads as "what the catalog costs" next to "what SQLite costs". Each test asserts something about
 its result, so a benchmark that stops doing its work fails instead of getting faster.
 
+Each pair runs in `--bench-rounds` interleaved rounds (see conftest.py), so one run gives a
+ratio per round and `tools/bench_ratios.py` can tell a change from the noise between rounds.
+
 Run: `python -m pytest benchmarks -p no:xdist` (CI adds `--benchmark-disable`: one call each).
 """
 
@@ -14,6 +17,7 @@ import itertools
 import random
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,10 +42,26 @@ from metafuse import Catalog, Dataset
 
 T = TypeVar("T")
 IMPLS = ("catalog", "raw_sqlite")
-MISS_ROUNDS = 3_000
-"""Rounds of the timed-one-at-a-time read benchmarks (each round reads a different dataset)."""
-WRITE_ROUNDS = 200
-"""Rounds of the create/save benchmarks (each a committed, fsynced transaction)."""
+CPU_TIMER = time.process_time
+"""What every benchmark times: this process's CPU time, not the wall clock. Other processes on a
+busy machine stretch wall time, and stretch a long call (a 5 ms search) more than a short one (its
+0.7 ms raw query), which moved ratios by 3x between runs under load; CPU time they leave alone.
+Time spent waiting (an fsync) is not counted on either side."""
+MIN_TIME = 0.0001
+"""Shortest round of a self-calibrating benchmark: reading the CPU clock costs about 1 us, as much
+as a cached `get`, so a sub-microsecond call is timed in batches of 100 us or more (left to its
+own calibration under load, get-hit was sometimes timed one call at a time, and its clock reads
+doubled its ratio)."""
+MAX_TIME = 0.1
+"""Seconds each self-calibrating benchmark runs per round (pytest-benchmark's `max_time`): the
+median of its many calls is steady at this length, and it keeps a run of 5 rounds under a minute
+on a quiet 2-core machine."""
+MISS_ROUNDS = 300
+"""Timed calls of the one-at-a-time read benchmarks per `--bench-rounds` round (each reads a
+different dataset)."""
+WRITE_ROUNDS = 30
+"""Timed calls of the create/save benchmarks per `--bench-rounds` round (each a committed, fsynced
+transaction)."""
 PAGE_AFTER = dataset_name(DATASETS // 2)
 SEARCH_WORD = WORDS[7]
 LINEAGE_OF = dataset_name(42)
@@ -73,7 +93,7 @@ def _one_name_each_round() -> Callable[[], tuple[tuple[str], dict[str, Any]]]:
     return lambda: ((next(names),), {})
 
 
-@pytest.mark.benchmark(group="get-hit")
+@pytest.mark.benchmark(group="get-hit", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_get_hit(
     benchmark: BenchmarkFixture, impl: str, read_catalog: Catalog, raw_read: sqlite3.Connection
@@ -95,7 +115,7 @@ def test_get_hit(
         assert len(found[1]) == FIELDS_EACH
 
 
-@pytest.mark.benchmark(group="get-miss")
+@pytest.mark.benchmark(group="get-miss", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_get_miss(
     benchmark: BenchmarkFixture, impl: str, cold_catalog: Catalog, raw_read: sqlite3.Connection
@@ -116,7 +136,7 @@ def test_get_miss(
         assert len(found[1]) == FIELDS_EACH
 
 
-@pytest.mark.benchmark(group="create")
+@pytest.mark.benchmark(group="create", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_create(
     benchmark: BenchmarkFixture, impl: str, write_catalog: Catalog, raw_write: sqlite3.Connection
@@ -139,7 +159,7 @@ def test_create(
     assert write_catalog.count > before
 
 
-@pytest.mark.benchmark(group="save")
+@pytest.mark.benchmark(group="save", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_save(
     benchmark: BenchmarkFixture, impl: str, write_catalog: Catalog, raw_write: sqlite3.Connection
@@ -182,7 +202,7 @@ def test_save(
         assert version > start
 
 
-@pytest.mark.benchmark(group="update")
+@pytest.mark.benchmark(group="update", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_update(
     benchmark: BenchmarkFixture, impl: str, write_catalog: Catalog, raw_write: sqlite3.Connection
@@ -208,7 +228,7 @@ def test_update(
         assert version > 1
 
 
-@pytest.mark.benchmark(group="list")
+@pytest.mark.benchmark(group="list", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_list(
     benchmark: BenchmarkFixture, impl: str, read_catalog: Catalog, raw_read: sqlite3.Connection
@@ -228,7 +248,7 @@ def test_list(
         assert len(fields) == 100 * FIELDS_EACH
 
 
-@pytest.mark.benchmark(group="search")
+@pytest.mark.benchmark(group="search", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_search(
     benchmark: BenchmarkFixture, impl: str, read_catalog: Catalog, raw_read: sqlite3.Connection
@@ -244,7 +264,7 @@ def test_search(
         assert all(SEARCH_WORD in _words(row[4]) for row in rows)
 
 
-@pytest.mark.benchmark(group="lineage")
+@pytest.mark.benchmark(group="lineage", max_time=MAX_TIME, min_time=MIN_TIME, timer=CPU_TIMER)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_lineage(
     benchmark: BenchmarkFixture, impl: str, read_catalog: Catalog, raw_read: sqlite3.Connection

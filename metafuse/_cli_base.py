@@ -19,6 +19,8 @@ EXIT_BUSY = 3
 """The catalog stayed locked by another writer for longer than the busy timeout: try again."""
 EXIT_THRESHOLD = 4
 """(stress) Every invariant held, but a `--threshold` on a figure did not."""
+EXIT_INCONCLUSIVE = 5
+"""(stress) No invariant failed, but one could not be judged: the run made too little progress."""
 EXIT_INTERRUPTED = 130
 """Stopped by Ctrl-C (SIGINT); a stress run still prints and writes what it measured."""
 

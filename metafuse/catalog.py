@@ -717,10 +717,20 @@ class Catalog:
         and the update sleeps a uniformly random time in
         [0, min(max_backoff, backoff * 2**(attempt-1))] ("full jitter"). The last attempt is
         pessimistic: it reads, changes and saves inside one write transaction (`BEGIN IMMEDIATE`),
-        where no other writer can intervene, so it cannot conflict. The update therefore succeeds
-        within `max_attempts` attempts whenever the writer lock can be had within the busy timeout
-        (else `BusyError`). `change` must be quick (on the last attempt it runs holding the writer
-        lock), must return a dataset with the same name, and may be called several times.
+        where no other writer can intervene, so it cannot conflict. On a catalog file the update
+        therefore succeeds within `max_attempts` attempts whenever the writer lock can be had
+        within the busy timeout (else `BusyError`). `change` must be quick (on the last attempt it
+        runs holding the writer lock), must return a dataset with the same name, and may be called
+        several times.
+
+        On an object store no lock spans machines, so the bound is not kept: the pessimistic
+        attempt reads the dataset fresh from the log, changes it and appends in one transaction,
+        and when another writer's commit to `name` wins the log position first it calls
+        `on_conflict` and runs again at once, on top of that commit. Each repetition past
+        `max_attempts` therefore means another writer's newer commit to `name` landed while this
+        attempt ran: the update is lock-free (some writer always progresses) and makes at most
+        `max_attempts + n` attempts, `n` being the commits to `name` by other writers that land
+        during its pessimistic attempts.
         """
         validation.positive_int("max_attempts", max_attempts, 1_000_000)
         _check_delay("backoff", backoff)

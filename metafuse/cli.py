@@ -13,6 +13,7 @@ from . import __version__, faults
 from ._cli_base import (
     EXIT_BUSY,
     EXIT_FAILED,
+    EXIT_INCONCLUSIVE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -42,6 +43,7 @@ exit status:
        or standard output that cannot be written (a full disk)
   {EXIT_BUSY}    the catalog stayed locked by another writer past the busy timeout: try again
   {EXIT_THRESHOLD}    (stress) every invariant held but a --threshold failed
+  {EXIT_INCONCLUSIVE}    (stress) no invariant failed, but one was inconclusive (too little progress)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
   {EXIT_BROKEN_PIPE}  the output pipe closed early (e.g. piped into head): stopped quietly
        ('stress run' goes on instead, writes its files and exits with its verdict)
@@ -133,8 +135,9 @@ def build_parser() -> OneLineParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (see `EXIT_CODES_HELP`: 0 ok, 1 failed, 2 bad input,
-    3 busy, 4 threshold, 130 interrupted, 141 output pipe closed). Never ends in a traceback for
-    bad input, a locked catalog, a closed pipe or standard output that cannot be written."""
+    3 busy, 4 threshold, 5 inconclusive, 130 interrupted, 141 output pipe closed). Never ends in a
+    traceback for bad input, a locked catalog, a closed pipe or standard output that cannot be
+    written."""
     guard = GuardedStdout(sys.stdout)
     sys.stdout = cast(TextIO, guard)
     try:

@@ -85,6 +85,8 @@ class Tally:
     def __init__(self) -> None:
         self.clean_runs = 0
         self.failed_runs = 0
+        # Commands of runs with no fault on that failed nothing but could not judge every invariant.
+        self.inconclusive_runs: list[str] = []
         self.clean_by: dict[str, int] = {}
         self.false_failures: list[FalseFailure] = []
         self.detections: dict[tuple[str, str, str], Detection] = {}
@@ -92,11 +94,12 @@ class Tally:
     @property
     def runs(self) -> int:
         """Runs with no fault on, clean or not."""
-        return self.clean_runs + self.failed_runs
+        return self.clean_runs + self.failed_runs + len(self.inconclusive_runs)
 
     def record_clean(self, result: ScenarioResult, command: str) -> bool:
-        """Record a run with no fault on; return whether every invariant held."""
-        failed = [invariant for invariant in result.invariants if not invariant.ok]
+        """Record a run with no fault on; return whether no invariant failed (an inconclusive run,
+        too slow to judge some invariant, is counted apart: neither clean nor a false failure)."""
+        failed = [invariant for invariant in result.invariants if invariant.failed]
         for invariant in failed:
             self.false_failures.append(
                 FalseFailure(
@@ -105,6 +108,8 @@ class Tally:
             )
         if failed:
             self.failed_runs += 1
+        elif result.inconclusive:
+            self.inconclusive_runs.append(command)
         else:
             self.clean_runs += 1
             key = f"{result.scenario} {result.mode}"
@@ -141,6 +146,7 @@ class Tally:
             "runs": self.runs,
             "clean_runs": self.clean_runs,
             "clean_runs_by_scenario": dict(sorted(self.clean_by.items())),
+            "inconclusive_runs": list(self.inconclusive_runs),
             "false_failures": [dataclasses.asdict(failure) for failure in self.false_failures],
             "detection": [
                 {**dataclasses.asdict(d), "rate": round(d.rate, 4)} for d in self.detections.values()
@@ -153,7 +159,9 @@ class Tally:
         lines = [
             f"Clean runs: {self.clean_runs} of {self.runs} runs with no fault on",
             f"False failures: {len(self.false_failures)}",
+            f"Inconclusive runs (too little progress to judge an invariant): {len(self.inconclusive_runs)}",
         ]
+        lines += [f"    reproduce: {command}" for command in self.inconclusive_runs[:3]]
         for failure in self.false_failures:
             lines.append(f"  {failure.scenario} ({failure.mode}) {failure.invariant}: {failure.detail}")
             lines.append(f"    reproduce: {failure.command}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._cli_base import (
     EXIT_FAILED,
+    EXIT_INCONCLUSIVE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_THRESHOLD,
@@ -217,9 +218,10 @@ progress:
 
 exit status:
   0 every invariant and threshold held, 1 an invariant failed, 2 bad input, 3 catalog locked,
-  4 every invariant held but a threshold failed, 130 Ctrl-C (a partial summary and the output
-  files are still written). When standard output closes early (piped into head), the run goes on
-  without printing, writes its files and exits with its verdict.
+  4 every invariant held but a threshold failed, 5 no invariant failed but one was inconclusive
+  (the run made too little progress to judge it, e.g. on an overloaded machine), 130 Ctrl-C (a
+  partial summary and the output files are still written). When standard output closes early
+  (piped into head), the run goes on without printing, writes its files and exits with its verdict.
 """
 
 
@@ -468,7 +470,8 @@ def _verdict(
     unmatched: list[stress_thresholds.ThresholdResult],
     interrupted: bool,
 ) -> int:
-    failed = [result.scenario for result in results if not result.passed]
+    failed = [result.scenario for result in results if result.failed]
+    unsure = [result.scenario for result in results if result.inconclusive]
     if interrupted:
         ran = [result.scenario for result in results]
         print(
@@ -480,6 +483,12 @@ def _verdict(
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
+    if unsure:
+        print(
+            f"INCONCLUSIVE (too little progress to judge every invariant): {', '.join(unsure)}",
+            file=sys.stderr,
+        )
+        return EXIT_INCONCLUSIVE
     missed = sorted(
         {v.threshold for r in results for v in r.thresholds if not v.passed}
         | {v.threshold for v in unmatched}

@@ -112,7 +112,7 @@ def summary_markdown(results: Sequence[ScenarioResult], knee: dict[str, int | No
         lines.append(
             f"| {result.scenario} | {result.mode} | {result.clients} | {result.duration} s"
             f" | {result.throughput:,.1f} | {result.p99_ms():.3f} | {result.total('conflict')}"
-            f" | {result.total('error')} | {'pass' if result.passed else '**FAIL**'} |"
+            f" | {result.total('error')} | {_verdict(result, 'pass', '**FAIL**')} |"
         )
     lines += ["", "Knee (client count past which throughput stops growing by more than 10%):", ""]
     for key, clients in knee.items():
@@ -124,6 +124,10 @@ def summary_markdown(results: Sequence[ScenarioResult], knee: dict[str, int | No
             f"- {cell}: `{name}`: {detail}  \n  `{command}`" for cell, name, detail, command in failures
         ]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(result: ScenarioResult, passed: str, failed: str) -> str:
+    return passed if result.passed else "INCONCLUSIVE" if result.inconclusive else failed
 
 
 def failed_invariants(results: Sequence[ScenarioResult]) -> list[tuple[str, str, str, str]]:
@@ -220,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result.command = reproduce_command(result)
         results.append(result)
         write_json(os.path.join(folder, f"{cell.slug()}.json"), results_document([result]))
-        verdict = "pass" if result.passed else "FAIL"
+        verdict = _verdict(result, "pass", "FAIL")
         print(f"    {result.throughput:,.1f} ops/s, p99 {result.p99_ms():.3f} ms, {verdict}", flush=True)
     knee = knees(results)
     document = results_document(results)

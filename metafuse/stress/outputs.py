@@ -86,10 +86,11 @@ def junit_text(results: Sequence[ScenarioResult], unmatched: Sequence[ThresholdR
     """Return JUnit XML: a test suite per scenario run, a test case per invariant and threshold.
 
     A failed invariant or threshold is a `<failure>` whose text is its detail and the command
-    that reproduces the run, so CI systems show both without opening the logs.
+    that reproduces the run, so CI systems show both without opening the logs. An inconclusive
+    invariant (too little progress to judge it) is `<skipped>` with the same text: not a pass.
     """
     suites = ET.Element("testsuites", name="metafuse stress")
-    totals = [0, 0, 0.0]
+    totals = [0, 0, 0.0, 0]
     for result in results:
         suite = ET.SubElement(suites, "testsuite", name=_suite_name(result))
         properties = ET.SubElement(suite, "properties")
@@ -103,8 +104,12 @@ def junit_text(results: Sequence[ScenarioResult], unmatched: Sequence[ThresholdR
             ET.SubElement(properties, "property", name=key, value=str(value).lower())
         cases = 0
         failures = 0
+        skipped = 0
         for invariant in result.invariants:
             cases += 1
+            if invariant.inconclusive:
+                skipped += _inconclusive(suite, result, invariant.name, invariant.detail)
+                continue
             failures += _case(suite, result, f"invariant {invariant.name}", invariant.ok, invariant.detail)
         for verdict in result.thresholds:
             cases += 1
@@ -112,10 +117,12 @@ def junit_text(results: Sequence[ScenarioResult], unmatched: Sequence[ThresholdR
         suite.set("tests", str(cases))
         suite.set("failures", str(failures))
         suite.set("errors", "0")
+        suite.set("skipped", str(skipped))
         suite.set("time", f"{result.elapsed:.3f}")
         totals[0] += cases
         totals[1] += failures
         totals[2] += result.elapsed
+        totals[3] += skipped
     if unmatched:
         suite = ET.SubElement(suites, "testsuite", name="thresholds", tests=str(len(unmatched)))
         suite.set("failures", str(len(unmatched)))
@@ -130,6 +137,7 @@ def junit_text(results: Sequence[ScenarioResult], unmatched: Sequence[ThresholdR
     suites.set("tests", str(totals[0]))
     suites.set("failures", str(totals[1]))
     suites.set("errors", "0")
+    suites.set("skipped", str(totals[3]))
     suites.set("time", f"{totals[2]:.3f}")
     ET.indent(suites)  # Python 3.9+
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -138,6 +146,14 @@ def junit_text(results: Sequence[ScenarioResult], unmatched: Sequence[ThresholdR
 def _suite_name(result: ScenarioResult) -> str:
     clients = "1 client" if result.clients == 1 else f"{result.clients} clients"
     return f"{result.scenario} ({result.mode}, {clients}, {result.duration}s)"
+
+
+def _inconclusive(suite: ET.Element, result: ScenarioResult, name: str, detail: str) -> int:
+    case = ET.SubElement(suite, "testcase", classname=f"stress.{result.scenario}", name=f"invariant {name}")
+    message = f"inconclusive: {detail}"
+    text = message if not result.command else f"{message}\nReproduce with: {result.command}"
+    ET.SubElement(case, "skipped", message=message).text = text
+    return 1
 
 
 def _case(suite: ET.Element, result: ScenarioResult, name: str, ok: bool, detail: str) -> int:

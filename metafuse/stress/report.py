@@ -102,7 +102,7 @@ def format_result(result: ScenarioResult) -> str:
         lines.append(f"  Busy (lock timeouts): {busy}")
     lines.append("Invariants:")
     for invariant in result.invariants:
-        mark = "ok  " if invariant.ok else "FAIL"
+        mark = "ok  " if invariant.ok else "INCONCLUSIVE" if invariant.inconclusive else "FAIL"
         lines.append(f"  [{mark}] {invariant.name}: {invariant.detail}")
     for error in result.errors[:5]:
         lines.append(f"  error sample: {error}")
@@ -113,12 +113,14 @@ def format_result(result: ScenarioResult) -> str:
             lines.append(f"  [{mark}] {threshold.threshold}: {threshold.detail}")
     if result.interrupted:
         verdict = "INTERRUPTED"
-    elif not result.passed:
+    elif result.failed:
         verdict = "FAILED"
+    elif result.inconclusive:
+        verdict = "INCONCLUSIVE"
     else:
         verdict = "PASSED" if result.thresholds_passed else "THRESHOLD FAILED"
     lines.append(f"{verdict}: {result.scenario} ({result.mode}, seed {result.seed})")
-    if (not result.passed or not result.thresholds_passed) and result.command:
+    if (not result.passed or not result.thresholds_passed) and result.command:  # inconclusive too
         lines.append(f"Reproduce with: {result.command}")
     return "\n".join(lines)
 
@@ -192,8 +194,9 @@ def environment() -> dict[str, Any]:
 def results_document(results: Iterable[ScenarioResult], *, interrupted: bool = False) -> dict[str, Any]:
     """Return the JSON document `--json` writes: environment, results, overall verdict.
 
-    `passed` is False when any run was interrupted (`interrupted`: the run as a whole was, say
-    before a scenario's clients started): a run cut short proved nothing about what did not run.
+    `passed` only when every invariant held and nothing was interrupted (`interrupted`: the run
+    as a whole was, say before a scenario's clients started: a run cut short proved nothing about
+    what did not run); `inconclusive` when none failed but some could not be judged.
     """
     items = [result.to_dict() for result in results]
     interrupted = interrupted or any(item["interrupted"] for item in items)
@@ -202,6 +205,9 @@ def results_document(results: Iterable[ScenarioResult], *, interrupted: bool = F
         "environment": environment(),
         "results": items,
         "passed": not interrupted and all(item["passed"] for item in items),
+        # No result failed, and some could not be judged: not passed, not failed.
+        "inconclusive": any(item["inconclusive"] for item in items)
+        and all(item["passed"] or item["inconclusive"] for item in items),
         "thresholds_passed": all(item["thresholds_passed"] for item in items),
         "interrupted": interrupted,
     }

@@ -18,7 +18,8 @@ LATENCY_KEYS = ("min", "mean", "stddev", "p50", "p90", "p95", "p99", "p99.9", "m
 
 @dataclasses.dataclass
 class ScenarioResult:
-    """One run of one scenario. `passed` is True only if every invariant held."""
+    """One run of one scenario. `passed` is True only if every invariant held; `inconclusive`
+    when none failed but one could not be judged (too little progress): not passed either."""
 
     scenario: str
     title: str
@@ -53,8 +54,18 @@ class ScenarioResult:
 
     @property
     def passed(self) -> bool:
-        """Whether every invariant held."""
+        """Whether every invariant held (an inconclusive one did not)."""
         return all(invariant.ok for invariant in self.invariants)
+
+    @property
+    def failed(self) -> bool:
+        """Whether some invariant was judged and did not hold."""
+        return any(invariant.failed for invariant in self.invariants)
+
+    @property
+    def inconclusive(self) -> bool:
+        """Whether no invariant failed but some could not be judged (the run made too little progress)."""
+        return not self.failed and any(invariant.inconclusive for invariant in self.invariants)
 
     @property
     def thresholds_passed(self) -> bool:
@@ -83,6 +94,7 @@ class ScenarioResult:
         data = dataclasses.asdict(self)
         # A run cut short proved nothing about the part that did not run.
         data["passed"] = self.passed and not self.interrupted
+        data["inconclusive"] = self.inconclusive
         data["thresholds_passed"] = self.thresholds_passed
         data["throughput"] = self.throughput
         data["ok_throughput"] = self.rate("ok")

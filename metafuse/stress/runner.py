@@ -288,8 +288,9 @@ def _evaluate(invariant: Any, view: RunView) -> InvariantResult:
         ok, detail = invariant.check(view)
     except Exception as error:  # a crashing check is a failed check, reported, not raised
         ok, detail = False, f"check raised {type(error).__name__}: {error}"
-    log.debug("invariant %s: %s (%s)", invariant.name, "ok" if ok else "FAILED", detail)
-    return InvariantResult(invariant.name, invariant.promise, bool(ok), detail)
+    state = "inconclusive" if ok is None else "ok" if ok else "FAILED"
+    log.debug("invariant %s: %s (%s)", invariant.name, state, detail)
+    return InvariantResult(invariant.name, invariant.promise, bool(ok), detail, inconclusive=ok is None)
 
 
 def _clients_finished(view: RunView) -> InvariantResult:

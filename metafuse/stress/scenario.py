@@ -25,8 +25,16 @@ from .client import ClientContext
 from .config import StressConfig
 from .recorder import Recorder
 
-Verdict = tuple[bool, str]
-"""An invariant's answer: whether it held, and the figures that show it."""
+Verdict = tuple[Optional[bool], str]
+"""An invariant's answer: whether it held (None: inconclusive, see `inconclusive`), and the
+figures that show it."""
+
+
+def inconclusive(detail: str) -> Verdict:
+    """The answer of an invariant that needs some progress and did not get it (an overloaded
+    machine ran too few operations to judge): never a pass, never a failure. `detail` says what
+    progress was missing."""
+    return None, detail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,12 +105,19 @@ class Invariant:
 
 @dataclasses.dataclass(frozen=True)
 class InvariantResult:
-    """An invariant's verdict in one run."""
+    """An invariant's verdict in one run: `ok` when it held; when it did not, `inconclusive`
+    says whether the run made too little progress to judge it (not a failure) or it failed."""
 
     name: str
     promise: str
     ok: bool
     detail: str
+    inconclusive: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Whether the invariant was judged and did not hold."""
+        return not self.ok and not self.inconclusive
 
 
 Headline = Callable[[dict[str, Any]], "list[tuple[str, Any]]"]

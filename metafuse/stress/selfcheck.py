@@ -143,8 +143,8 @@ def run_probe(probe: Probe, config: StressConfig, *, faults: tuple[str, ...] = (
 
 
 def failed_invariants(result: ScenarioResult) -> set[str]:
-    """Return the names of the invariants that failed in `result`."""
-    return {invariant.name for invariant in result.invariants if not invariant.ok}
+    """Return the names of the invariants that failed in `result` (an inconclusive one did not)."""
+    return {invariant.name for invariant in result.invariants if invariant.failed}
 
 
 # -- histories ---------------------------------------------------------------------------------

@@ -19,42 +19,90 @@ sys.modules["bench_ratios"] = bench_ratios
 _spec.loader.exec_module(bench_ratios)
 
 
-def _run(path: Path, means: dict[str, tuple[float, float]]) -> str:
+def _run(path: Path, means: dict[str, Any]) -> str:
+    """Write a pytest-benchmark run: per group (catalog, raw) for one round without a round
+    parameter (a run saved before rounds existed), or a list of them, one per round."""
     benchmarks = []
-    for group, (catalog, raw) in means.items():
-        for impl, mean in (("catalog", catalog), ("raw_sqlite", raw)):
-            benchmarks.append(
-                {
-                    "group": group,
-                    "name": f"test_{group}[{impl}]",
-                    "params": {"impl": impl},
-                    "stats": {"mean": mean},
-                }
-            )
+    for group, sides in means.items():
+        rounds = sides if isinstance(sides, list) else [sides]
+        for index, (catalog, raw) in enumerate(rounds):
+            for impl, value in (("catalog", catalog), ("raw_sqlite", raw)):
+                params: dict[str, Any] = {"impl": impl}
+                if isinstance(sides, list):
+                    params["bench_round"] = index
+                benchmarks.append(
+                    {
+                        "group": group,
+                        "name": f"test_{group}[r{index}-{impl}]",
+                        "params": params,
+                        "stats": {"mean": value * 1.5, "median": value},
+                    }
+                )
     path.write_text(json.dumps({"benchmarks": benchmarks}))
     return str(path)
 
 
+def _rounds(*ratios: float) -> list[tuple[float, float]]:
+    return [(ratio, 1.0) for ratio in ratios]
+
+
 def test_a_slower_machine_is_not_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Twice slower on both sides (another runner): ratios unchanged, exit 0."""
-    old = _run(tmp_path / "old.json", {"get": (2.0, 1.0), "save": (30.0, 10.0)})
-    new = _run(tmp_path / "new.json", {"get": (4.0, 2.0), "save": (60.0, 20.0)})
+    old = _run(tmp_path / "old.json", {"get": [(2.0, 1.0)] * 3, "save": [(30.0, 10.0)] * 3})
+    new = _run(tmp_path / "new.json", {"get": [(4.0, 2.0)] * 3, "save": [(60.0, 20.0)] * 3})
     assert bench_ratios.main([old, new]) == 0
     out = capsys.readouterr().out
-    assert "0 of 2 ratios grew" in out
+    assert "0 of 2 ratios regressed" in out
     assert "2.00x" in out
 
 
-def test_the_catalog_getting_slower_than_sqlite_is_a_regression(
+def test_a_growth_beyond_the_noise_of_the_rounds_is_a_regression(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    old = _run(tmp_path / "old.json", {"get": (2.0, 1.0), "save": (30.0, 10.0)})
-    new = _run(tmp_path / "new.json", {"get": (2.6, 1.0), "save": (30.0, 10.0)})
+    """Every current round above every baseline round, by 30%: regressed (p = 1/252 with 5 + 5)."""
+    old = _run(tmp_path / "old.json", {"get": _rounds(2.0, 2.1, 1.9, 2.05, 1.95), "save": _rounds(3, 3, 3)})
+    new = _run(tmp_path / "new.json", {"get": _rounds(2.6, 2.7, 2.65, 2.55, 2.62), "save": _rounds(3, 3, 3)})
     assert bench_ratios.main([old, new, "--tolerance", "20%"]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSED" in out
-    assert "+30.0%" in out
+    row = next(line for line in out.splitlines() if line.startswith("get "))
+    assert row.split()[-3:] == ["+31.0%", "0.004", "REGRESSED"]
+    assert "1 of 2 ratios regressed" in out
     assert bench_ratios.main([old, new, "--tolerance", "50%"]) == 0
+
+
+def test_a_growth_within_the_noise_of_the_rounds_is_inconclusive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The median grew 27%, but the rounds of both runs overlap: inconclusive, not a failure."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    old = _run(tmp_path / "old.json", {"create": _rounds(1.0, 2.0, 1.2, 1.8, 1.5)})
+    new = _run(tmp_path / "new.json", {"create": _rounds(1.1, 2.6, 1.3, 2.4, 1.9)})
+    assert bench_ratios.main([old, new]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].endswith("INCONCLUSIVE")
+    assert "0 of 1 ratios regressed" in out
+    assert "1 inconclusive" in out
+    assert "::warning title=benchmark-compare inconclusive::" in out
+
+
+def test_a_run_without_rounds_cannot_prove_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A baseline saved before rounds existed has one ratio per group: a big growth is inconclusive."""
+    old = _run(tmp_path / "old.json", {"get": (2.0, 1.0)})
+    new = _run(tmp_path / "new.json", {"get": _rounds(4.0, 4.1, 3.9, 4.2, 4.0)})
+    assert bench_ratios.main([old, new]) == 0
+    assert "INCONCLUSIVE" in capsys.readouterr().out
+
+
+def test_the_rank_test_is_exact() -> None:
+    """The p-value is the share of all splits of the pooled values with a rank sum at least as large."""
+    greater = bench_ratios.mann_whitney_greater
+    assert greater([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]) == pytest.approx(1 / 252)
+    assert greater([5, 7, 8, 9, 10], [1, 2, 3, 4, 6]) == pytest.approx(2 / 252)
+    assert greater([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == 1.0
+    assert greater([2.0, 2.0], [2.0, 2.0]) == 1.0  # all tied: no evidence either way
+    assert greater([3.0], []) == 1.0
 
 
 def test_newest_saved_run_is_the_baseline(tmp_path: Path) -> None:

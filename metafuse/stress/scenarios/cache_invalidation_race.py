@@ -18,7 +18,7 @@ from ...errors import ConflictError
 from ...model import Dataset
 from ..client import ClientContext
 from ..history import record_setup
-from ..scenario import RunView, SetupContext, Verdict, scenario
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._content import recreate, tokened
 
 NAME = "stress.cache_race"
@@ -103,16 +103,23 @@ def cache_invalidation_race(ctx: ClientContext) -> None:
         backwards_reads=reads.backwards,
         torn_reads=reads.torn,
         versions_seen=reads.changes + 1 if reads.last is not None else 0,
+        reads_after_a_write=reads.after_a_write,
         reader=reader,
     )
 
 
 class _Reads:
-    """One reader's checks, made as each read returns: stale, backwards, torn."""
+    """One reader's checks, made as each read returns: stale, backwards, torn.
+
+    `after_a_write` counts the reads that started once a write newer than this reader's first
+    read had been acknowledged: the reads that had to show a new version.
+    """
 
     def __init__(self, ctx: ClientContext) -> None:
         self.ctx = ctx
         self.stale = self.behind = self.backwards = self.torn = self.changes = 0
+        self.after_a_write = 0
+        self.first_version: int | None = None
         self.last: Dataset | None = None
 
     def read(self) -> None:
@@ -124,6 +131,10 @@ class _Reads:
             ctx.record("get", NAME, seen)
         if seen is None:
             return
+        if self.first_version is None:
+            self.first_version = seen.version
+        elif newest > self.first_version:
+            self.after_a_write += 1
         if seen.version < newest:
             self.stale += 1
             self.behind = max(self.behind, newest - seen.version)
@@ -165,11 +176,20 @@ def _no_torn_read(run: RunView) -> Verdict:
 
 
 @cache_invalidation_race.invariant(
-    "versions_advanced", "readers observed more than one version (the race was exercised)"
+    "versions_advanced",
+    "readers observed more than one version (the race was exercised); inconclusive if no read"
+    " followed a write",
 )
 def _versions_advanced(run: RunView) -> Verdict:
     seen = run.metric_max("versions_seen")
-    return seen > 1, f"up to {seen} versions observed by one reader"
+    detail = f"up to {seen} versions observed by one reader"
+    if seen <= 1 and not run.metric_sum("reads_after_a_write"):
+        writes = run.merged.counts.get("write", {}).get("ok", 0)
+        return inconclusive(
+            f"{detail}: no read started after a write newer than its reader's first read was"
+            f" acknowledged ({writes} writes acknowledged); too little progress to judge"
+        )
+    return seen > 1, detail
 
 
 @cache_invalidation_race.invariant("no_errors", "no read or write failed unexpectedly")

@@ -8,7 +8,7 @@ from typing import Any
 from ...catalog import Catalog
 from ..client import ClientContext
 from ..history import record_setup
-from ..scenario import RunView, SetupContext, Verdict, scenario
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._content import checksum, recreate, tokened, write_loop
 from ._ledger import WriteLedger
 
@@ -64,20 +64,31 @@ def _no_errors(run: RunView) -> Verdict:
     return run.no_unexpected_errors()
 
 
-@concurrent_writers.invariant("writes_succeeded", "at least one write succeeded")
+@concurrent_writers.invariant(
+    "writes_succeeded", "at least one write succeeded; inconclusive if none was attempted"
+)
 def _writes_succeeded(run: RunView) -> Verdict:
-    ok = run.merged.counts.get("write", {}).get("ok", 0)
+    writes = run.merged.counts.get("write", {})
+    ok = writes.get("ok", 0)
+    if not sum(writes.values()):
+        return inconclusive("0 writes attempted: too little progress to judge")
     return ok > 0, f"{ok} successful writes"
 
 
 @concurrent_writers.invariant(
-    "conflicts_detected", "with more than one client, some writes conflicted (else nothing raced)"
+    "conflicts_detected",
+    "with more than one client, some writes conflicted (else nothing raced); inconclusive if fewer"
+    " than two wrote",
 )
 def _conflicts_detected(run: RunView) -> Verdict:
     conflicts = run.merged.counts.get("write", {}).get("conflict", 0)
     if run.clients == 1:
         return True, f"1 client: {conflicts} conflicts expected to be 0"
-    return conflicts > 0, f"{conflicts} conflicts among {run.clients} clients"
+    writers = sum(1 for recorder in run.recorders if sum(recorder.counts.get("write", {}).values()))
+    detail = f"{conflicts} conflicts among {run.clients} clients"
+    if not conflicts and writers < 2:
+        return inconclusive(f"{detail}, of which {writers} wrote: too little progress to judge")
+    return conflicts > 0, detail
 
 
 @concurrent_writers.invariant(

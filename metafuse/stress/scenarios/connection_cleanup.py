@@ -8,7 +8,7 @@ from typing import Any
 from ...catalog import Catalog
 from ..client import ClientContext
 from ..resources import catalog_fds, count_open_fds
-from ..scenario import RunView, Verdict, scenario
+from ..scenario import RunView, Verdict, inconclusive, scenario
 from ._content import rewrite, tokened
 
 
@@ -81,6 +81,8 @@ SCENARIO = connection_cleanup
 )
 def _connections_closed(run: RunView) -> Verdict:
     leaked = run.metric_sum("leaked_connections")
+    if not run.metric_sum("sessions"):
+        return inconclusive("no catalog was opened and closed: too little progress to judge")
     return (
         leaked == 0,
         f"{leaked} connections still open after close, over {run.metric_sum('sessions')} sessions",
@@ -96,6 +98,8 @@ def fds_restored(run: RunView) -> Verdict:
     if run.fd_before < 0:
         return False, "cannot count file descriptors here (no /proc/self/fd)"
     whole = f"catalog file descriptors {run.fd_before} open before the run, {run.fd_after} after"
+    if not run.metric_sum("sessions") and run.fd_before == run.fd_after:
+        return inconclusive(f"no catalog was opened and closed ({whole}): too little progress to judge")
     if run.mode == "process":
         leaky = run.metric_sum("leaked_fd_sessions")
         return leaky == 0 and run.fd_before == run.fd_after, (
@@ -104,11 +108,16 @@ def fds_restored(run: RunView) -> Verdict:
     return run.fd_before == run.fd_after, whole
 
 
-@connection_cleanup.invariant("datasets_readable", "every dataset a client created is readable")
+@connection_cleanup.invariant(
+    "datasets_readable", "every dataset a client created is readable; inconclusive if none was created"
+)
 def _datasets_readable(run: RunView) -> Verdict:
     names = [name for (name,) in run.merged.events]
     missing = [name for name in names if run.catalog.get(name) is None]
-    return bool(names) and not missing, f"{len(names)} created, {len(missing)} unreadable"
+    detail = f"{len(names)} created, {len(missing)} unreadable"
+    if not names:
+        return inconclusive(f"{detail}: no client created its dataset in time; too little progress to judge")
+    return not missing, detail
 
 
 @connection_cleanup.invariant("integrity_ok", "PRAGMA integrity_check reports ok")

@@ -22,7 +22,7 @@ from ...catalog import Catalog
 from ...errors import ConflictError
 from ...model import Dataset
 from ..client import ClientContext
-from ..scenario import RunView, SetupContext, Verdict, scenario
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._content import recreate, rewrite, tokened
 
 DATASETS = 3
@@ -194,7 +194,9 @@ def _updates_within_bound(run: RunView) -> Verdict:
     attempts = _merged(run, "attempts")
     failures = _merged(run, "update_failures")
     most = max(attempts, default=0)
-    ok = not failures and most <= bound and sum(attempts.values()) > 0
+    if not failures and not attempts:
+        return inconclusive("0 updates made: too little progress to judge")
+    ok = not failures and most <= bound
     return ok, (
         f"{sum(attempts.values())} updates, most attempts {most} (bound {bound}),"
         f" failures: {dict(failures) or 'none'}"
@@ -207,6 +209,8 @@ def _updates_within_bound(run: RunView) -> Verdict:
 def _outside_writes_seen(run: RunView) -> Verdict:
     writes = run.metric_sum("outside_writes")
     seen = run.metric_sum("outside_versions_seen")
+    if not writes:
+        return inconclusive("0 outside writes committed: too little progress to judge")
     return writes > 0 and seen > 0, f"{writes} outside writes, {seen} of their versions seen by readers"
 
 
