@@ -10,7 +10,7 @@ from ...model import Dataset
 from ..client import ClientContext
 from ..history import record_setup
 from ..result import series_stats
-from ..scenario import RunView, SetupContext, Verdict, scenario
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._content import checksum, recreate, tokened
 
 DATASETS = 1_000
@@ -85,7 +85,9 @@ def _content(run: RunView) -> Verdict:
 @read_heavy_workload.invariant("reads_per_sec_above_10", "the catalog served more than 10 reads/s")
 def _throughput(run: RunView) -> Verdict:
     rate = _reads_per_sec(run)
-    return rate > 10, f"{rate:,.0f} reads/s"
+    if rate <= 10:  # a speed, not a correctness promise: an overloaded machine cannot judge it
+        return inconclusive(f"{rate:,.0f} reads/s: the machine served too few reads to judge")
+    return True, f"{rate:,.0f} reads/s"
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
