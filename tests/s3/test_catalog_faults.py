@@ -166,3 +166,20 @@ def test_credentials_in_the_endpoint_never_show(s3_location: S3Location) -> None
     except StorageError as error:  # a store that refuses the credentials must not echo them
         shown = [str(error)]
     assert all("hunter2" not in text for text in shown), shown
+
+
+def test_a_deleted_bucket_is_an_error_on_the_next_read_never_a_stale_answer(s3_location: S3Location) -> None:
+    import boto3
+
+    with Catalog.open(s3_location.url()) as catalog:
+        catalog.create(Dataset(name="gone.d", uri="s3://data/d"))
+        assert catalog.get("gone.d") is not None
+        client = boto3.client("s3", endpoint_url=s3_location.endpoint_url, region_name="us-east-1")
+        for item in client.list_objects_v2(Bucket=s3_location.bucket).get("Contents", []):
+            client.delete_object(Bucket=s3_location.bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=s3_location.bucket)
+        client.close()
+        with pytest.raises(StorageError, match=s3_location.bucket):
+            catalog.get("gone.d")
+        with pytest.raises(StorageError, match=s3_location.bucket):
+            catalog.create(Dataset(name="gone.e", uri="s3://data/e"))
