@@ -72,9 +72,11 @@ from .objectstore import (
     NotFound,
     ObjectStore,
     ObjectStoreError,
+    PreconditionFailed,
     StoreUnavailable,
     open_store,
     redact,
+    update,
 )
 
 logger = logging.getLogger("metafuse.logcommits")
@@ -320,15 +322,12 @@ class LogCommits:
             keys = [key for key in self._snapshot_keys() if key not in passed_over]
             missing = False
             for key in reversed(keys):
+                partial = path + ".download"
                 try:
-                    data, _ = self.store.get(key)
+                    problem, commit_id = self._fetch_snapshot(key, partial)
                 except NotFound:
                     missing = True
                     break
-                partial = path + ".download"
-                with open(partial, "wb") as file:
-                    file.write(data)
-                problem, commit_id = _snapshot_problem(partial, _snapshot_sequence(key))
                 if problem is None:
                     os.replace(partial, path)
                     return _snapshot_sequence(key), commit_id
@@ -338,6 +337,27 @@ class LogCommits:
             if not missing:
                 return None
         raise StorageError(self.url, "the newest snapshot kept disappearing before it could be read")
+
+    def _fetch_snapshot(self, key: str, path: str) -> tuple[str | None, str | None]:
+        """Download snapshot `key` to `path` and check it: (what is wrong, or None; its commit id).
+
+        Sound means: a catalog that passes `quick_check`, recording the position its name says,
+        and, when log entry at that position is still there, that entry's commit id (a snapshot
+        of another history, a restored backup say, records another). `NotFound` if it is gone.
+        """
+        data, _ = self.store.get(key)
+        with open(path, "wb") as file:
+            file.write(data)
+        sequence = _snapshot_sequence(key)
+        problem, commit_id = _snapshot_problem(path, sequence)
+        if problem is None and commit_id is not None:
+            try:
+                logged = self.log.read(sequence).commit_id
+            except NotFound:
+                logged = commit_id  # deleted by the retention: nothing left to compare with
+            if logged != commit_id:
+                problem = f"records commit {commit_id} at entry {sequence}, but the log holds {logged} there"
+        return problem, commit_id
 
     def _snapshot_keys(self) -> list[str]:
         """The snapshots' keys, oldest first; objects that are not named as snapshots are ignored."""
@@ -445,8 +465,18 @@ class LogCommits:
         pending = error.pending
         if not isinstance(pending, CommitUnknown) or error.path != self.url:
             raise ValidationError("error", f"must be a CommitUnknownError raised by {self.url}", error)
-        with self._store_errors():
-            return self.log.settle(pending) is not None
+        try:
+            with self._store_errors():
+                return self.log.settle(pending) is not None
+        except ForkedHistoryError:
+            # Re-sent to a number the retention had deleted: whether the first copy landed there
+            # (and is now in a snapshot) or not cannot be told from the log any more.
+            raise StorageError(
+                self.url,
+                f"cannot settle commit {pending.commit_id}: the retention deleted entry"
+                f" {pending.sequence} meanwhile, so whether it landed cannot be told from the log;"
+                " look for its change in the catalog",
+            ) from None
 
     def committed(self) -> None:
         """After the replica's COMMIT: remember the position; upload a snapshot when one is due."""
@@ -506,12 +536,33 @@ class LogCommits:
                 return 0
             with open(copy, "rb") as file:
                 data = file.read()
-            with self._store_errors(), contextlib.suppress(AlreadyExists):
-                self.store.put(f"{SNAPSHOT_DIR}{sequence:020d}.db", data, CREATE)
+            key = f"{SNAPSHOT_DIR}{sequence:020d}.db"
+            with self._store_errors():
+                try:
+                    self.store.put(key, data, CREATE)
+                except AlreadyExists:
+                    self._replace_if_unsound(key, data)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(copy)
         return sequence
+
+    def _replace_if_unsound(self, key: str, data: bytes) -> None:
+        """Another object holds snapshot name `key`: a racing writer's copy (kept), or something
+        that is not a sound snapshot (replaced by `data`, only if unchanged since it was read)."""
+        check = os.path.join(self.replica_dir, f"existing-{threading.get_ident()}.db")
+        try:
+            tag = self.store.head(key).tag
+            problem, _ = self._fetch_snapshot(key, check)
+        except NotFound:
+            return
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(check)
+        if problem is not None:
+            logger.warning("%s: snapshot %s replaced: %s", self.url, key, problem)
+            with contextlib.suppress(PreconditionFailed, NotFound):
+                self.store.put(key, data, update(tag))
 
     def expire(self, now: float | None = None) -> tuple[int, int]:
         """Delete what the retention no longer keeps; return (snapshots, log entries) deleted.
@@ -533,17 +584,47 @@ class LogCommits:
             listed = [meta for meta in self.store.list_meta(SNAPSHOT_DIR) if _SNAPSHOT_KEY.match(meta.key)]
             listed.sort(key=lambda meta: meta.key)
             keys = [meta.key for meta in listed]
+            old_enough = [
+                i for i in range(len(listed) - 1, -1, -1) if moment - listed[i].modified >= retention
+            ]
+            if not old_enough:
+                return 0, 0
+            first = self.log._list("", 1)
+            end = self.log.latest()
+            if old_enough[0] == 0 and (
+                not first or self.log._sequence_of(first[0]) >= _snapshot_sequence(keys[0])
+            ):
+                return 0, 0  # nothing before the snapshot to keep: nothing to delete
             keep = None
-            for index in range(len(listed) - 1, -1, -1):
-                if moment - listed[index].modified >= retention:
+            for index in old_enough:  # the newest old enough that is sound and within the log
+                problem = self._unsound_to_keep(keys[index], end)
+                if problem is None:
                     keep = index
                     break
+                logger.warning(
+                    "%s: snapshot %s not kept by the retention: %s", self.url, keys[index], problem
+                )
             if keep is None:
                 return 0, 0
             for key in keys[:keep]:
                 self.store.delete(key)
-            entries = self.log.truncate(below=_snapshot_sequence(keys[keep]))
+            # The newest entry always stays: a number the retention deleted has later entries.
+            entries = self.log.truncate(below=min(_snapshot_sequence(keys[keep]), end))
         return keep, entries
+
+    def _unsound_to_keep(self, key: str, end: int) -> str | None:
+        """Why snapshot `key` must not be the one the retention keeps (None: it may be)."""
+        if _snapshot_sequence(key) > end:
+            return f"names entry {_snapshot_sequence(key)}, past the log's end ({end})"
+        check = os.path.join(self.replica_dir, f"expire-{threading.get_ident()}.db")
+        try:
+            problem, _ = self._fetch_snapshot(key, check)
+        except NotFound:
+            return "gone"
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(check)
+        return problem
 
     def _restart_from_snapshot(self, conn: sqlite3.Connection, apply: Applier) -> tuple[int, str | None]:
         """Make the replica the newest snapshot, inside the open transaction; return its position

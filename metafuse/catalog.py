@@ -625,7 +625,9 @@ class Catalog:
     def settle(self, error: CommitUnknownError) -> bool:
         """Decide a commit that raised `CommitUnknownError`: True if it committed (exactly once),
         False if it never will. Until then a copy of it may still land, so settle before writing
-        the same change again. Raises `StorageError` while the store is still unreachable."""
+        the same change again, and within the catalog's retention. Raises `StorageError` while
+        the store is still unreachable, and when the retention has deleted the commit's number
+        meanwhile (the log can no longer tell; look for the change in the catalog)."""
         if self._commits is None:
             raise ValidationError("error", "only a catalog on an object store has commits to settle", error)
         if self._closed:

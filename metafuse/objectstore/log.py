@@ -31,13 +31,14 @@ Appending (`CommitLog.append`):
 5. `StoreUnavailable`: back off and repeat the step. If the store stays away past the budget,
    the append raises `StoreUnavailable` when no write of ours can still land, or
    `CommitUnknown` (never a failure) when entry `n` may still be ours; `settle()` decides it.
-6. Check the placement (`_check_placed`, one LIST of entries `n-1` to `n+1`): entry `n-1`
-   (which the chain check showed to be the one the commit follows) must still be there, and any
-   entry after ours must be entry `n+1` naming ours as `prev`. A writer that stalled past the
-   retention finds `n-1` deleted (entries are deleted oldest first, so its number was deleted,
-   not free); a writer that filled a hole finds a later entry that does not name it. Either
-   way its entry is not part of the history everyone else reads: it is deleted again and the
-   append raises `LogForked`, so the commit is never acknowledged.
+6. Check the placement (`_check_placed`, one LIST from entry `n`): nothing after it means ours
+   is the newest entry, which is never a number the retention deleted (it keeps the newest, and
+   a number it deleted has later entries); an entry after it must be entry `n+1` naming ours as
+   `prev` (one GET). A writer that stalled past the retention and wrote at a deleted number, or
+   filled an entry deleted by hand, finds a later entry that does not name it: its entry is not
+   part of the history everyone else reads, so it is deleted again and the append raises
+   `LogForked`; the commit is never acknowledged. Entry `n` already gone (the retention moved
+   past it meanwhile) cannot be decided, and is `CommitUnknown`.
 
 So an acknowledged commit is always readable at its sequence in the one history every client
 reads, a failed one is never in the log, and no commit appears twice.
@@ -202,7 +203,7 @@ class CommitLog:
             except NotFound:
                 return False
             return True
-        keys = self.store.list(self.directory, start_after=self._before(after), limit=2 if after else 1)
+        keys = self._list(self._before(after), 2 if after else 1)
         following = self._following(after, keys)
         if not following:
             return False
@@ -218,7 +219,7 @@ class CommitLog:
         (default: `known_end`) to the end; raises as `moved` does.
         """
         start = self.known_end if hint is None else hint
-        keys = self.store.list(self.directory, start_after=self._before(start))
+        keys = self._list(self._before(start))
         following = self._following(start, keys)
         for index, sequence in enumerate(following):
             if sequence != start + 1 + index:
@@ -250,7 +251,7 @@ class CommitLog:
         retention, `LogCorrupt` if the log has a hole or a stray key, and `LogForked` if an
         entry does not name the one before it.
         """
-        keys = self.store.list(self.directory, start_after=self._before(after))
+        keys = self._list(self._before(after))
         sequences = self._following(after, keys)
         for index, sequence in enumerate(sequences):
             if sequence != after + 1 + index:
@@ -274,6 +275,24 @@ class CommitLog:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metafuse-log-read") as pool:
             return list(pool.map(self.read, sequences))
 
+    def _list(self, start_after: str, limit: int | None = None) -> list[str]:
+        """The log's keys after `start_after` (one LIST), without a folder marker: the empty
+        object `log/` that some tools create for a "folder", which sorts before every entry."""
+        if start_after:
+            return self.store.list(self.directory, start_after=start_after, limit=limit)
+        keys = self.store.list(self.directory, limit=None if limit is None else limit + 1)
+        keys = [key for key in keys if key != self.directory]
+        return keys if limit is None else keys[:limit]
+
+    def _empty_log_was_truncated(self) -> bool:
+        """Whether an empty listing from the start means entries were deleted (`truncated.json`
+        is there: the log had entries, and the retention or somebody removed them all)."""
+        try:
+            self.store.head(self.truncated_key)
+        except NotFound:
+            return False
+        return True
+
     def _before(self, sequence: int) -> str:
         """The `start_after` of a listing that begins with entry `sequence` (all for 0 and 1)."""
         return self.key(sequence - 1) if sequence > 1 else ""
@@ -289,6 +308,8 @@ class CommitLog:
                 if self.retention is not None:
                     raise LogTruncated(0)
                 self._hole(1, sequences[0])
+            if not sequences and self._empty_log_was_truncated():
+                raise LogTruncated(0)  # not an empty catalog: one whose log was removed
             return sequences
         if sequences and sequences[0] == after:
             return sequences[1:]
@@ -327,7 +348,7 @@ class CommitLog:
         """
         if self.retention is None:
             raise ValueError("this log has no retention: its entries are never deleted")
-        oldest = self.store.list(self.directory, limit=1)  # one request however long the log
+        oldest = self._list("", 1)  # one request however long the log
         first = self._sequence_of(oldest[0]) if oldest else below
         if first >= below:
             return 0
@@ -444,34 +465,33 @@ class CommitLog:
     def _check_placed(self, sequence: int, commit_id: str) -> None:
         """Raise `LogForked` unless entry `sequence` (ours) is in the history others read.
 
-        One LIST of entries `sequence - 1` to `sequence + 1`: the entry before ours must still
-        be there (entries are deleted oldest first, so if it is, our number was never deleted);
-        one GET more when an entry `sequence + 1` exists (it must name ours as `prev`).
+        One LIST from entry `sequence`: with nothing after it, ours is the newest entry, and the
+        newest entry is never a deleted number (the retention keeps it, and a number it deleted
+        has later entries). With an entry after it, one GET of entry `sequence + 1`, which must
+        name ours as `prev`; absent while a later one exists, our entry filled a hole. Entry
+        `sequence` itself gone already (the retention moved past it, or someone removed it)
+        cannot be decided here: `NotFound`, which the caller reports as unknown.
         """
-        limit = 3 if sequence > 1 else 2
-        keys = self.store.list(self.directory, start_after=self._before(sequence - 1), limit=limit)
-        listed = [self._sequence_of(key) for key in keys]
-        if sequence > 1 and (not listed or listed[0] != sequence - 1):
-            raise LogForked(
-                self.key(sequence),
-                f"entry {sequence - 1}, which it follows, is gone: this writer fell behind the"
-                " retention (stalled?) and wrote at a number that had been deleted",
-            )
-        later = [s for s in listed if s > sequence]
-        if not later:
+        listed = [self._sequence_of(key) for key in self._list(self._before(sequence), 2)]
+        if not listed or listed[0] != sequence:
+            raise NotFound(self.key(sequence))
+        if len(listed) == 1:
             return
         try:
             following = self.read(sequence + 1)
         except NotFound:
             raise LogForked(
                 self.key(sequence),
-                f"entry {later[0]} exists but {sequence + 1} does not: this entry filled a hole in the log",
+                f"entry {listed[1]} exists but {sequence + 1} does not: this entry was written at a"
+                " number that had been deleted (the writer fell behind the retention, stalled?, or"
+                " the entry had been deleted by hand)",
             ) from None
         if following.prev is not None and following.prev != commit_id:
             raise LogForked(
                 self.key(sequence),
-                f"entry {sequence + 1} follows another commit ({following.prev}): this entry"
-                " filled a number that had been deleted",
+                f"entry {sequence + 1} follows another commit ({following.prev}): this entry was"
+                " written at a number that had been deleted (the writer fell behind the retention,"
+                " stalled?, or the entry had been deleted by hand)",
             )
 
     def settle(self, unknown: CommitUnknown) -> AppendResult | None:

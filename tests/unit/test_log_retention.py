@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -25,6 +26,7 @@ from metafuse.objectstore import (
     LogForked,
     LogTruncated,
     ObjectMeta,
+    PutMode,
     open_store,
 )
 
@@ -438,3 +440,103 @@ def test_a_retention_pass_takes_every_snapshots_time_from_one_listing(root: Path
     assert store.lists == 1
     assert commits.expire(now=time.time() + 2 * DAY) == (5, 5)
     assert snapshots(root) == [6]
+
+
+class AfterPut(LocalDirStore):
+    """A directory store that runs `after_put` once, right after the next log entry's PUT lands."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.after_put: Callable[[], None] | None = None
+
+    def put(self, key: str, data: bytes, mode: PutMode) -> str:
+        tag = super().put(key, data, mode)
+        hook, self.after_put = (self.after_put, None) if key.startswith("log/") else (None, None)
+        if hook is not None:
+            hook()
+        return tag
+
+
+def test_a_commit_whose_predecessor_the_retention_deletes_after_it_landed_is_acknowledged(root: Path) -> None:
+    # The writer's entry 4 lands; before it checks where, another client builds on it and the
+    # retention deletes what came before. The entry is in the history: never refused, never removed.
+    other = CommitLog(LocalDirStore(root), retention=0)
+    append_n(other, 3)
+    store = AfterPut(root)
+    writer = CommitLog(store, retention=0)
+    third = writer.read(3)
+
+    def others_move_on() -> None:
+        other.append({"i": "after"}, after=4, prev=other.read(4).commit_id)
+        other.truncate(below=4)
+
+    store.after_put = others_move_on
+    result = writer.append({"i": "mine"}, after=3, prev=third.commit_id)
+    assert result.sequence == 4
+    assert entries(root) == [4, 5]
+    assert other.read(4).commit_id == result.commit_id
+
+
+def test_the_newest_entry_is_acknowledged_even_when_all_before_it_are_deleted(root: Path) -> None:
+    other = CommitLog(LocalDirStore(root), retention=0)
+    append_n(other, 3)
+    store = AfterPut(root)
+    writer = CommitLog(store, retention=0)
+    store.after_put = lambda: other.truncate(below=4)
+    result = writer.append({"i": "mine"}, after=3, prev=writer.read(3).commit_id)
+    assert result.sequence == 4
+    assert entries(root) == [4]
+
+
+def test_a_snapshot_named_past_the_logs_end_never_makes_the_retention_delete_the_log(root: Path) -> None:
+    with Catalog.open(url_of(root), retention=0, snapshot_every=2) as writer:
+        writer.create(make("bogus.d0"))
+        writer.create(make("bogus.d1"))
+        (root / "snapshots" / f"{100:020d}.db").write_bytes(b"not a snapshot at all")
+        writer.create(make("bogus.d2"))
+        writer.create(make("bogus.d3"))  # snapshot 4, and a retention pass
+    assert entries(root) == [4]
+    assert f"{4:020d}.db" in [p.name for p in (root / "snapshots").iterdir()]
+    with Catalog.open(url_of(root)) as fresh:
+        assert fresh.count == 4
+
+
+def test_an_unsound_object_at_a_snapshots_name_is_replaced_by_the_snapshot(root: Path) -> None:
+    with Catalog.open(url_of(root), retention=0, snapshot_every=2) as writer:
+        writer.create(make("taken.d0"))
+        writer.create(make("taken.d1"))
+        (root / "snapshots" / f"{4:020d}.db").write_bytes(b"squatting on the next snapshot's name")
+        writer.create(make("taken.d2"))
+        writer.create(make("taken.d3"))  # snapshot 4 meets the squatter, replaces it
+    with Catalog.open(url_of(root)) as fresh:
+        assert fresh.count == 4
+        assert fresh._commits is not None
+        assert fresh._commits.bootstrapped_from == 4
+
+
+def test_a_log_removed_whole_is_an_error_for_a_new_client_not_an_empty_catalog(root: Path) -> None:
+    with Catalog.open(url_of(root), retention=0, snapshot_every=2) as writer:
+        for i in range(4):
+            writer.create(make(f"wiped.d{i}"))
+    assert (root / "truncated.json").exists()
+    for folder in ("log", "snapshots"):
+        for item in (root / folder).iterdir():
+            item.unlink()
+    with pytest.raises(StorageError, match="gone"), Catalog.open(url_of(root)) as fresh:
+        fresh.count  # noqa: B018 - the read is the test
+
+
+def test_a_snapshot_of_another_history_is_passed_over(root: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    for where, prefix in ((root, "real"), (elsewhere, "other")):
+        with Catalog.open(url_of(where), snapshot_every=2) as writer:
+            for i in range(4):
+                writer.create(make(f"{prefix}.d{i}"))
+    # A backup of another catalog restored over this one's newest snapshot: same position,
+    # sound, but another history.
+    (root / "snapshots" / f"{4:020d}.db").write_bytes((elsewhere / "snapshots" / f"{4:020d}.db").read_bytes())
+    with Catalog.open(url_of(root)) as fresh:
+        assert fresh.get("real.d3") is not None
+        assert fresh.get("other.d0") is None
+        assert fresh._commits is not None
+        assert fresh._commits.bootstrapped_from == 2
