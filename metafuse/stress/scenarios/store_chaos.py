@@ -107,7 +107,16 @@ def play(url: str, act: str) -> str:
 def store_chaos(ctx: ClientContext) -> None:
     """Play the acts in turn, each on a fresh catalog; count each act's outcomes."""
     # The damage is on purpose: the warnings a passed-over snapshot logs are expected here.
-    logging.getLogger("metafuse.logcommits").addFilter(_ExpectedDamage(ctx.shared["base"]))
+    expected = _ExpectedDamage(ctx.shared["base"])
+    logger = logging.getLogger("metafuse.logcommits")
+    logger.addFilter(expected)
+    try:
+        _play_rounds(ctx)
+    finally:
+        logger.removeFilter(expected)
+
+
+def _play_rounds(ctx: ClientContext) -> None:
     outcomes: dict[str, int] = {}
     played = ctx.client
     while True:
