@@ -14,13 +14,15 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-from . import faults
+from . import _schema, faults
 from ._cache import DatasetCache
 from ._connections import ConnectionPool
 from ._freshness import open_slots, sidecar_path
 from ._guard import FreshnessGuard
 from ._logcommits import LogCommits
+from ._sqlite_errors import translated
 from ._walindex import open_walindex, release_unused
+from .errors import CatalogFileError
 
 
 class ForkAware(Protocol):
@@ -40,6 +42,39 @@ class Lifetime:
     def __init__(self) -> None:
         self.closed = False
         self.guard: FreshnessGuard | None = None
+
+    def start(
+        self,
+        pool: ConnectionPool,
+        path: str,
+        spelled: str,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        busy_timeout: float,
+        read_only: bool,
+        commits: LogCommits | None,
+    ) -> str:
+        """Check and migrate the schema of the file `path`, switch it to WAL, open the guard.
+
+        Returns the search backend. `connect` opens a connection (the guard's WAL-index view).
+
+        On any error every connection `pool` opened is closed before it propagates.
+        """
+        try:
+            with translated(path, busy_timeout), pool.using() as session:
+                conn = session.check(path)
+                # Schema checks first: a file that is refused must be left byte-for-byte as found.
+                search_backend = _schema.migrate(conn, path, read_only=read_only)
+                if not read_only and _journal_mode(conn) != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                if commits is not None:
+                    commits.prepare(conn)
+            # Without a writable change-slot file no read could prove itself fresh: no cache.
+            self.guard = None if read_only else open_guard(path, spelled, connect)
+        except BaseException:
+            pool.close_all()
+            raise
+        return search_backend
 
     def close(self, pool: ConnectionPool, cache: DatasetCache, commits: LogCommits | None) -> None:
         """Close the catalog: the guard, every connection, the cache and the store's client."""
@@ -63,6 +98,22 @@ class Lifetime:
             # view is released now, and unmapped unless a connection of ours still locks the file.
             del guard
             release_unused()
+
+
+def open_file(path: str, spelled: str, first: bool, *, read_only: bool, create: bool) -> None:
+    """Make sure the catalog file `path` (opened as `spelled`) exists, creating it if allowed."""
+    exists = _schema.check_file(spelled, read_header=first)
+    if not exists:
+        if read_only:
+            raise CatalogFileError(path, "does not exist (opened read-only)")
+        if not create:
+            raise CatalogFileError(path, "does not exist")
+        _schema.create_atomically(path)
+    _schema.refuse_hard_links(path)
+
+
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
 def open_guard(path: str, spelled: str, connect: Callable[[], sqlite3.Connection]) -> FreshnessGuard | None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from . import _rowwrites as rows
 from ._connections import ConnectionPool
+from ._guard import FreshnessGuard
 from ._lifecycle import Lifetime
 from ._logcommits import Change, LogCommits
 from .errors import CatalogClosedError
@@ -46,6 +47,16 @@ def apply_changes(conn: sqlite3.Connection, changes: Iterable[Change], mark: Cal
                 rows.replace_children(conn, row[0], dataset, row[2:5])
                 conn.execute(*rows.changed_columns(dataset, stamp, row[5:], dataset.version, row[0]))
         conn.execute(rows.BUMP_CATALOG, (1, rows.now().isoformat()))
+
+
+def describe_freshness(guard: FreshnessGuard | None, commits: LogCommits | None) -> str:
+    """How a read proves itself fresh, in words (`CatalogStats.cache_freshness`)."""
+    local = guard.description if guard is not None else "off"
+    if commits is None:
+        return local
+    if commits.max_staleness is None:
+        return f"{local}, after a check of the log's end before every read"
+    return f"{local}, after a check of the log's end at most every {commits.max_staleness:g} s"
 
 
 class ReplicaSync:

@@ -1,4 +1,11 @@
-"""`Catalog`: the one entry object. Datasets in one SQLite file, optimistic versions, a fresh cache."""
+"""`Catalog`: the one entry object. Datasets in one SQLite file, optimistic versions, a fresh cache.
+
+Owns the public verbs and their arguments: each verb validates what it is given and hands the
+work to the module that owns it (`_transactions`, `_groupcommit`, `_rowwrites`, `_queries`,
+`_updates`, `_replicasync`, `_lifecycle`), wiring those parts together when a catalog opens.
+It may not hold the logic of those parts: no transaction steps, no row SQL, no commit
+accounting here; and no module below it imports it.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +14,30 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import logging
-import math
 import os
-import random
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from . import _queries as queries
 from . import _rowwrites as rows
 from . import _schema, faults, limits, validation
+from . import _updates as updates
 from ._accounting import CommitAccounting
 from ._cache import DatasetCache
 from ._connections import ConnectionPool, Session
 from ._groupcommit import GroupCommit
 from ._guard import FreshnessGuard
-from ._lifecycle import Lifetime, open_guard, register
+from ._lifecycle import Lifetime, open_file, register
 from ._logcommits import LogCommits, is_store_url
-from ._replicasync import ReplicaSync
+from ._replicasync import ReplicaSync, describe_freshness
 from ._rows import SELECT_DATASET, decode
-from ._sqlite_errors import translate, translated
 from ._transactions import Transactions
 from .errors import (
     CatalogClosedError,
     CatalogFileError,
     CommitUnknownError,
     ConflictError,
-    NotFoundError,
     ValidationError,
 )
 from .model import Dataset
@@ -136,31 +140,19 @@ class Catalog:
             self._open(spelled, first, read_only=read_only, create=create, cache_size=cache_size)
 
     def _open(self, spelled: str, first: bool, *, read_only: bool, create: bool, cache_size: int) -> None:
-        exists = _schema.check_file(spelled, read_header=first)
-        if not exists:
-            if read_only:
-                raise CatalogFileError(self.path, "does not exist (opened read-only)")
-            if not create:
-                raise CatalogFileError(self.path, "does not exist")
-            _schema.create_atomically(self.path)
-        _schema.refuse_hard_links(self.path)
+        open_file(self.path, spelled, first, read_only=read_only, create=create)
         self._pessimistic = 0
         self._life = Lifetime()
         self._pool = ConnectionPool(self.path, self._connect)
-        try:
-            with translated(self.path, self.busy_timeout), self._pool.using() as session:
-                conn = session.check(self.path)
-                # Schema checks first: a file that is refused must be left byte-for-byte as found.
-                self._search_backend = _schema.migrate(conn, self.path, read_only=read_only)
-                if not read_only and _journal_mode(conn) != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                if self._commits is not None:
-                    self._commits.prepare(conn)
-            # Without a writable change-slot file no read could prove itself fresh: no cache.
-            self._life.guard = None if read_only else open_guard(self.path, spelled, self._connect)
-        except BaseException:
-            self._pool.close_all()
-            raise
+        self._search_backend = self._life.start(
+            self._pool,
+            self.path,
+            spelled,
+            self._connect,
+            busy_timeout=self.busy_timeout,
+            read_only=read_only,
+            commits=self._commits,
+        )
         self._cache = DatasetCache(cache_size if self._life.guard is not None else 0)
         self._accounting = CommitAccounting(
             self._cache, on_store=self._commits is not None, path=self.path, busy_timeout=self.busy_timeout
@@ -302,23 +294,13 @@ class Catalog:
         after: str | None = None,
     ) -> builtins.list[Dataset]:
         """Return up to `limit` datasets ordered by name, filtered; pass the last name as `after`."""
-        clauses: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        if domain is not None:
-            clauses.append("d.domain = ?")
-            params.append(validation.domain(domain))
-        if owner is not None:
-            clauses.append("d.owner = ?")
-            params.append(validation.short_text("owner", owner))
-        if tag is not None:
-            clauses.append("d.id IN (SELECT dataset_id FROM tags WHERE tag = ?)")
-            params.append(validation.tag(tag))
-        if after is not None:
-            clauses.append("d.name > ?")
-            params.append(validation.dataset_name(after, "after"))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        params.append(validation.positive_int("limit", limit, limits.PAGE_MAX))
-        sql = f"{SELECT_DATASET}{where} ORDER BY d.name LIMIT ?"
+        sql, params = queries.listing(
+            None if domain is None else validation.domain(domain),
+            None if owner is None else validation.short_text("owner", owner),
+            None if tag is None else validation.tag(tag),
+            None if after is None else validation.dataset_name(after, "after"),
+            validation.positive_int("limit", limit, limits.PAGE_MAX),
+        )
         with self._statement(reads_all=True) as conn:
             return [decode(row) for row in conn.execute(sql, params)]
 
@@ -329,38 +311,10 @@ class Catalog:
         """
         validation.search_query(query)
         validation.positive_int("limit", limit, limits.PAGE_MAX)
-        if self._search_backend != "fts5":
-            return self._search_like(query, limit)
-        sql = (
-            f"{SELECT_DATASET} JOIN (SELECT rowid AS id, rank FROM search_index"
-            " WHERE search_index MATCH ? ORDER BY rank LIMIT ?) AS hits ON hits.id = d.id"
-            " ORDER BY hits.rank, d.name"
-        )
         with self._statement(reads_all=True) as conn:
-            try:
-                rows = conn.execute(sql, (query, limit)).fetchall()
-            except sqlite3.OperationalError as error:
-                if translate(error, self.path, self.busy_timeout) is not None:
-                    raise  # a lock or file problem, not the query's syntax
-                rows = conn.execute(sql, (_as_plain_words(query), limit)).fetchall()
-        return [decode(row) for row in rows]
-
-    def _search_like(self, query: str, limit: int) -> builtins.list[Dataset]:
-        clauses = []
-        params: builtins.list[Any] = []
-        for word in query.split():
-            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append(
-                "(s.name LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\'"
-                " OR s.field_names LIKE ? ESCAPE '\\' OR s.tags LIKE ? ESCAPE '\\')"
-            )
-            params.extend([pattern] * 4)
-        sql = (
-            f"{SELECT_DATASET} JOIN search_index AS s ON s.rowid = d.id"
-            f" WHERE {' AND '.join(clauses)} ORDER BY d.name LIMIT ?"
-        )
-        with self._statement(reads_all=True) as conn:
-            return [decode(row) for row in conn.execute(sql, [*params, limit])]
+            if self._search_backend != "fts5":
+                return queries.search_like(conn, query, limit)
+            return queries.search_fts5(conn, query, limit, self.path, self.busy_timeout)
 
     def lineage(
         self, name: str, *, direction: str = "upstream", depth: int = 3
@@ -374,21 +328,9 @@ class Catalog:
         validation.positive_int("depth", depth, limits.LINEAGE_DEPTH_MAX)
         if direction not in ("upstream", "downstream"):
             raise ValidationError("direction", "must be 'upstream' or 'downstream'", direction)
-        walk = _UPSTREAM_WALK if direction == "upstream" else _DOWNSTREAM_WALK
         with self._statement(reads_all=True) as conn:
-            # One read transaction, so the existence check and the walk see the same snapshot
-            # (inside a caller's write transaction, that transaction already is one).
-            own = not conn.in_transaction
-            if own:
-                conn.execute("BEGIN")
-            try:
-                if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
-                    raise NotFoundError(name)
-                rows = conn.execute(walk, {"name": name, "depth": depth}).fetchall()
-            finally:
-                if own:
-                    conn.execute("COMMIT")
-        return [LineageEdge(str(down), str(up), int(level)) for down, up, level in rows]
+            edges = queries.lineage(conn, name, direction, depth)
+        return [LineageEdge(*edge) for edge in edges]
 
     @property
     def version(self) -> int:
@@ -399,7 +341,7 @@ class Catalog:
         whether its replica started from a snapshot or replayed the log.
         """
         with self._statement(reads_all=True) as conn:
-            query = _CATALOG_VERSION if self._commits is None else _LOG_POSITION
+            query = queries.CATALOG_VERSION if self._commits is None else queries.LOG_POSITION
             return int(conn.execute(query).fetchone()[0])
 
     @property
@@ -419,7 +361,7 @@ class Catalog:
             cache_hits=cache.hits,
             cache_misses=cache.misses,
             cache_invalidations=cache.invalidations,
-            cache_freshness=self._freshness_description(),
+            cache_freshness=describe_freshness(self._life.guard, self._commits),
             search_backend=self._search_backend,
             pessimistic_updates=self._pessimistic,
             group_commits=self._writes.group_commits,
@@ -427,16 +369,6 @@ class Catalog:
             location=self.location,
             retention_seconds=None if self._commits is None else self._commits.log.retention,
         )
-
-    def _freshness_description(self) -> str:
-        guard = self._life.guard
-        local = guard.description if guard is not None else "off"
-        commits = self._commits
-        if commits is None:
-            return local
-        if commits.max_staleness is None:
-            return f"{local}, after a check of the log's end before every read"
-        return f"{local}, after a check of the log's end at most every {commits.max_staleness:g} s"
 
     def integrity_check(self) -> builtins.list[str]:
         """Run `PRAGMA integrity_check`; `["ok"]` means the file is intact."""
@@ -543,61 +475,43 @@ class Catalog:
         during its pessimistic attempts.
         """
         validation.positive_int("max_attempts", max_attempts, 1_000_000)
-        _check_delay("backoff", backoff)
-        _check_delay("max_backoff", max_backoff)
-        attempt = 0
-        while True:
-            attempt += 1
-            if attempt >= max_attempts and not faults.active("unbounded_retry"):
-                return self._update_locked(name, change, on_conflict, attempt)
-            current = self.get(name)
-            if current is None:
-                raise NotFoundError(name)
-            proposed = _proposed(change(current), name)
-            try:
-                return self.save(proposed, expected_version=current.version)
-            except ConflictError as conflict:
-                if on_conflict is not None:
-                    on_conflict(conflict, attempt)
-                ceiling = min(max_backoff, backoff * 2 ** min(attempt - 1, 30))
-                delay = random.uniform(0, ceiling)
-                log.debug(
-                    "update %s: conflict on attempt %d; retrying in %.1f ms", name, attempt, delay * 1e3
-                )
-                time.sleep(delay)
+        updates.check_delay("backoff", backoff)
+        updates.check_delay("max_backoff", max_backoff)
 
-    def _update_locked(
-        self,
-        name: str,
-        change: Callable[[Dataset], Dataset],
-        on_conflict: Callable[[ConflictError, int], None] | None = None,
-        attempt: int = 1,
-    ) -> Dataset:
-        """The pessimistic attempt: read-change-save under the writer lock, from the database.
+        def save(dataset: Dataset, expected_version: int) -> Dataset:
+            return self.save(dataset, expected_version=expected_version)
 
-        On an object store there is no lock across machines: the attempt reads, changes and
-        appends, and if another machine's commit to `name` wins the log number first, it runs
-        again on top of that commit. Each repetition means another writer's commit landed, so
-        the loop is lock-free (some writer always progresses), not bounded.
-        """
-        while True:
-            try:
-                with self.transaction():
-                    with self._statement() as conn:
-                        row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
-                    if row is None:
-                        raise NotFoundError(name)
-                    current = decode(row)
-                    stored = self.save(_proposed(change(current), name), expected_version=current.version)
-            except ConflictError as conflict:
-                if self._commits is None:
-                    raise
-                if on_conflict is not None:
-                    on_conflict(conflict, attempt)
-                attempt += 1
-                continue
+        def pessimistic(attempt: int) -> Dataset:
+            stored = updates.pessimistic(
+                name,
+                change,
+                on_conflict,
+                attempt,
+                transaction=self.transaction,
+                read_stored=self._read_stored,
+                save=save,
+                on_store=self._commits is not None,
+            )
             self._pessimistic += 1
             return stored
+
+        return updates.optimistic(
+            name,
+            change,
+            max_attempts,
+            backoff,
+            max_backoff,
+            on_conflict,
+            read=self.get,
+            save=save,
+            last=pessimistic,
+        )
+
+    def _read_stored(self, name: str) -> Dataset | None:
+        """`name` as the database holds it, never from the cache."""
+        with self._statement() as conn:
+            row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+        return None if row is None else decode(row)
 
     def delete(self, name: str, *, expected_version: int) -> None:
         """Delete a dataset if its stored version is `expected_version`.
@@ -650,63 +564,7 @@ class Catalog:
         self._cache._after_fork()
 
 
-def _check_delay(what: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(what, "must be a finite number of seconds", value)
-    if not 0 <= value <= 3600:
-        raise ValidationError(what, "must be from 0 to 3600 seconds", value)
-    return float(value)
-
-
-def _proposed(proposed: object, name: str) -> Dataset:
-    if not isinstance(proposed, Dataset):
-        raise ValidationError("update change", "must return a Dataset", proposed)
-    if proposed.name != name:
-        raise ValidationError("update change", "must not rename the dataset", proposed.name)
-    return proposed
-
-
-def _journal_mode(conn: sqlite3.Connection) -> str:
-    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-
-
 def _checked(dataset: Dataset) -> Dataset:
     if not isinstance(dataset, Dataset):
         raise ValidationError("dataset", "must be a metafuse.Dataset", dataset)
     return dataset
-
-
-def _as_plain_words(query: str) -> str:
-    # NUL ends an FTS5 string early ("unterminated string"): it separates words instead.
-    words = query.replace("\x00", " ").split()
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
-
-
-_CATALOG_VERSION = "SELECT version FROM catalog_meta WHERE id = 1"
-_LOG_POSITION = "SELECT sequence FROM log_position WHERE id = 1"
-_UPSTREAM_WALK = """
-WITH RECURSIVE walk (downstream, upstream, depth) AS (
-    SELECT d.name, l.upstream, 1 FROM datasets AS d JOIN lineage AS l ON l.dataset_id = d.id
-     WHERE d.name = :name
-    UNION
-    SELECT w.upstream, l.upstream, w.depth + 1
-      FROM walk AS w JOIN datasets AS d ON d.name = w.upstream
-      JOIN lineage AS l ON l.dataset_id = d.id
-     WHERE w.depth < :depth
-)
-SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
- ORDER BY 3, 1, 2
-"""
-_DOWNSTREAM_WALK = """
-WITH RECURSIVE walk (downstream, upstream, depth) AS (
-    SELECT d.name, l.upstream, 1 FROM lineage AS l JOIN datasets AS d ON d.id = l.dataset_id
-     WHERE l.upstream = :name
-    UNION
-    SELECT d.name, l.upstream, w.depth + 1
-      FROM walk AS w JOIN lineage AS l ON l.upstream = w.downstream
-      JOIN datasets AS d ON d.id = l.dataset_id
-     WHERE w.depth < :depth
-)
-SELECT downstream, upstream, min(depth) FROM walk GROUP BY downstream, upstream
- ORDER BY 3, 1, 2
-"""
