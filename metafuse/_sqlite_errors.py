@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
+from collections.abc import Callable, Iterator
 
 from .errors import BusyError, CatalogError, CatalogFileError, StorageError
 
@@ -29,6 +32,28 @@ def translate(error: sqlite3.Error, path: str, busy_timeout: float) -> CatalogEr
     return None
 
 
+@contextlib.contextmanager
+def translated(
+    path: str, busy_timeout: float, on_error: Callable[[sqlite3.Error], None] | None = None
+) -> Iterator[None]:
+    """Turn every `sqlite3` error inside the block into a `CatalogError` naming `path`.
+
+    `on_error(error)` runs first (a transaction notes that SQLite ended it); an error that
+    `translate` does not know is reported as an unexpected failure of the file, never raw.
+    """
+    try:
+        yield
+    except sqlite3.Error as error:
+        if on_error is not None:
+            on_error(error)
+        result = translate(error, path, busy_timeout)
+        if result is None:
+            result = CatalogFileError(path, f"SQLite failed unexpectedly ({type(error).__name__}: {error})")
+        _log.debug("%s: %s", path, result)
+        raise result from error
+
+
+_log = logging.getLogger("metafuse.catalog")
 _BUSY = frozenset({"database is locked", "database table is locked", "database is busy"})
 _STORAGE = frozenset({"database or disk is full", "disk i/o error"})
 _DAMAGED = frozenset(

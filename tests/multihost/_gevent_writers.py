@@ -40,7 +40,7 @@ def main(path: str) -> None:
 
     def count_switches(event: str, args: Any) -> None:
         nonlocal switches
-        if event in ("switch", "throw") and catalog._write_lock.locked():
+        if event in ("switch", "throw") and catalog._transactions.write_lock.locked():
             switches += 1
 
     def save_often(name: str) -> None:

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from metafuse import Catalog, Dataset
-from metafuse import catalog as catalog_module
+from metafuse import Catalog, Dataset, _groupcommit
 from metafuse.errors import CatalogError, ConflictError
 
 from ._support import make
@@ -35,7 +34,7 @@ def catalog(tmp_path: Path) -> Iterator[Catalog]:
 def _queued(catalog: Catalog, count: int) -> None:
     """Wait (without a time limit that could pass) until `count` writes are queued."""
     deadline = time.monotonic() + 60
-    while len(catalog._queue.pending) < count:
+    while len(catalog._writes.queue.pending) < count:
         assert time.monotonic() < deadline, "the writer threads never queued"
         time.sleep(0.001)
 
@@ -156,7 +155,7 @@ def test_a_save_waiting_past_the_busy_timeout_is_withdrawn(tmp_path: Path) -> No
             thread.start()
             thread.join()
         assert [type(error).__name__ for error in errors] == ["BusyError"]
-        assert catalog._queue.pending == []
+        assert catalog._writes.queue.pending == []
         assert catalog.get("busy.one").version == 1  # type: ignore[union-attr]
 
 
@@ -180,8 +179,8 @@ def test_a_waiting_writer_never_reads_an_outcome_its_leader_has_not_settled(
     # writer of its group waits for its outcome: that writer must report the failure, not the
     # value its save had computed before the COMMIT.
     monkeypatch.setattr(_WatchedEvent, "waiting", 0)
-    monkeypatch.setattr(catalog_module, "threading", _ThreadingWithWatchedEvents())
-    settle = catalog._settle
+    monkeypatch.setattr(_groupcommit, "threading", _ThreadingWithWatchedEvents())
+    settle = catalog._accounting.settle
     main = threading.current_thread()
     follower_waits = threading.Event()
 
@@ -194,7 +193,7 @@ def test_a_waiting_writer_never_reads_an_outcome_its_leader_has_not_settled(
                 follower_waits.set()
         settle(*args)
 
-    monkeypatch.setattr(catalog, "_settle", held_back_settle)
+    monkeypatch.setattr(catalog._accounting, "settle", held_back_settle)
     refuse_commit = _refuse_commits(catalog)
     outcomes = _in_one_group(catalog, [_save(catalog, name, 1, "lost") for name in NAMES[:2]])
     refuse_commit.clear()

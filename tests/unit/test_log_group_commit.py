@@ -78,9 +78,9 @@ def queued_saves(catalog: Catalog, saves: list[Dataset], versions: list[int]) ->
     for thread in threads[1:]:
         thread.start()
     deadline = time.monotonic() + 30
-    while len(catalog._queue.pending) < len(saves) and time.monotonic() < deadline:
+    while len(catalog._writes.queue.pending) < len(saves) and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert len(catalog._queue.pending) == len(saves)
+    assert len(catalog._writes.queue.pending) == len(saves)
     release.set()
     for thread in threads:
         thread.join(30)

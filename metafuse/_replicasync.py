@@ -1,0 +1,106 @@
+"""The store replica's synchronisation: bringing the local copy up to the log, and what a read saw.
+
+Owns the check a read makes before it runs on a store catalog (`ReplicaSync.before_read`: has
+the log moved?), the catch-up that follows, what a transaction read (for the store's
+serializability check), and `apply_changes`, which turns log entries into rows of the replica.
+It may not decide when a transaction begins or commits (it is handed the way to open one), talk
+to the store except through `LogCommits`, or touch a catalog file that is not a replica.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterable
+
+from . import _rowwrites as rows
+from ._connections import ConnectionPool
+from ._guard import FreshnessGuard
+from ._lifecycle import Lifetime
+from ._logcommits import Change, LogCommits
+from .errors import CatalogClosedError
+from .model import Dataset
+
+
+def apply_changes(conn: sqlite3.Connection, changes: Iterable[Change], mark: Callable[[str], None]) -> None:
+    """Apply log entries' changes to the replica, inside the open write transaction.
+
+    `mark(name)` is called for every dataset an entry names, before its rows change.
+    """
+    for change in changes:
+        name = str(change["name"])
+        data = change.get("dataset")
+        row = conn.execute(rows.SAVE_ROW, (name,)).fetchone()
+        mark(name)
+        if data is None:
+            if row is not None:
+                rows.delete_rows(conn, row[0])
+        else:
+            dataset = Dataset.from_dict(data)
+            stamp = dataset.last_modified or rows.now()
+            if row is None:
+                dataset_id = conn.execute(rows.INSERT_DATASET, rows.row_values(dataset, stamp)).lastrowid
+                assert dataset_id is not None
+                rows.write_children(conn, dataset_id, dataset)
+                conn.execute(rows.SET_VERSION, (dataset.version, stamp.isoformat(), dataset_id))
+            else:
+                rows.replace_children(conn, row[0], dataset, row[2:5])
+                conn.execute(*rows.changed_columns(dataset, stamp, row[5:], dataset.version, row[0]))
+        conn.execute(rows.BUMP_CATALOG, (1, rows.now().isoformat()))
+
+
+def describe_freshness(guard: FreshnessGuard | None, commits: LogCommits | None) -> str:
+    """How a read proves itself fresh, in words (`CatalogStats.cache_freshness`)."""
+    local = guard.description if guard is not None else "off"
+    if commits is None:
+        return local
+    if commits.max_staleness is None:
+        return f"{local}, after a check of the log's end before every read"
+    return f"{local}, after a check of the log's end at most every {commits.max_staleness:g} s"
+
+
+class ReplicaSync:
+    """Keeps a store catalog's reads linearizable; does nothing for a catalog file.
+
+    Safe under concurrent use: `LogCommits.before_read` lets one thread catch up at a time, and
+    what a transaction read is kept on the calling thread's own `Session`.
+    """
+
+    def __init__(
+        self,
+        commits: LogCommits | None,
+        pool: ConnectionPool,
+        lifetime: Lifetime,
+        transaction: Callable[[], contextlib.AbstractContextManager[None]],
+    ) -> None:
+        self.commits = commits
+        self.pool = pool
+        self.lifetime = lifetime
+        self.transaction = transaction
+
+    def before_read(self) -> None:
+        """Catch the replica up with the log before a read (not inside this thread's transaction)."""
+        assert self.commits is not None
+        if self.lifetime.closed:
+            raise CatalogClosedError(self.commits.url)
+        if self.pool.session().depth:
+            return  # the transaction caught up when it began, and sees its own snapshot
+        self.commits.before_read(self.catch_up)
+
+    def catch_up(self) -> None:
+        """Apply every entry the log gained since the replica last looked."""
+        with self.transaction():
+            pass  # the outermost transaction applies the log's new entries when it begins
+
+    def note_read(self, name: str, dataset: Dataset | None) -> None:
+        """Inside a transaction on an object store, remember that it read `name` (at this version).
+
+        The commit checks the transaction's reads against every entry logged since it began,
+        so a transaction whose reads another commit changed raises `ConflictError`: the same
+        serializable outcome a catalog file gets from holding its writer lock.
+        """
+        if self.commits is None:
+            return
+        session = self.pool.session()
+        if session.depth and name not in session.reads:
+            session.reads[name] = None if dataset is None else dataset.version
