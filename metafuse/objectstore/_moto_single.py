@@ -84,13 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moto's server is not installed ({exc}): pip install 'moto[server]'", file=sys.stderr)
         return 2
     print(f"listening on http://{args.host}:{server.server_port}", flush=True)
+    serve_until_interrupted(server)
+    return 0
+
+
+def serve_until_interrupted(server: Any) -> None:
+    """Serve until a KeyboardInterrupt (Ctrl-C, or a SIGTERM the caller turns into one); the
+    listening socket is closed whatever ends it."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
-    return 0
 
 
 if __name__ == "__main__":

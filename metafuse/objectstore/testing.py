@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     import socket  # noqa: PLC0415
 
     from .._cli_base import OneLineParser, discard_stdout, whole_number  # noqa: PLC0415
-    from ._moto_single import moto_server  # noqa: PLC0415
+    from ._moto_single import moto_server, serve_until_interrupted  # noqa: PLC0415
 
     prog = "python3 -m metafuse.objectstore.testing"
     parser = OneLineParser(prog=prog, description="Test servers for the object-store catalog.")
@@ -512,12 +512,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     threading.Thread(target=announce, name="announce", daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
     if failed:
         print(f"{prog}: error: {failed[0]}", file=sys.stderr)
         return 2

@@ -6,6 +6,9 @@ and this module (fast), and so they are module-level functions as `spawn` requir
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from metafuse import Catalog, Dataset, Field
@@ -55,3 +58,21 @@ def child_cache_then_reread(path: str, name: str, result: Any, go: Any) -> None:
             result.put(("reread", again.version, again.description))
     except BaseException as error:
         result.put(("error", repr(error)))
+
+
+@contextlib.contextmanager
+def logged(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records logger `name` emits inside the block, read from the logger itself.
+
+    Not through pytest's caplog, which sees only what reaches the root logger: a stress CLI test
+    earlier on the same worker may have stopped the `metafuse` logger's propagation.
+    """
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -6,7 +6,6 @@ A directory store (`log+file://`) on every Python; the S3 suite runs the same co
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from metafuse.objectstore import (
     open_store,
 )
 
-from ._support import make
+from ._support import logged, make
 
 DAY = 86400.0
 
@@ -342,25 +341,20 @@ def test_a_snapshot_that_vanishes_mid_bootstrap_is_listed_again(root: Path) -> N
 
 
 def test_a_failed_expire_does_not_fail_the_write(root: Path) -> None:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("metafuse.logcommits")
-    logger.addHandler(handler)  # directly: the CLI's tests may have stopped propagation to root
-    try:
-        with Catalog.open(url_of(root), retention=0, snapshot_every=2) as catalog:
-            commits = catalog._commits
-            assert commits is not None
+    with (
+        logged("metafuse.logcommits") as records,
+        Catalog.open(url_of(root), retention=0, snapshot_every=2) as catalog,
+    ):
+        commits = catalog._commits
+        assert commits is not None
 
-            def refuse(key: str) -> None:
-                raise StorageError(key, "delete refused")
+        def refuse(key: str) -> None:
+            raise StorageError(key, "delete refused")
 
-            commits.store.delete = refuse  # type: ignore[method-assign]
-            for i in range(4):
-                catalog.create(make(f"fail.d{i}"))
-            assert catalog.get("fail.d3") is not None
-    finally:
-        logger.removeHandler(handler)
+        commits.store.delete = refuse  # type: ignore[method-assign]
+        for i in range(4):
+            catalog.create(make(f"fail.d{i}"))
+        assert catalog.get("fail.d3") is not None
     assert any("retention pass after entry" in r.getMessage() for r in records)
     assert entries(root) == [1, 2, 3, 4]
 

@@ -8,7 +8,6 @@ what stands between the misbehaviour and a silent fork. The S3 suite runs the sa
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from metafuse import Catalog, Dataset, faults
 from metafuse.errors import CatalogError, ConflictError, ForkedHistoryError, StorageError, ValidationError
 
-from ._support import make
+from ._support import logged, make
 
 
 @pytest.fixture
@@ -170,18 +169,10 @@ def test_a_corrupted_snapshot_falls_back_to_an_older_one_or_the_log(root: Path) 
             writer.create(make(f"bad.d{i}"))
     newest = root / "snapshots" / f"{4:020d}.db"
     newest.write_bytes(b"\0" * 4096)
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("metafuse.logcommits")
-    logger.addHandler(handler)  # directly: the CLI's tests may have stopped propagation to root
-    try:
-        with Catalog.open(url_of(root)) as fresh:
-            assert fresh.count == 4
-            assert fresh._commits is not None
-            assert fresh._commits.bootstrapped_from == 2
-    finally:
-        logger.removeHandler(handler)
+    with logged("metafuse.logcommits") as records, Catalog.open(url_of(root)) as fresh:
+        assert fresh.count == 4
+        assert fresh._commits is not None
+        assert fresh._commits.bootstrapped_from == 2
     assert any(f"snapshots/{4:020d}.db passed over" in record.getMessage() for record in records)
     (root / "snapshots" / f"{2:020d}.db").write_bytes(b"SQLite format 3\0 but not really")
     with Catalog.open(url_of(root)) as fresh:
