@@ -37,9 +37,8 @@ def set_flag(catalog: Catalog, dataset: Dataset) -> None:
     catalog.save(dataset.replace(row_count=1), expected_version=dataset.version)
 
 
-def write_skew(root: Path) -> tuple[Catalog, Catalog]:
+def write_skew(first: Catalog, second: Catalog) -> None:
     """Two clients each read both flags and turn on their own only if the other's is off."""
-    first, second = Catalog.open(url_of(root)), Catalog.open(url_of(root))
     first.create(make("flag.a", row_count=0))
     first.create(make("flag.b", row_count=0))
     with first.transaction():
@@ -54,22 +53,24 @@ def write_skew(root: Path) -> tuple[Catalog, Catalog]:
             assert not a2.row_count
             set_flag(second, b2)
         set_flag(first, a)
-    return first, second
 
 
 def test_write_skew_on_a_store_is_a_conflict(root: Path) -> None:
-    with pytest.raises(ConflictError) as caught:
-        write_skew(root)
-    assert caught.value.name == "flag.b"
+    with Catalog.open(url_of(root)) as first, Catalog.open(url_of(root)) as second:
+        with pytest.raises(ConflictError) as caught:
+            write_skew(first, second)
+        assert caught.value.name == "flag.b"
     with Catalog.open(url_of(root)) as reader:
         assert (flag(reader, "flag.a"), flag(reader, "flag.b")) == (0, 1)
 
 
 def test_without_read_validation_both_transactions_commit(root: Path) -> None:
-    with faults.enabled("unvalidated_reads"):
-        first, second = write_skew(root)
-    first.close()
-    second.close()
+    with (
+        Catalog.open(url_of(root)) as first,
+        Catalog.open(url_of(root)) as second,
+        faults.enabled("unvalidated_reads"),
+    ):
+        write_skew(first, second)
     with Catalog.open(url_of(root)) as reader:
         assert (flag(reader, "flag.a"), flag(reader, "flag.b")) == (1, 1)  # the anomaly
 
@@ -103,10 +104,8 @@ def test_reads_outside_a_transaction_do_not_make_writes_conflict(root: Path) -> 
         first.save(a.replace(row_count=2), expected_version=a.version)
 
 
-def stall_past_retention(root: Path) -> tuple[Catalog, Catalog]:
+def stall_past_retention(stalled: Catalog, other: Catalog) -> None:
     """A writer reads, stalls while another commits and the retention deletes what it read after."""
-    stalled = Catalog.open(url_of(root), retention=0, snapshot_every=2)
-    other = Catalog.open(url_of(root), snapshot_every=2)
     stalled.create(make("stall.d0"))
     with stalled.transaction():
         current = stalled.get("stall.d0")
@@ -114,12 +113,18 @@ def stall_past_retention(root: Path) -> tuple[Catalog, Catalog]:
         for i in range(6):
             other.create(make(f"stall.x{i}"))  # snapshots 2, 4, 6; entries before 6 deleted
         stalled.save(current.replace(row_count=5), expected_version=current.version)
-    return stalled, other
+
+
+def stalled_and_other(root: Path) -> tuple[Catalog, Catalog]:
+    """The stalled writer's catalog (it creates the zero-retention catalog) and another's."""
+    stalled = Catalog.open(url_of(root), retention=0, snapshot_every=2)
+    return stalled, Catalog.open(url_of(root), snapshot_every=2)
 
 
 def test_a_writer_stalled_past_the_retention_is_refused_and_nobody_forks(root: Path) -> None:
-    with pytest.raises(ForkedHistoryError, match="fell behind the retention"):
-        stall_past_retention(root)
+    stalled, other = stalled_and_other(root)
+    with stalled, other, pytest.raises(ForkedHistoryError, match="fell behind the retention"):
+        stall_past_retention(stalled, other)
     with Catalog.open(url_of(root)) as fresh:
         assert fresh.count == 7
         assert flag(fresh, "stall.d0") == 0
@@ -128,9 +133,10 @@ def test_a_writer_stalled_past_the_retention_is_refused_and_nobody_forks(root: P
 
 
 def test_without_the_placement_check_a_stalled_writer_loses_an_acknowledged_write(root: Path) -> None:
-    with faults.enabled("unchecked_log"):
-        stalled, other = stall_past_retention(root)  # the save was acknowledged ...
+    stalled, other = stalled_and_other(root)
     with stalled, other, Catalog.open(url_of(root)) as fresh:
+        with faults.enabled("unchecked_log"):
+            stall_past_retention(stalled, other)  # the save was acknowledged ...
         assert flag(fresh, "stall.d0") == 0  # ... at a deleted number nobody else reads
         assert flag(other, "stall.d0") == 0
 
