@@ -224,6 +224,10 @@ class ClientContext:
             return self._stopped()
         return False
 
+    def time_left(self) -> float:
+        """Seconds until the run's deadline (negative once it has passed)."""
+        return self.deadline - time.monotonic()
+
     def call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[str, T | None]:
         """Run `fn(*args, **kwargs)` as operation `op`; return (outcome, value or None)."""
         start = self._begin()

@@ -30,7 +30,7 @@ def _run(name: str, settings: StressConfig) -> None:
     result = run_scenario(scenario, settings)
     result.command = reproduce_command(result)
     print(format_result(result))
-    failed = [f"{i.name}: {i.detail}" for i in result.invariants if not i.ok]
+    failed = [f"{i.name}: {i.detail}" for i in result.invariants if i.failed]
     assert not failed, f"{name} failed {failed}; reproduce with: {result.command}"
 
 

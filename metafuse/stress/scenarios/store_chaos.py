@@ -18,6 +18,7 @@ harmless and damaging acts: a run with two clients plays both kinds, with four e
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -117,18 +118,26 @@ def store_chaos(ctx: ClientContext) -> None:
 
 
 def _play_rounds(ctx: ClientContext) -> None:
+    """The first round, then more while one as long as the longest so far ends by the deadline.
+
+    A round is many requests and cannot stop halfway: started near the deadline on a slow store,
+    it would run past the watchdog's grace and count as hung.
+    """
     outcomes: dict[str, int] = {}
     played = ctx.client
+    longest = 0.0
     while True:
         act = ACTS[played % len(ACTS)]
         url = sibling_catalog(ctx.shared["base"], f"chaos-{ctx.client}-{played}")
+        began = time.monotonic()
         outcome, result = ctx.call(act, play, url, act)
+        longest = max(longest, time.monotonic() - began)
         if outcome == "ok" and result is not None:
             key = f"{act}.{result}"
             outcomes[key] = outcomes.get(key, 0) + 1
             ctx.recorder.metrics.update(outcomes)
         played += 1
-        if ctx.should_stop():
+        if ctx.should_stop() or ctx.time_left() < longest:
             break
 
 
