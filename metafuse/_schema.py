@@ -197,6 +197,11 @@ def check_file(path: str, *, read_header: bool = True) -> bool:
     if not os.path.exists(path):
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
+            ancestor = parent
+            while not os.path.exists(ancestor) and os.path.dirname(ancestor) != ancestor:
+                ancestor = os.path.dirname(ancestor)
+            if os.path.exists(ancestor) and not os.path.isdir(ancestor):
+                raise CatalogFileError(path, f"{ancestor} is a file, not a directory")
             raise CatalogFileError(path, f"directory {parent} does not exist")
         return False
     if not read_header:

@@ -218,6 +218,13 @@ def test_missing_parent_directory_is_refused_and_not_created(tmp_path: Path) -> 
     assert not (tmp_path / "no").exists()
 
 
+def test_a_file_where_a_parent_directory_should_be_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    _refuse(blocker / "sub" / "catalog.db", f"{blocker} is a file, not a directory")
+    assert blocker.read_text() == "not a directory"
+
+
 def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     _catalog_with_data(path)
