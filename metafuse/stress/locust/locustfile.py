@@ -204,9 +204,10 @@ def _create_datasets(environment: Environment) -> bytes:
 
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
-    if not isinstance(runner, WorkerRunner) and not getattr(environment.parsed_options, "catalog", ""):
-        # Up front, not when the test starts: a worker receives the master's --catalog then.
-        _fail(f"--catalog (or {CATALOG_ENV}) is required: a catalog file path or an s3:// URL")
+    if not isinstance(runner, WorkerRunner):
+        # Up front, not when the test starts: a worker receives the master's --catalog then, and
+        # a catalog that cannot be opened is one line and exit 2 before anyone waits for workers.
+        _open(environment).close()
     if isinstance(runner, WorkerRunner):
         runner.register_message(_COLLECT, _send_history, concurrent=True)
         runner.register_message(_CLOCK, _answer_clock)

@@ -37,7 +37,7 @@ from ...catalog import Catalog
 from ...model import Dataset
 from ..client import ClientContext
 from ..history import CONFLICT, OK, UNKNOWN, MicroOp, Operation, read_token, record_setup
-from ..scenario import RunView, SetupContext, Verdict, scenario
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ..serializability import check
 from ._content import recreate, rewrite, tokened
 
@@ -240,7 +240,7 @@ def _transactions_overlapped(run: RunView) -> Verdict:
     rounds = len({(round_, pair) for round_, pair, *_ in _rounds(run)})
     if not overlapped:
         why = "1 client has no one to race" if run.clients == 1 else "no transactions overlapped"
-        return False, f"INCONCLUSIVE: {why} ({rounds} pair-rounds)"
+        return inconclusive(f"{why} ({rounds} pair-rounds)")
     return True, f"{overlapped} of {rounds} pair-rounds had both sides' transactions overlap"
 
 
