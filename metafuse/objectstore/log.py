@@ -256,6 +256,8 @@ class CommitLog:
         for index, sequence in enumerate(sequences):
             if sequence != after + 1 + index:
                 self._hole(after + 1 + index, sequence)
+                # No hole: the listing missed an entry written while it ran. List again.
+                return self.tail(after, prev)
         try:
             entries = self._read_all(sequences)
         except NotFound as missing:
