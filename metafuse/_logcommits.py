@@ -589,11 +589,8 @@ class LogCommits:
             ]
             if not old_enough:
                 return 0, 0
-            first = self.log._list("", 1)
-            end = self.log.latest()
-            if old_enough[0] == 0 and (
-                not first or self.log._sequence_of(first[0]) >= _snapshot_sequence(keys[0])
-            ):
+            oldest, end = self.log.oldest(), self.log.latest()
+            if old_enough[0] == 0 and (oldest is None or oldest >= _snapshot_sequence(keys[0])):
                 return 0, 0  # nothing before the snapshot to keep: nothing to delete
             keep = None
             for index in old_enough:  # the newest old enough that is sound and within the log

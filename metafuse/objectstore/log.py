@@ -350,15 +350,20 @@ class CommitLog:
         """
         if self.retention is None:
             raise ValueError("this log has no retention: its entries are never deleted")
-        oldest = self._list("", 1)  # one request however long the log
-        first = self._sequence_of(oldest[0]) if oldest else below
-        if first >= below:
+        first = self.oldest()
+        if first is None or first >= below:
             return 0
         with contextlib.suppress(AlreadyExists):
             self.store.put(self.truncated_key, b'{"truncated": true}\n', CREATE)
         for sequence in range(first, below):  # the log has no gaps: each of these exists
             self.store.delete(self.key(sequence))
         return below - first
+
+    def oldest(self) -> int | None:
+        """The sequence of the oldest entry still stored (None: no entry), in one LIST however
+        long the log."""
+        keys = self._list("", 1)
+        return self._sequence_of(keys[0]) if keys else None
 
     def find_commit(self, commit_id: str, after: int = 0) -> LogEntry | None:
         """The entry carrying `commit_id` among those above `after`, or None."""
