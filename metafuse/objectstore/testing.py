@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     import socket  # noqa: PLC0415
 
     from .._cli_base import OneLineParser, discard_stdout, whole_number  # noqa: PLC0415
-    from ._moto_single import moto_server, serve_until_interrupted  # noqa: PLC0415
+    from ._moto_single import moto_server  # noqa: PLC0415
 
     prog = "python3 -m metafuse.objectstore.testing"
     parser = OneLineParser(prog=prog, description="Test servers for the object-store catalog.")
@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                 reason = f"HTTP {status}"
             if not 200 <= status < 300:
                 failed.append(f"cannot create bucket {bucket!r} ({reason})")
-                server.shutdown()
+                stopping.set()
                 return
         exports = " ".join(f"{name}={value}" for name, value in TEST_CREDENTIALS.items())
         lines = [f"created bucket {bucket}" for bucket in args.bucket]
@@ -505,14 +505,28 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as error:
             failed.append(f"cannot write to standard output ({error.strerror or error})")
             discard_stdout()
-            server.shutdown()
+            stopping.set()
+
+    # The server answers from a thread of its own, so a signal only sets `stopping`, whenever it
+    # comes: a KeyboardInterrupt raised in the main thread before it had entered the serving
+    # loop would end the process by SIGINT instead of a clean stop.
+    stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
-    threading.Thread(target=announce, name="announce", daemon=True).start()
-    serve_until_interrupted(server)
+    signal.signal(signal.SIGINT, stop)
+    serving = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    serving.start()
+    try:
+        announce()
+        while not stopping.wait(0.2):
+            pass
+    finally:
+        server.shutdown()
+        serving.join()
+        server.server_close()
     if failed:
         print(f"{prog}: error: {failed[0]}", file=sys.stderr)
         return 2
