@@ -166,7 +166,7 @@ def test_a_failed_runs_report_shows_the_failure_and_its_proof_in_both_colour_sch
     assert ">FAILED<" in light
     assert "NOT linearizable" in light
     assert "cannot linearize client" in light, "the operations that prove the failure are shown"
-    assert "METAFUSE_FAULTS=lost_update python -m metafuse stress run concurrent_writers" in light
+    assert "METAFUSE_FAULTS=lost_update python3 -m metafuse stress run concurrent_writers" in light
     backgrounds = {_attribute(dom.split(">", 2)[1], "data-background") for dom in (light, dark)}
     assert backgrounds == {"rgb(255, 255, 255)", "rgb(13, 17, 23)"}, "each scheme gets its own colours"
     for dom in (light, dark):
