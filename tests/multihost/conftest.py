@@ -13,13 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from metafuse.objectstore import MissingDependency
-from metafuse.objectstore.testing import MotoServer
+from metafuse.objectstore.testing import TEST_CREDENTIALS, MotoServer
 
-MOTO_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+MOTO_CREDENTIALS = TEST_CREDENTIALS
+"""The dummy credentials the test server documents (moto accepts any; boto3 needs some)."""
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from metafuse.objectstore import MissingDependency, ObjectStore, open_store
-from metafuse.objectstore.testing import MotoServer
+from metafuse.objectstore.testing import TEST_CREDENTIALS, MotoServer
 from metafuse.objectstore.url import parse_s3_url
 
 from ._support import S3Location, S3Server
@@ -26,11 +26,8 @@ from ._support import S3Location, S3Server
 TEST_URL_ENV = "METAFUSE_S3_TEST_URL"
 """Run the S3 tests against this s3:// URL instead of a moto server started for the session."""
 
-MOTO_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+MOTO_CREDENTIALS = TEST_CREDENTIALS
+"""The dummy credentials the test server documents (moto accepts any; boto3 needs some)."""
 
 
 @pytest.fixture(scope="session")
