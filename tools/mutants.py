@@ -1,0 +1,743 @@
+"""Mutation testing: plant one plausible bug at a time and check that the stress suite turns red.
+
+`python tools/mutants.py` (or `nox -s mutants`) reads the edit rules in mutants/mutants.json. For
+each mutant it copies the repository's files to a temporary directory, applies the rule (its
+`old` text must occur exactly once in its `file`, else the rule is refused by name), and runs the
+scenarios the rule names there, in each mode, `--runs` times with a different seed each time; then
+selfcheck's probes for the faults the rule names, if any. A run stops at its first red scenario.
+
+A catch counts only beside a clean control: the same scenarios, on an unmutated copy, with the
+same seed, mode and settings. A red control makes its run INCONCLUSIVE, and the run's row with it.
+The table says, per mutant and mode, which invariants caught it and in how many of the runs; the
+exit status is 0 only when every mutant was caught in every run, 1 when one survived a run or a
+control was red, 2 on bad input.
+
+Only the standard library: the mutated package is imported by a worker process (this file, run
+with `--worker` inside the copy), never by the runner itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RULES = os.path.join(ROOT, "mutants", "mutants.json")
+MODES = ("thread", "process")
+CATALOGS = ("file", "store")
+SELFCHECK = "selfcheck"
+"""The name under which a selfcheck step appears among a run's scenarios."""
+STARTUP_SECONDS = 3.0
+"""A scenario run's cost beyond its duration (interpreter, catalog setup, checks), for the estimate."""
+SELFCHECK_SECONDS = 30.0
+"""A selfcheck step's cost per fault it names, for the estimate and the worker's time limit."""
+GRACE_SECONDS = 60.0
+"""How long past its budget a worker may run before it is killed and its scenario counted red."""
+
+
+class RuleError(Exception):
+    """A mutant rule that cannot be used: the message names the rule and what is wrong."""
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One planted bug: replace `old` (which occurs exactly once in `file`) by `new`.
+
+    `scenarios` run in `modes`, on a catalog file or (`catalog == "store"`) on a `log+file://`
+    store; `selfcheck` names the selfcheck faults whose probes run on the mutant too.
+    """
+
+    name: str
+    bug: str
+    file: str
+    old: str
+    new: str
+    scenarios: tuple[str, ...]
+    modes: tuple[str, ...] = MODES
+    catalog: str = "file"
+    selfcheck: tuple[str, ...] = ()
+
+
+def load_rules(path: str, scenarios: dict[str, str]) -> list[Mutant]:
+    """Read and check the rules in `path`; `scenarios` maps each scenario name to where it runs
+    ("file", "store" or "both"). Raises `RuleError` naming the first bad rule."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise RuleError(f"{path}: cannot read the mutant rules: {error}") from None
+    items = document.get("mutants") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        raise RuleError(f'{path}: needs a non-empty list "mutants"')
+    mutants: list[Mutant] = []
+    for index, item in enumerate(items):
+        mutant = _rule(item, index, scenarios)
+        if any(m.name == mutant.name for m in mutants):
+            raise RuleError(f"mutant {mutant.name!r}: the name is used twice in {path}")
+        mutants.append(mutant)
+    return mutants
+
+
+def _rule(item: object, index: int, scenarios: dict[str, str]) -> Mutant:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+        raise RuleError(f"mutant #{index + 1}: needs a name")
+    name = item["name"]
+
+    def text(key: str) -> str:
+        value = item.get(key)
+        if not isinstance(value, str) or (key != "new" and not value):
+            raise RuleError(f"mutant {name!r}: {key!r} must be a non-empty string")
+        return value
+
+    def names(key: str, default: Sequence[str], known: Iterable[str]) -> tuple[str, ...]:
+        value = item.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RuleError(f"mutant {name!r}: {key!r} must be a list of names")
+        allowed = list(known)
+        for v in value:
+            if v not in allowed:
+                raise RuleError(f"mutant {name!r}: unknown {key} entry {v!r}; known: {', '.join(allowed)}")
+        return tuple(value)
+
+    unknown = set(item) - {f.name for f in dataclasses.fields(Mutant)}
+    if unknown:
+        raise RuleError(f"mutant {name!r}: unknown field {sorted(unknown)[0]!r}")
+    catalog = item.get("catalog", "file")
+    if catalog not in CATALOGS:
+        raise RuleError(f"mutant {name!r}: catalog must be one of {', '.join(CATALOGS)}, not {catalog!r}")
+    chosen = names("scenarios", list(scenarios), scenarios)
+    if catalog == "store":
+        chosen = tuple(s for s in chosen if scenarios[s] != "file") if "scenarios" not in item else chosen
+        wrong = [s for s in chosen if scenarios[s] == "file"]
+        if wrong:
+            raise RuleError(
+                f"mutant {name!r}: scenario {wrong[0]!r} runs on a catalog file only, not a store"
+            )
+    if not chosen:
+        raise RuleError(f"mutant {name!r}: names no scenario")
+    from_selfcheck = item.get("selfcheck", [])
+    if not isinstance(from_selfcheck, list) or not all(isinstance(v, str) for v in from_selfcheck):
+        raise RuleError(f"mutant {name!r}: 'selfcheck' must be a list of fault names")
+    return Mutant(
+        name=name,
+        bug=text("bug"),
+        file=text("file"),
+        old=text("old"),
+        new=text("new"),
+        scenarios=chosen,
+        modes=names("modes", MODES, MODES),
+        catalog=catalog,
+        selfcheck=tuple(from_selfcheck),
+    )
+
+
+def mutated(mutant: Mutant, source: str) -> str:
+    """`source` (the text of the mutant's file) with the mutant applied; `RuleError` naming the
+    mutant if its old text is missing or occurs more than once."""
+    found = source.count(mutant.old)
+    if found != 1:
+        where = "is not in" if found == 0 else f"occurs {found} times in"
+        first = mutant.old.strip().splitlines()[0]
+        raise RuleError(
+            f"mutant {mutant.name!r}: its old text {where} {mutant.file} (first line: {first!r});"
+            " update the rule to the code as it is now"
+        )
+    return source.replace(mutant.old, mutant.new)
+
+
+def _read(mutant: Mutant, root: str) -> str:
+    try:
+        with open(os.path.join(root, mutant.file), encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as error:
+        raise RuleError(f"mutant {mutant.name!r}: cannot read {mutant.file}: {error.strerror}") from None
+
+
+def check(mutant: Mutant, root: str) -> None:
+    """Raise `RuleError` unless `mutant` applies to the tree at `root` (changing nothing)."""
+    mutated(mutant, _read(mutant, root))
+
+
+def apply(mutant: Mutant, root: str) -> None:
+    """Apply `mutant` to the tree at `root`; `RuleError` if its text is missing or ambiguous there."""
+    text = mutated(mutant, _read(mutant, root))
+    with open(os.path.join(root, mutant.file), "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def copy_tree(root: str, destination: str) -> None:
+    """Copy the repository's files (tracked, or untracked and not ignored) from `root`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        ignore = shutil.ignore_patterns(".git", ".nox", ".stress", ".benchmarks", "__pycache__", "*.db")
+        shutil.copytree(root, destination, ignore=ignore, dirs_exist_ok=True)
+        return
+    for relative in sorted(set(listed.stdout.decode("utf-8").split("\0")) - {""}):
+        source = os.path.join(root, relative)
+        if not os.path.isfile(source):
+            continue  # deleted in the working tree
+        target = os.path.join(destination, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(source, target)
+
+
+# -- verdicts -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What one scenario (or selfcheck) run said: the invariants that failed, those it could not
+    judge, and an error when it gave no result (it raised, or the worker timed out)."""
+
+    scenario: str
+    failed: tuple[str, ...] = ()
+    inconclusive: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def red(self) -> bool:
+        """Whether this run would turn the suite red."""
+        return bool(self.failed or self.error)
+
+    def reasons(self) -> list[str]:
+        """The invariants (or the error) that made it red, as `scenario.invariant`."""
+        if self.error:
+            return [f"{self.scenario}: {self.error}"]
+        return [f"{self.scenario}.{name}" for name in self.failed]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunVerdict:
+    """One run of one mutant in one mode, judged beside its control."""
+
+    mutant: str
+    mode: str
+    seed: int
+    outcome: str
+    """"caught", "survived" or "inconclusive"."""
+    caught_by: tuple[str, ...] = ()
+    detail: str = ""
+
+
+def judge(mutant: str, mode: str, seed: int, steps: Sequence[Step], controls: dict[str, Step]) -> RunVerdict:
+    """Judge one run from its steps and the control step of each scenario it ran.
+
+    Caught: a step was red while its control was not red. A red control of any scenario the run
+    used makes it inconclusive (a catch beside a red control proves nothing, and a miss beside
+    one says nothing either), as does a run that stayed green but could not judge an invariant.
+    """
+    red_controls = [reason for step in steps for reason in controls[step.scenario].reasons()]
+    if red_controls:
+        return RunVerdict(
+            mutant, mode, seed, "inconclusive", detail="control red: " + "; ".join(red_controls)
+        )
+    caught = [reason for step in steps if step.red for reason in step.reasons()]
+    if caught:
+        return RunVerdict(mutant, mode, seed, "caught", tuple(caught))
+    unjudged = [f"{step.scenario}.{name}" for step in steps for name in step.inconclusive]
+    unjudged += [
+        f"control {s.scenario}.{n}" for s in (controls[t.scenario] for t in steps) for n in s.inconclusive
+    ]
+    if unjudged:
+        return RunVerdict(mutant, mode, seed, "inconclusive", detail="not judged: " + ", ".join(unjudged))
+    return RunVerdict(mutant, mode, seed, "survived", detail="green: " + ", ".join(s.scenario for s in steps))
+
+
+@dataclasses.dataclass
+class Row:
+    """One mutant in one mode over all its runs."""
+
+    mutant: str
+    mode: str
+    runs: list[RunVerdict] = dataclasses.field(default_factory=list)
+
+    @property
+    def caught(self) -> int:
+        """Runs in which the mutant was caught."""
+        return sum(run.outcome == "caught" for run in self.runs)
+
+    @property
+    def verdict(self) -> str:
+        """SURVIVED if it survived a run, else INCONCLUSIVE if a run was, else CAUGHT."""
+        outcomes = {run.outcome for run in self.runs}
+        if "survived" in outcomes:
+            return "SURVIVED"
+        if "inconclusive" in outcomes or not self.runs:
+            return "INCONCLUSIVE"
+        return "CAUGHT"
+
+    def caught_by(self) -> list[str]:
+        """Each invariant that caught the mutant, with in how many runs, most frequent first."""
+        counts = collections.Counter(reason for run in self.runs for reason in run.caught_by)
+        return [
+            f"{reason} ({count})" if len(self.runs) > 1 else reason for reason, count in counts.most_common()
+        ]
+
+
+def rows_of(verdicts: Iterable[RunVerdict]) -> list[Row]:
+    """Group run verdicts into rows, in the order their mutant and mode first appear."""
+    rows: dict[tuple[str, str], Row] = {}
+    for verdict in verdicts:
+        rows.setdefault((verdict.mutant, verdict.mode), Row(verdict.mutant, verdict.mode)).runs.append(
+            verdict
+        )
+    return list(rows.values())
+
+
+def exit_status(rows: Sequence[Row]) -> int:
+    """0 when every row was caught in every run, else 1."""
+    return 0 if rows and all(row.verdict == "CAUGHT" for row in rows) else 1
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as text for people, with each miss's and each inconclusive run's detail."""
+    lines = [f"{'mutant':<30} {'mode':<8} {'verdict':<13} {'caught':<7} by"]
+    for row in rows:
+        lines.append(
+            f"{row.mutant:<30} {row.mode:<8} {row.verdict:<13} {row.caught}/{len(row.runs):<5}"
+            f" {', '.join(row.caught_by()) or '-'}"
+        )
+        for run in row.runs:
+            if run.outcome != "caught":
+                lines.append(f"    seed {run.seed}: {run.outcome.upper()} ({run.detail})")
+    return "\n".join(lines)
+
+
+def markdown(rows: Sequence[Row], mutants: Sequence[Mutant], command: str, when: str) -> str:
+    """The rows as a Markdown table, one line per mutant with both modes, for the docs."""
+    bugs = {m.name: m.bug for m in mutants}
+    by_mutant: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        by_mutant.setdefault(row.mutant, {})[row.mode] = row
+
+    def cell(row: Row | None) -> str:
+        if row is None:
+            return "not run"
+        by = ", ".join(f"`{reason}`" for reason in row.caught_by())
+        head = f"{row.verdict.lower()} {row.caught}/{len(row.runs)}"
+        return f"{head}: {by}" if by else head
+
+    lines = [
+        f"`{command}`, {when}.",
+        "",
+        "| mutant | planted bug | thread | process |",
+        "|---|---|---|---|",
+    ]
+    for name, modes in by_mutant.items():
+        lines.append(
+            f"| `{name}` | {bugs.get(name, '')} | {cell(modes.get('thread'))}"
+            f" | {cell(modes.get('process'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How every scenario run is made (the same for mutants and controls)."""
+
+    clients: int
+    duration: int
+    perturb: str | None = None
+    timeout_scale: float = 1.0
+
+
+def _worker_command(tree: str, spec: dict[str, Any]) -> list[str]:
+    return [sys.executable, os.path.join(tree, "tools", "mutants.py"), "--worker", json.dumps(spec)]
+
+
+def run_steps(
+    tree: str,
+    scenarios: Sequence[str],
+    *,
+    mode: str,
+    seed: int,
+    store: bool,
+    selfcheck: Sequence[str],
+    settings: Settings,
+    stop_on_red: bool,
+) -> list[Step]:
+    """Run `scenarios` (then the selfcheck faults' probes) in a worker process importing the
+    package of `tree`; stop at the first red step if `stop_on_red`. A worker that runs past its
+    time limit is killed, and the step it was on counts as red ("timed out")."""
+    with tempfile.TemporaryDirectory(prefix="metafuse-mutant-out-") as workdir:
+        out = os.path.join(workdir, "steps.jsonl")
+        spec = {
+            "scenarios": list(scenarios),
+            "mode": mode,
+            "seed": seed,
+            "store": store,
+            "selfcheck": list(selfcheck),
+            "clients": settings.clients,
+            "duration": settings.duration,
+            "stop_on_red": stop_on_red,
+            "out": out,
+        }
+        env = {key: value for key, value in os.environ.items() if key != "METAFUSE_FAULTS"}
+        env["PYTHONPATH"] = tree
+        if settings.perturb is not None:
+            env["METAFUSE_PERTURB"] = settings.perturb
+        limit = (
+            len(scenarios) * (settings.duration + STARTUP_SECONDS) + len(selfcheck) * SELFCHECK_SECONDS
+        ) * settings.timeout_scale + GRACE_SECONDS
+        error = ""
+        try:
+            done = subprocess.run(
+                _worker_command(tree, spec),
+                cwd=tree,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=limit,
+                check=False,
+            )
+            if done.returncode != 0:
+                last = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                error = f"the worker exited {done.returncode}: {last[-1] if last else 'no message'}"
+        except subprocess.TimeoutExpired:
+            error = f"timed out after {limit:.0f} s"
+        steps = []
+        if os.path.exists(out):
+            with open(out, encoding="utf-8") as handle:
+                steps = [
+                    Step(**{**d, "failed": tuple(d["failed"]), "inconclusive": tuple(d["inconclusive"])})
+                    for d in map(json.loads, handle)
+                ]
+    if error and not (steps and steps[-1].red and stop_on_red):
+        names = [*scenarios, *([SELFCHECK] if selfcheck else [])]
+        steps.append(Step(names[min(len(steps), len(names) - 1)], error=error))
+    return steps
+
+
+class Controls:
+    """Control runs on the unmutated copy, each made once and shared by every mutant that needs it.
+
+    Keyed by (scenario, mode, seed, catalog, selfcheck faults); safe to call from several threads:
+    a second caller of a key waits for the first one's run instead of making its own.
+    """
+
+    def __init__(self, tree: str, settings: Settings) -> None:
+        self.tree = tree
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._made: dict[tuple[Any, ...], concurrent.futures.Future[Step]] = {}
+        self.made = 0
+
+    def get(self, scenario: str, mode: str, seed: int, store: bool, selfcheck: Sequence[str]) -> Step:
+        """The control step of `scenario` (or of the selfcheck faults) with these settings."""
+        key = (scenario, mode, seed, store, tuple(selfcheck) if scenario == SELFCHECK else ())
+        with self._lock:
+            future = self._made.get(key)
+            mine = future is None
+            if future is None:
+                future = self._made[key] = concurrent.futures.Future()
+                self.made += 1
+        if mine:
+            try:
+                scenarios = [] if scenario == SELFCHECK else [scenario]
+                steps = run_steps(
+                    self.tree,
+                    scenarios,
+                    mode=mode,
+                    seed=seed,
+                    store=store,
+                    selfcheck=key[4],
+                    settings=self.settings,
+                    stop_on_red=False,
+                )
+                future.set_result(steps[0] if steps else Step(scenario, error="the control made no step"))
+            except BaseException as error:
+                future.set_exception(error)
+                raise
+        return future.result()
+
+
+def run_mutant(
+    mutant: Mutant, tree: str, mode: str, seed: int, controls: Controls, settings: Settings
+) -> RunVerdict:
+    """Run `mutant` (already applied in `tree`) once in `mode` and judge it beside its controls."""
+    store = mutant.catalog == "store"
+    steps = run_steps(
+        tree,
+        mutant.scenarios,
+        mode=mode,
+        seed=seed,
+        store=store,
+        selfcheck=mutant.selfcheck,
+        settings=settings,
+        stop_on_red=True,
+    )
+    paired = {
+        step.scenario: controls.get(step.scenario, mode, seed, store, mutant.selfcheck) for step in steps
+    }
+    return judge(mutant.name, mode, seed, steps, paired)
+
+
+def estimate(mutants: Sequence[Mutant], modes: Sequence[str], runs: int, jobs: int, duration: int) -> float:
+    """Seconds the whole table takes at worst (every mutant surviving every scenario), plus the
+    controls, spread over `jobs`."""
+    per_scenario = duration + STARTUP_SECONDS
+    mutant_seconds = sum(
+        len(m.scenarios) * per_scenario + len(m.selfcheck) * SELFCHECK_SECONDS
+        for m in mutants
+        for mode in modes
+        if mode in m.modes
+    )
+    control_keys = {(s, m.catalog) for m in mutants for s in m.scenarios}
+    control_seconds = len(control_keys) * per_scenario * len(modes)
+    control_seconds += len({m.selfcheck for m in mutants if m.selfcheck}) * SELFCHECK_SECONDS * len(modes)
+    return (mutant_seconds + control_seconds) * runs / max(1, jobs)
+
+
+def scenario_places() -> dict[str, str]:
+    """Each registered scenario and where it runs ("file", "store" or "both"), from this tree."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    import metafuse.stress.runner  # noqa: F401, PLC0415 - registers the scenarios
+    from metafuse.stress.scenario import REGISTRY  # noqa: PLC0415 - only the runner needs it
+
+    return {
+        name: "file" if s.file_only is not None else "store" if s.store_only is not None else "both"
+        for name, s in REGISTRY.items()
+    }
+
+
+def _prepare(mutant: Mutant, base: str, work: str) -> str:
+    tree = os.path.join(work, mutant.name)
+    shutil.copytree(base, tree)
+    apply(mutant, tree)
+    return tree
+
+
+def campaign(
+    mutants: Sequence[Mutant],
+    modes: Sequence[str],
+    *,
+    runs: int,
+    jobs: int,
+    seed: int,
+    settings: Settings,
+    on_verdict: Callable[[str], None] = print,
+) -> list[RunVerdict]:
+    """Run every mutant in every mode `runs` times (run i with seed `seed + i`), `jobs` at a time."""
+    work = tempfile.mkdtemp(prefix="metafuse-mutants-")
+    try:
+        clean = os.path.join(work, "clean")
+        copy_tree(ROOT, clean)
+        trees = {mutant.name: _prepare(mutant, clean, work) for mutant in mutants}
+        controls = Controls(clean, settings)
+        tasks = [
+            (mutant, mode, seed + index)
+            for index in range(runs)
+            for mutant in mutants
+            for mode in modes
+            if mode in mutant.modes
+        ]
+        verdicts: list[RunVerdict] = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [
+                pool.submit(run_mutant, mutant, trees[mutant.name], mode, run_seed, controls, settings)
+                for mutant, mode, run_seed in tasks
+            ]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    verdict = future.result()
+                    verdicts.append(verdict)
+                    on_verdict(_line(verdict, len(verdicts), len(tasks)))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        rank = {mutant.name: index for index, mutant in enumerate(mutants)}
+        return sorted(verdicts, key=lambda v: (rank[v.mutant], MODES.index(v.mode), v.seed))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _line(verdict: RunVerdict, made: int, total: int) -> str:
+    what = ", ".join(verdict.caught_by) if verdict.caught_by else verdict.detail
+    head = f"[{made}/{total}] {verdict.mutant} {verdict.mode} seed {verdict.seed}"
+    return f"{head}: {verdict.outcome.upper()} ({what})"
+
+
+# -- the worker (runs inside a mutated copy) ------------------------------------------------
+
+
+def worker(spec_text: str) -> int:
+    """Run the scenarios of `spec_text` (JSON) with the package this process imports; write one
+    JSON line per step to the spec's `out` as soon as the step ends."""
+    spec = json.loads(spec_text)
+    from metafuse.stress import selfcheck  # noqa: PLC0415 - the mutated package, in the worker only
+    from metafuse.stress.config import StressConfig  # noqa: PLC0415
+    from metafuse.stress.scenario import REGISTRY  # noqa: PLC0415
+
+    def write(step: dict[str, Any]) -> bool:
+        with open(spec["out"], "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(step) + "\n")
+        return bool(step["failed"] or step["error"])
+
+    for name in spec["scenarios"]:
+        config = StressConfig(
+            clients=spec["clients"], duration=spec["duration"], mode=spec["mode"], seed=spec["seed"], kills=10
+        )
+        # A store-only scenario makes its own temporary store; the others get one when asked.
+        store = spec["store"] and REGISTRY[name].store_only is None
+        step: dict[str, Any] = {"scenario": name, "failed": [], "inconclusive": [], "error": ""}
+        try:
+            result = selfcheck.run_probe(selfcheck.Probe(name, (), store=store), config)
+            step["failed"] = sorted(selfcheck.failed_invariants(result))
+            step["inconclusive"] = sorted(i.name for i in result.invariants if i.inconclusive)
+        except Exception as error:  # a run that raises turns the suite red as surely as a failed invariant
+            step["error"] = f"the run raised {type(error).__name__}: {error}"
+        if write(step) and spec["stop_on_red"]:
+            return 0
+    if spec["selfcheck"]:
+        write(_selfcheck_step(spec, selfcheck))
+    return 0
+
+
+def _selfcheck_step(spec: dict[str, Any], selfcheck: Any) -> dict[str, Any]:
+    """Selfcheck's probes (and history probes) for the spec's faults: red when one fails to catch
+    its fault, or its control run fails."""
+    failed: list[str] = []
+    faults = tuple(spec["selfcheck"])
+    settings = {"duration": spec["duration"], "clients": spec["clients"], "seed": spec["seed"]}
+    for verdict in selfcheck.run_selfcheck((spec["mode"],), bugs=faults, **settings):
+        if not verdict.caught:
+            why = f"control {', '.join(verdict.control_failures)}" if verdict.control_failures else "missed"
+            failed.append(f"{verdict.bug} ({why})")
+    controls: dict[tuple[str, str], list[str]] = {}
+    for fault in faults:
+        if fault in selfcheck.HISTORY_PROBES:
+            history = selfcheck.run_history_probe(fault, spec["mode"], controls=controls, **settings)
+            if not history.caught:
+                why = "control not linearizable" if history.control_failing_keys else "missed"
+                failed.append(f"{fault}.history ({why})")
+    return {"scenario": SELFCHECK, "failed": failed, "inconclusive": [], "error": ""}
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The runner's options (see `--help`)."""
+    parser = argparse.ArgumentParser(prog="python tools/mutants.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--mutant", action="append", default=[], metavar="NAME", help="run only NAME (repeatable)"
+    )
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated (default thread,process)")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="runs per mutant and mode, each its own seed (default 5)"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    parser.add_argument("--clients", type=int, default=6, help="clients per scenario run (default 6)")
+    parser.add_argument("--duration", type=int, default=2, help="seconds per scenario run (default 2)")
+    parser.add_argument("--seed", type=int, help="seed of the first run (default random)")
+    parser.add_argument("--perturb", metavar="SEED", help="set METAFUSE_PERTURB=SEED for every run")
+    parser.add_argument("--json", metavar="FILE", help="also write every run's verdict as JSON to FILE")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--rules", default=RULES, help="the rules file (default mutants/mutants.json)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for option in ("runs", "jobs", "clients", "duration"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1, not {getattr(args, option)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the table; exit 0 when every mutant was caught in every run, 1 if not, 2 on bad input."""
+    args = parse_args(argv)
+    if args.worker is not None:
+        return worker(args.worker)
+    try:
+        mutants = load_rules(args.rules, scenario_places())
+        modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+        for mode in modes:
+            if mode not in MODES:
+                raise RuleError(f"--modes: unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if args.mutant:
+            known = [m.name for m in mutants]
+            for name in args.mutant:
+                if name not in known:
+                    raise RuleError(f"--mutant: no mutant {name!r}; known: {', '.join(known)}")
+            mutants = [m for m in mutants if m.name in args.mutant]
+        for mutant in mutants:  # refuse a stale rule before any run starts
+            check(mutant, ROOT)
+    except (RuleError, OSError) as error:
+        print(f"mutants: {error}", file=sys.stderr)
+        return 2
+    if args.list:
+        for mutant in mutants:
+            print(f"{mutant.name:<30} {mutant.file}: {mutant.bug}")
+        return 0
+    seed = args.seed if args.seed is not None else random.randrange(1, 1_000_000)
+    settings = Settings(args.clients, args.duration, args.perturb)
+    worst = estimate(mutants, modes, args.runs, args.jobs, args.duration)
+    print(
+        f"Mutants: {len(mutants)} x {len(modes)} modes x {args.runs} runs"
+        f" (seeds {seed}..{seed + args.runs - 1}),"
+        f" {args.clients} clients x {args.duration} s per scenario, {args.jobs} at a time;"
+        f" at most ~{worst / 60:.0f} min (a run stops at its first red scenario: caught mutants cost less)",
+        flush=True,
+    )
+    started = time.monotonic()
+    verdicts = campaign(
+        mutants,
+        modes,
+        runs=args.runs,
+        jobs=args.jobs,
+        seed=seed,
+        settings=settings,
+        on_verdict=lambda line: print(line, flush=True),
+    )
+    rows = rows_of(verdicts)
+    print(table(rows))
+    elapsed = time.monotonic() - started
+    status = exit_status(rows)
+    print(f"{'PASSED' if status == 0 else 'FAILED'} in {elapsed / 60:.1f} min")
+    command = "python tools/mutants.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            document = {
+                "seed": seed,
+                "settings": dataclasses.asdict(settings),
+                "elapsed": round(elapsed, 1),
+                "runs": [dataclasses.asdict(v) for v in verdicts],
+                "passed": status == 0,
+            }
+            json.dump(document, handle, indent=2)
+    if args.markdown:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        where = f"{os.cpu_count()} cores, {elapsed / 60:.0f} min, first seed {seed}"
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write(markdown(rows, mutants, command.strip(), f"{when}, {where}"))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
