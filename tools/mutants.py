@@ -21,17 +21,19 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -248,11 +250,11 @@ def judge(mutant: str, mode: str, seed: int, steps: Sequence[Step], controls: di
     one says nothing either), as does a run that stayed green but could not judge an invariant.
     """
     red_controls = [reason for step in steps for reason in controls[step.scenario].reasons()]
-    if red_controls:
-        return RunVerdict(
-            mutant, mode, seed, "inconclusive", detail="control red: " + "; ".join(red_controls)
-        )
     caught = [reason for step in steps if step.red for reason in step.reasons()]
+    if red_controls:
+        seen = f"red: {'; '.join(caught)}" if caught else f"green: {', '.join(s.scenario for s in steps)}"
+        detail = f"control red: {'; '.join(red_controls)}; the mutant was {seen}"
+        return RunVerdict(mutant, mode, seed, "inconclusive", detail=detail)
     if caught:
         return RunVerdict(mutant, mode, seed, "caught", tuple(caught))
     unjudged = [f"{step.scenario}.{name}" for step in steps for name in step.inconclusive]
@@ -365,6 +367,60 @@ class Settings:
     timeout_scale: float = 1.0
 
 
+Worker = subprocess.Popen[bytes]
+
+
+class Children:
+    """The worker processes running now, so an interrupted runner can stop them all at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[Worker] = set()
+        self._stopping = False
+
+    @contextlib.contextmanager
+    def start(self, command: list[str], *, cwd: str, env: dict[str, str]) -> Iterator[Worker]:
+        """Start `command` in a process group of its own; kill that group when the block ends."""
+        with self._lock:
+            if self._stopping:
+                raise KeyboardInterrupt
+            child = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            self._running.add(child)
+        try:
+            yield child
+        finally:
+            _kill_group(child)
+            with self._lock:
+                self._running.discard(child)
+
+    def stop(self) -> None:
+        """Kill every running worker (and its clients), and refuse to start new ones."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running)
+        for child in running:
+            _kill_group(child)
+
+
+def _kill_group(child: Worker) -> None:
+    # The worker's scenario clients are in its process group: a timed-out or interrupted worker
+    # takes them along rather than leaving them to load the machine.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+CHILDREN = Children()
+
+
 def _worker_command(tree: str, spec: dict[str, Any]) -> list[str]:
     return [sys.executable, os.path.join(tree, "tools", "mutants.py"), "--worker", json.dumps(spec)]
 
@@ -404,21 +460,14 @@ def run_steps(
             len(scenarios) * (settings.duration + STARTUP_SECONDS) + len(selfcheck) * SELFCHECK_SECONDS
         ) * settings.timeout_scale + GRACE_SECONDS
         error = ""
-        try:
-            done = subprocess.run(
-                _worker_command(tree, spec),
-                cwd=tree,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=limit,
-                check=False,
-            )
-            if done.returncode != 0:
-                last = done.stderr.decode("utf-8", "replace").strip().splitlines()
-                error = f"the worker exited {done.returncode}: {last[-1] if last else 'no message'}"
-        except subprocess.TimeoutExpired:
-            error = f"timed out after {limit:.0f} s"
+        with CHILDREN.start(_worker_command(tree, spec), cwd=tree, env=env) as child:
+            try:
+                _, stderr = child.communicate(timeout=limit)
+                if child.returncode != 0:
+                    last = stderr.decode("utf-8", "replace").strip().splitlines()
+                    error = f"the worker exited {child.returncode}: {last[-1] if last else 'no message'}"
+            except subprocess.TimeoutExpired:
+                error = f"timed out after {limit:.0f} s"
         steps = []
         if os.path.exists(out):
             with open(out, encoding="utf-8") as handle:
@@ -570,6 +619,7 @@ def campaign(
             except BaseException:
                 for future in futures:
                     future.cancel()
+                CHILDREN.stop()
                 raise
         rank = {mutant.name: index for index, mutant in enumerate(mutants)}
         return sorted(verdicts, key=lambda v: (rank[v.mutant], MODES.index(v.mode), v.seed))
@@ -590,9 +640,15 @@ def worker(spec_text: str) -> int:
     """Run the scenarios of `spec_text` (JSON) with the package this process imports; write one
     JSON line per step to the spec's `out` as soon as the step ends."""
     spec = json.loads(spec_text)
-    from metafuse.stress import selfcheck  # noqa: PLC0415 - the mutated package, in the worker only
+    import metafuse  # noqa: PLC0415 - the mutated package, in the worker only
+    from metafuse.stress import selfcheck  # noqa: PLC0415
     from metafuse.stress.config import StressConfig  # noqa: PLC0415
     from metafuse.stress.scenario import REGISTRY  # noqa: PLC0415
+
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.abspath(metafuse.__file__).startswith(os.path.join(tree, "")):
+        # An installed copy shadowing the mutated one would make every mutant "survive".
+        raise SystemExit(f"the worker imported metafuse from {metafuse.__file__}, not from {tree}")
 
     def write(step: dict[str, Any]) -> bool:
         with open(spec["out"], "a", encoding="utf-8") as handle:
@@ -669,6 +725,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the table; exit 0 when every mutant was caught in every run, 1 if not, 2 on bad input."""
     args = parse_args(argv)
@@ -706,6 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     started = time.monotonic()
+    signal.signal(signal.SIGTERM, _terminated)  # unwind like Ctrl-C: the workers are stopped
     verdicts = campaign(
         mutants,
         modes,
