@@ -250,6 +250,17 @@ def false_alarms(session: nox.Session) -> None:
 
 
 @nox.session(python=TOOLS_PYTHON, default=False)
+def mutants(session: nox.Session) -> None:
+    """Plant each mutant of mutants/mutants.json in a copy and check the stress suite catches it, in
+    thread and process mode, 5 runs each beside a clean control (~30 min); posargs go to the runner.
+
+    Nothing is installed: the runner is stdlib-only, and its workers must import the mutated
+    copy, which an installed package would shadow.
+    """
+    session.run("python", "tools/mutants.py", *session.posargs)
+
+
+@nox.session(python=TOOLS_PYTHON, default=False)
 def perf(session: nox.Session) -> None:
     """The performance targets as ratios to raw sqlite3, median of 5 rounds (~4 min); a report, not a gate."""
     session.install("-e", ".")
