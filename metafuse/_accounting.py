@@ -12,7 +12,7 @@ from . import faults
 from ._cache import DatasetCache
 from ._connections import Session
 from ._guard import FreshnessGuard
-from ._sqlite_errors import translated
+from ._sqlite_errors import Translated
 
 
 class CommitAccounting:
@@ -50,7 +50,7 @@ class CommitAccounting:
                 # Account for the commit first: until then every hit misses; the slots of the
                 # names written stay PENDING a moment longer, which only those names pay for.
                 conn = None if session.closed else session.conn
-                with translated(self.path, self.busy_timeout):
+                with Translated(self.path, self.busy_timeout):
                     guard.writer_done(conn, session.wal_mark, committed=committed)
                 for name, mark in session.marks:
                     guard.slots.finish(name, mark)

@@ -20,7 +20,7 @@ from ._connections import ConnectionPool
 from ._freshness import open_slots, sidecar_path
 from ._guard import FreshnessGuard
 from ._logcommits import LogCommits
-from ._sqlite_errors import translated
+from ._sqlite_errors import Translated
 from ._walindex import open_walindex, release_unused
 from .errors import CatalogFileError
 
@@ -61,7 +61,7 @@ class Lifetime:
         On any error every connection `pool` opened is closed before it propagates.
         """
         try:
-            with translated(path, busy_timeout), pool.using() as session:
+            with Translated(path, busy_timeout), pool.using() as session:
                 conn = session.check(path)
                 # Schema checks first: a file that is refused must be left byte-for-byte as found.
                 search_backend = _schema.migrate(conn, path, read_only=read_only)

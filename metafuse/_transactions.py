@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import random
@@ -28,7 +29,7 @@ from ._fairlock import FairLock
 from ._lifecycle import Lifetime
 from ._logcommits import Change, LogCommits
 from ._replicasync import apply_changes
-from ._sqlite_errors import translated
+from ._sqlite_errors import Translated
 from .errors import BusyError, CatalogFileError, TransactionAbortedError
 
 log = logging.getLogger("metafuse.catalog")
@@ -63,9 +64,12 @@ class Transactions:
     lifetime: Lifetime
     accounting: CommitAccounting
     write_lock: threading.Lock | FairLock = dataclasses.field(init=False)
+    translated: Translated = dataclasses.field(init=False)
+    """The translator of SQLite's errors for blocks outside a transaction (see `errors`)."""
 
     def __post_init__(self) -> None:
         self.write_lock = self._new_write_lock()
+        self.translated = Translated(self.path, self.busy_timeout)
 
     def _new_write_lock(self) -> threading.Lock | FairLock:
         # On an object store the lock is held across network round trips: first come, first
@@ -221,12 +225,15 @@ class Transactions:
         if reason is not None:
             raise TransactionAbortedError(self.path, reason)
 
-    def errors(self, session: Session | None = None) -> contextlib.AbstractContextManager[None]:
-        """Turn every `sqlite3` error into a `CatalogError`; note a transaction SQLite ended."""
-        if session is None:
-            return translated(self.path, self.busy_timeout)
+    def errors(self, session: Session | None = None) -> Translated:
+        """Turn every `sqlite3` error into a `CatalogError`; note a transaction SQLite ended.
 
-        def note(error: sqlite3.Error) -> None:
-            self.lost(session, cause=f"{error}")
+        Only a session inside a transaction has one to note (`lost` leaves any other alone), so
+        every other block, a read's above all, shares one translator and allocates nothing.
+        """
+        if session is None or not session.depth:
+            return self.translated
+        return Translated(self.path, self.busy_timeout, functools.partial(self._note_lost, session))
 
-        return translated(self.path, self.busy_timeout, note)
+    def _note_lost(self, session: Session, error: sqlite3.Error) -> None:
+        self.lost(session, cause=f"{error}")

@@ -259,7 +259,8 @@ class Catalog:
 
     def get(self, name: str) -> Dataset | None:
         """Return the dataset called `name`, or None. Never older than an acknowledged write."""
-        if self._commits is not None:
+        on_store = self._commits is not None
+        if on_store:
             self._replica.before_read()
         guard = self._life.guard
         if guard is None and self._life.closed and not faults.active("close_unguarded"):
@@ -268,7 +269,8 @@ class Catalog:
             # A cached entry's name was valid when stored: a hit needs no re-validation.
             cached = self._cache.get(name, guard)
             if cached is not None:
-                self._replica.note_read(name, cached)
+                if on_store:
+                    self._replica.note_read(name, cached)
                 return cached
         validation.dataset_name(name)
         # Stamp before reading the database: see metafuse._guard.
@@ -276,7 +278,8 @@ class Catalog:
         with self._statement(synced=True) as conn:
             row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
         dataset = None if row is None else decode(row)
-        self._replica.note_read(name, dataset)
+        if on_store:
+            self._replica.note_read(name, dataset)
         if dataset is None:
             return None
         if stamp is not None:
