@@ -8,11 +8,16 @@ commit or roll back a transaction, take the writer lock, or run a dataset's SQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import faults
 from ._cache import DatasetCache
 from ._connections import Session
 from ._guard import FreshnessGuard
 from ._sqlite_errors import Translated
+
+Marker = Callable[[str, "int | None"], None]
+"""How a write's SQL reports a dataset it is about to change, with its version before."""
 
 
 class CommitAccounting:
@@ -42,6 +47,10 @@ class CommitAccounting:
         guard = session.guard
         if guard is not None:
             session.marks.append((name, guard.slots.begin(name)))
+
+    def marker(self, session: Session) -> Marker:
+        """How row writes in `session`'s open transaction report each dataset they change."""
+        return lambda name, before: self.mark(session, name, before)
 
     def settle(self, session: Session, guard: FreshnessGuard | None, committed: bool) -> None:
         """After the outermost commit or rollback: publish fresh slot tokens, drop local entries."""
