@@ -323,7 +323,7 @@ def contend(
                     assert current is not None
                     continue
             mine.append(time.perf_counter() - started)
-        tally.add(mine, conflicts, catalog._pessimistic)
+        tally.add(mine, conflicts, catalog.stats().pessimistic_updates)
 
     try:
         with ThreadPoolExecutor(clients) as pool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .catalog import DEFAULT_PATH, Catalog, CatalogStats, LineageEdge
+from ._stats import CatalogStats
+from .catalog import DEFAULT_PATH, Catalog, LineageEdge
 from .errors import (
     BusyError,
     CatalogClosedError,

@@ -8,11 +8,16 @@ commit or roll back a transaction, take the writer lock, or run a dataset's SQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import faults
 from ._cache import DatasetCache
 from ._connections import Session
 from ._guard import FreshnessGuard
-from ._sqlite_errors import translated
+from ._sqlite_errors import Translated
+
+Marker = Callable[[str, "int | None"], None]
+"""How a write's SQL reports a dataset it is about to change, with its version before."""
 
 
 class CommitAccounting:
@@ -43,6 +48,10 @@ class CommitAccounting:
         if guard is not None:
             session.marks.append((name, guard.slots.begin(name)))
 
+    def marker(self, session: Session) -> Marker:
+        """How row writes in `session`'s open transaction report each dataset they change."""
+        return lambda name, before: self.mark(session, name, before)
+
     def settle(self, session: Session, guard: FreshnessGuard | None, committed: bool) -> None:
         """After the outermost commit or rollback: publish fresh slot tokens, drop local entries."""
         try:
@@ -50,7 +59,7 @@ class CommitAccounting:
                 # Account for the commit first: until then every hit misses; the slots of the
                 # names written stay PENDING a moment longer, which only those names pay for.
                 conn = None if session.closed else session.conn
-                with translated(self.path, self.busy_timeout):
+                with Translated(self.path, self.busy_timeout):
                     guard.writer_done(conn, session.wal_mark, committed=committed)
                 for name, mark in session.marks:
                     guard.slots.finish(name, mark)

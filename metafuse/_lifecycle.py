@@ -1,6 +1,7 @@
-"""How a catalog lives and dies: its freshness guard, `close()`, and `os.fork()`.
+"""How a catalog lives and dies: opening it, its freshness guard, `close()`, and `os.fork()`.
 
-Owns whether a catalog is open (`Lifetime.closed`), the freshness guard it reads through while
+Owns how a catalog is opened (its file made if allowed, its store's commits, each connection
+to it), whether it is open (`Lifetime.closed`), the freshness guard it reads through while
 open, what closing releases and in which order, and the registry of open catalogs that a forked
 child renews. It may not run a dataset's SQL, begin a transaction, or decide what a write
 changes; the parts that do are told to renew themselves through `ForkAware`.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from . import _schema, faults
@@ -19,10 +20,10 @@ from ._cache import DatasetCache
 from ._connections import ConnectionPool
 from ._freshness import open_slots, sidecar_path
 from ._guard import FreshnessGuard
-from ._logcommits import LogCommits
-from ._sqlite_errors import translated
+from ._logcommits import LogCommits, is_store_url
+from ._sqlite_errors import Translated
 from ._walindex import open_walindex, release_unused
-from .errors import CatalogFileError
+from .errors import CatalogFileError, ValidationError
 
 
 class ForkAware(Protocol):
@@ -61,7 +62,7 @@ class Lifetime:
         On any error every connection `pool` opened is closed before it propagates.
         """
         try:
-            with translated(path, busy_timeout), pool.using() as session:
+            with Translated(path, busy_timeout), pool.using() as session:
                 conn = session.check(path)
                 # Schema checks first: a file that is refused must be left byte-for-byte as found.
                 search_backend = _schema.migrate(conn, path, read_only=read_only)
@@ -98,6 +99,57 @@ class Lifetime:
             # view is released now, and unmapped unless a connection of ours still locks the file.
             del guard
             release_unused()
+
+
+def connect(path: str, *, read_only: bool, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
+    """A new connection to the catalog file `path`, as every connection of a catalog is made.
+
+    Transactions are explicit (`BEGIN IMMEDIATE` for every write), the connection may be closed
+    from any thread (only its owning thread uses it otherwise), and `synchronous` is set.
+    """
+    conn = sqlite3.connect(
+        _schema.sqlite_uri(path, read_only=read_only),
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=True,
+    )
+    try:
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except BaseException:
+        conn.close()  # a damaged file can fail here, before the pool tracks the connection
+        raise
+    return conn
+
+
+def open_commits(
+    target: str,
+    options: Mapping[str, object],
+    *,
+    max_staleness: float | None,
+    snapshot_every: int,
+    retention: float | None,
+    settle_seconds: float | None,
+) -> LogCommits | None:
+    """The object-store side of `Catalog.open(target, **options)`: None when `target` is a
+    file (refusing the options only a store takes), else the store's `LogCommits`, opened."""
+    if not isinstance(target, str) or not is_store_url(target):  # bytes: the path check refuses them
+        store_only = {"max_staleness": max_staleness, "retention": retention}
+        store_only["settle_seconds"] = settle_seconds
+        for option, value in store_only.items():
+            if value is not None:
+                raise ValidationError(option, "applies only to a catalog on an object store", value)
+        return None
+    if options.get("read_only"):
+        raise ValidationError("read_only", "is not supported for a catalog on an object store", target)
+    return LogCommits.open(
+        target,
+        create=bool(options.get("create", True)),
+        max_staleness=max_staleness,
+        snapshot_every=snapshot_every,
+        retention=retention,
+        settle_seconds=settle_seconds,
+    )
 
 
 def open_file(path: str, spelled: str, first: bool, *, read_only: bool, create: bool) -> None:

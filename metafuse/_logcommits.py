@@ -27,17 +27,20 @@ log entries before its sequence are deleted, entries oldest first (`CommitLog.tr
 replica that fell further behind than that finds its next entry gone (`LogTruncated`) and starts
 again from the newest snapshot, applied through the same `apply` as a log entry.
 
-The replica records the last entry it applied in the table `log_position`, inside the same
-transactions that apply entries, so the replica and its position never disagree.
+The replica records the last entry it applied in the table `log_position` (`_logposition`),
+inside the same transactions that apply entries, so the replica and its position never disagree.
+
+Three parts live beside this one: `catalog.json`, claimed or checked on open
+(`_catalogmarker`), the snapshots and the retention pass (`_snapshots`), and the replica's
+position (`_logposition`). This module owns the hooks and the replica's catch-up; it may not write
+a dataset's rows itself (it is handed `apply`), nor take the catalog's writer lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -49,7 +52,12 @@ from urllib.parse import urlsplit
 
 from . import _replicas as replicas
 from . import faults
+from ._catalogmarker import MARKER_KEY, MAX_RETENTION, claim_or_check
+from ._logposition import position as _position
+from ._logposition import position_and_commit as _position_and_commit
+from ._logposition import set_position as _set_position
 from ._rows import SELECT_DATASET, decode
+from ._snapshots import Snapshots
 from .errors import (
     CatalogError,
     CatalogFileError,
@@ -60,33 +68,22 @@ from .errors import (
     ValidationError,
 )
 from .objectstore import (
-    CREATE,
-    AlreadyExists,
-    AmbiguousWrite,
     AppendContended,
     CommitLog,
     CommitUnknown,
     LogEntry,
     LogForked,
     LogTruncated,
-    NotFound,
     ObjectStore,
     ObjectStoreError,
-    PreconditionFailed,
-    StoreUnavailable,
     open_store,
     redact,
-    update,
 )
 
 logger = logging.getLogger("metafuse.logcommits")
 
 LOG_FILE_SCHEME = "log+file://"
 """A catalog on a directory used as an object store (tests, a shared file system)."""
-MARKER_KEY = "catalog.json"
-"""Created with `If-None-Match: *` when the catalog is created; names the format."""
-FORMAT = "metafuse-log/1"
-SNAPSHOT_DIR = "snapshots/"
 REPLICA_DIR_PREFIX = replicas.PREFIX
 """Each replica lives in a fresh directory whose name starts so (see `metafuse._replicas`)."""
 REPLICA_ROOT_ENV = "METAFUSE_REPLICA_DIR"
@@ -100,12 +97,8 @@ def replica_root() -> str:
 
 SNAPSHOT_EVERY = 100
 """Default: one snapshot every this many log entries."""
-RETENTION = 86400
-"""Default retention of a new catalog, in seconds: a day (see `LogCommits.expire`)."""
 RESTARTS = 5
 """How many times in a row a catch-up starts again from a newer snapshot before it gives up."""
-MAX_RETENTION = 10 * 365 * 86400
-"""The longest retention a catalog accepts, in seconds: ten years."""
 
 Change = Mapping[str, Any]
 """One dataset's change in a log entry: `{"name", "expected", "dataset"}` (dataset None: deleted)."""
@@ -138,6 +131,8 @@ class LogCommits:
         """The commit log; its `retention` is the catalog's, once `catalog.json` has been read."""
         self.replica_dir = replica_dir
         self.replica_path = os.path.join(replica_dir, "replica.db")
+        self.snapshots = Snapshots(self.url, store, self.log, replica_dir=replica_dir)
+        """The catalog's snapshots and the retention pass over them and the log."""
         self.max_staleness = max_staleness
         self.snapshot_every = snapshot_every
         self._position = 0  # last entry applied, as last seen (the table is the truth)
@@ -231,137 +226,20 @@ class LogCommits:
             commits.log.settle_seconds = float(settle_seconds)
         try:
             with commits._store_errors():
-                commits._claim_or_check(create, retention)
+                commits.log.retention = claim_or_check(
+                    commits.url, commits.log, create=create, retention=retention
+                )
                 commits._bootstrap()
         except BaseException:
             commits.close()
             raise
         return commits
 
-    def _claim_or_check(self, create: bool, retention: float | None) -> None:
-        """Read `catalog.json`, or create it (if `create` and absent); adopt its retention.
-
-        One GET for an existing catalog. A transient fault (a 5xx, a dropped reply) is retried
-        within the log's budget, and an ambiguous create is settled by reading the marker back.
-        """
-        data = self._read_marker()
-        if data is None:
-            if not create:
-                problem = f"does not exist (no {MARKER_KEY}); `metafuse init` creates one"
-                raise CatalogFileError(self.url, problem)
-            chosen = RETENTION if retention is None else retention
-            written = int(chosen) if float(chosen).is_integer() else chosen  # 3600, not 3600.0
-            marker = (json.dumps({"format": FORMAT, "retention_seconds": written}) + "\n").encode()
-            data = self._create_marker(marker)
-        try:
-            value = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            problem = f"is not a MetaFuse catalog ({MARKER_KEY} is not JSON)"
-            raise CatalogFileError(self.url, problem) from None
-        if not isinstance(value, dict) or value.get("format") != FORMAT:
-            raise CatalogFileError(self.url, f"is not a MetaFuse catalog ({MARKER_KEY} names another format)")
-        kept = value.get("retention_seconds")
-        if kept is not None and (
-            isinstance(kept, bool) or not isinstance(kept, (int, float)) or not 0 <= kept <= MAX_RETENTION
-        ):
-            raise CatalogFileError(self.url, f"{MARKER_KEY} has an invalid retention_seconds: {kept!r}")
-        kept = None if kept is None else float(kept)
-        if retention is not None and retention != kept:
-            held = "keeps everything" if kept is None else f"keeps {kept:g} s"
-            raise ValidationError(
-                "retention", f"is fixed when the catalog is created (this one {held})", retention
-            )
-        self.log.retention = kept
-
-    def _read_marker(self) -> bytes | None:
-        """The bytes of `catalog.json`, or None if it is absent (store faults retried)."""
-
-        def get() -> bytes | None:
-            try:
-                return self.store.get(MARKER_KEY).data
-            except NotFound:
-                return None
-
-        return self.log._with_store(get)
-
-    def _create_marker(self, marker: bytes) -> bytes:
-        """Create `catalog.json` as `marker` unless it exists; return what it then holds."""
-        for attempt in range(1, self.log.max_unavailable + 2):
-            try:
-                self.store.put(MARKER_KEY, marker, CREATE)
-                return marker
-            except AlreadyExists:
-                break
-            except (AmbiguousWrite, StoreUnavailable):
-                if attempt > self.log.max_unavailable:
-                    raise
-                found = self._read_marker()  # an ambiguous create may have landed
-                if found is not None:
-                    return found
-                time.sleep(min(1.0, 0.01 * 2**attempt))
-        found = self._read_marker()
-        if found is None:
-            raise CatalogFileError(self.url, f"{MARKER_KEY} was reported to exist, then absent")
-        return found
-
     def _bootstrap(self) -> None:
         """Start the replica from the newest snapshot, if there is one; the log tail follows later."""
-        found = self._download_newest_snapshot(self.replica_path)
+        found = self.snapshots.download_newest(self.replica_path)
         if found is not None:
             self.bootstrapped_from = found[0]
-
-    def _download_newest_snapshot(self, path: str) -> tuple[int, str | None] | None:
-        """Save the newest sound snapshot as `path`; its sequence and last commit id, or None.
-
-        A snapshot that is not a catalog, or whose recorded position is not the one its name
-        says, is passed over with a warning naming its key, for the next older one (and after
-        the oldest, None: the replica then starts from the log's first entry).
-        """
-        passed_over: set[str] = set()
-        for _ in range(5):  # each miss means retention removed it for a newer one: list again
-            keys = [key for key in self._snapshot_keys() if key not in passed_over]
-            missing = False
-            for key in reversed(keys):
-                partial = path + ".download"
-                try:
-                    problem, commit_id = self._fetch_snapshot(key, partial)
-                except NotFound:
-                    missing = True
-                    break
-                if problem is None:
-                    os.replace(partial, path)
-                    return _snapshot_sequence(key), commit_id
-                os.unlink(partial)
-                passed_over.add(key)
-                logger.warning("%s: snapshot %s passed over: %s", self.url, key, problem)
-            if not missing:
-                return None
-        raise StorageError(self.url, "the newest snapshot kept disappearing before it could be read")
-
-    def _fetch_snapshot(self, key: str, path: str) -> tuple[str | None, str | None]:
-        """Download snapshot `key` to `path` and check it: (what is wrong, or None; its commit id).
-
-        Sound means: a catalog that passes `quick_check`, recording the position its name says,
-        and, when log entry at that position is still there, that entry's commit id (a snapshot
-        of another history, a restored backup say, records another). `NotFound` if it is gone.
-        """
-        data, _ = self.store.get(key)
-        with open(path, "wb") as file:
-            file.write(data)
-        sequence = _snapshot_sequence(key)
-        problem, commit_id = _snapshot_problem(path, sequence)
-        if problem is None and commit_id is not None:
-            try:
-                logged = self.log.read(sequence).commit_id
-            except NotFound:
-                logged = commit_id  # deleted by the retention: nothing left to compare with
-            if logged != commit_id:
-                problem = f"records commit {commit_id} at entry {sequence}, but the log holds {logged} there"
-        return problem, commit_id
-
-    def _snapshot_keys(self) -> list[str]:
-        """The snapshots' keys, oldest first; objects that are not named as snapshots are ignored."""
-        return sorted(key for key in self.store.list(SNAPSHOT_DIR) if _SNAPSHOT_KEY.match(key))
 
     def prepare(self, conn: sqlite3.Connection) -> None:
         """Make sure the replica has its `log_position` row (once, right after the schema check)."""
@@ -511,118 +389,6 @@ class LogCommits:
         else:
             self._checked_at = now
 
-    # -- snapshots -------------------------------------------------------------------------
-
-    def write_snapshot(self) -> int:
-        """Upload a compacted copy of the replica as a snapshot; return its sequence (0: none).
-
-        Named by the position recorded inside the copy, so a copy taken while other threads
-        commit is still named truthfully. Created only if absent: two writers racing to write
-        the same snapshot upload identical content, and the loser's copy is simply dropped.
-        """
-        copy = os.path.join(self.replica_dir, f"snapshot-{threading.get_ident()}.db")
-        try:
-            conn = sqlite3.connect(self.replica_path, isolation_level=None)
-            try:
-                conn.execute("VACUUM INTO ?", (copy,))
-            finally:
-                conn.close()
-            check = sqlite3.connect(copy)
-            try:
-                sequence = _position(check)
-            finally:
-                check.close()
-            if sequence == 0:
-                return 0
-            with open(copy, "rb") as file:
-                data = file.read()
-            key = f"{SNAPSHOT_DIR}{sequence:020d}.db"
-            with self._store_errors():
-                try:
-                    self.store.put(key, data, CREATE)
-                except AlreadyExists:
-                    self._replace_if_unsound(key, data)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(copy)
-        return sequence
-
-    def _replace_if_unsound(self, key: str, data: bytes) -> None:
-        """Another object holds snapshot name `key`: a racing writer's copy (kept), or something
-        that is not a sound snapshot (replaced by `data`, only if unchanged since it was read)."""
-        check = os.path.join(self.replica_dir, f"existing-{threading.get_ident()}.db")
-        try:
-            tag = self.store.head(key).tag
-            problem, _ = self._fetch_snapshot(key, check)
-        except NotFound:
-            return
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(check)
-        if problem is not None:
-            logger.warning("%s: snapshot %s replaced: %s", self.url, key, problem)
-            with contextlib.suppress(PreconditionFailed, NotFound):
-                self.store.put(key, data, update(tag))
-
-    def expire(self, now: float | None = None) -> tuple[int, int]:
-        """Delete what the retention no longer keeps; return (snapshots, log entries) deleted.
-
-        Keeps the newest snapshot at least `retention` seconds old (by the store's clock
-        against `now`, default this machine's), every snapshot after it, and every log entry
-        from its sequence on; deletes the older snapshots, then the older entries oldest first.
-        So anything a client could still need is kept while it is younger than the retention:
-        a bootstrap that listed the snapshots, a catch-up from an older snapshot, and a
-        writer between finding the log's end and appending after it (`CommitLog`).
-        Runs after each snapshot; a catalog created without a retention deletes nothing.
-        """
-        retention = self.log.retention
-        if retention is None:
-            return 0, 0
-        moment = time.time() if now is None else now
-        with self._store_errors():
-            # One listing gives every snapshot's time: no HEAD per snapshot.
-            listed = [meta for meta in self.store.list_meta(SNAPSHOT_DIR) if _SNAPSHOT_KEY.match(meta.key)]
-            listed.sort(key=lambda meta: meta.key)
-            keys = [meta.key for meta in listed]
-            old_enough = [
-                i for i in range(len(listed) - 1, -1, -1) if moment - listed[i].modified >= retention
-            ]
-            if not old_enough:
-                return 0, 0
-            oldest, end = self.log.oldest(), self.log.latest()
-            if old_enough[0] == 0 and (oldest is None or oldest >= _snapshot_sequence(keys[0])):
-                return 0, 0  # nothing before the snapshot to keep: nothing to delete
-            keep = None
-            for index in old_enough:  # the newest old enough that is sound and within the log
-                problem = self._unsound_to_keep(keys[index], end)
-                if problem is None:
-                    keep = index
-                    break
-                logger.warning(
-                    "%s: snapshot %s not kept by the retention: %s", self.url, keys[index], problem
-                )
-            if keep is None:
-                return 0, 0
-            for key in keys[:keep]:
-                self.store.delete(key)
-            # The newest entry always stays: a number the retention deleted has later entries.
-            entries = self.log.truncate(below=min(_snapshot_sequence(keys[keep]), end))
-        return keep, entries
-
-    def _unsound_to_keep(self, key: str, end: int) -> str | None:
-        """Why snapshot `key` must not be the one the retention keeps (None: it may be)."""
-        if _snapshot_sequence(key) > end:
-            return f"names entry {_snapshot_sequence(key)}, past the log's end ({end})"
-        check = os.path.join(self.replica_dir, f"expire-{threading.get_ident()}.db")
-        try:
-            problem, _ = self._fetch_snapshot(key, check)
-        except NotFound:
-            return "gone"
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(check)
-        return problem
-
     def _restart_from_snapshot(self, conn: sqlite3.Connection, apply: Applier) -> tuple[int, str | None]:
         """Make the replica the newest snapshot, inside the open transaction; return its position
         (sequence and commit id).
@@ -634,7 +400,7 @@ class LogCommits:
         position = _position(conn)
         download = os.path.join(self.replica_dir, f"restart-{threading.get_ident()}.db")
         try:
-            found = self._download_newest_snapshot(download)
+            found = self.snapshots.download_newest(download)
             if found is None or found[0] <= position:
                 raise StorageError(
                     self.url, f"the log's entries after {position} are gone and no newer snapshot holds them"
@@ -661,6 +427,24 @@ class LogCommits:
             sequence,
         )
         return sequence, commit_id
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def write_snapshot(self) -> int:
+        """Upload a compacted copy of the replica as a snapshot; return its sequence (0: none).
+
+        See `Snapshots.write`; store failures raise `StorageError` naming the catalog.
+        """
+        with self._store_errors():
+            return self.snapshots.write()
+
+    def expire(self, now: float | None = None) -> tuple[int, int]:
+        """Delete what the retention no longer keeps; return (snapshots, log entries) deleted.
+
+        Runs after each snapshot; see `Snapshots.expire`. Store failures raise `StorageError`.
+        """
+        with self._store_errors():
+            return self.snapshots.expire(now)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -701,55 +485,6 @@ class _StoreErrors:
             raise StorageError(self.url, f"gave up after losing {error} log numbers in a row") from None
         if isinstance(error, ObjectStoreError):
             raise StorageError(self.url, f"object store failed: {error}") from None
-
-
-def _position(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT sequence FROM log_position WHERE id = 1").fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def _position_and_commit(conn: sqlite3.Connection) -> tuple[int, str | None]:
-    """The last entry the replica applied and its commit id (None: not known, an older replica)."""
-    row = conn.execute("SELECT sequence, commit_id FROM log_position WHERE id = 1").fetchone()
-    return (0, None) if row is None else (int(row[0]), None if row[1] is None else str(row[1]))
-
-
-def _set_position(conn: sqlite3.Connection, sequence: int, commit_id: str | None) -> None:
-    conn.execute("UPDATE log_position SET sequence = ?, commit_id = ? WHERE id = 1", (sequence, commit_id))
-
-
-_SNAPSHOT_KEY = re.compile(r"^" + re.escape(SNAPSHOT_DIR) + r"\d{20}\.db$")
-
-
-def _snapshot_sequence(key: str) -> int:
-    return int(os.path.basename(key)[: -len(".db")])
-
-
-def _snapshot_problem(path: str, sequence: int) -> tuple[str | None, str | None]:
-    """What is wrong with the snapshot file at `path` named for `sequence` (None: sound), and
-    the commit id it records for that entry."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        return f"cannot be opened ({error})", None
-    try:
-        check = conn.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            return f"fails SQLite's quick_check ({check[0] if check else 'no answer'})", None
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(log_position)")}
-        if "sequence" not in columns:
-            return "has no log position: not a catalog snapshot", None
-        query = "SELECT sequence, commit_id" if "commit_id" in columns else "SELECT sequence, NULL"
-        row = conn.execute(query + " FROM log_position WHERE id = 1").fetchone()
-        if row is None or row[0] != sequence:
-            recorded = None if row is None else row[0]
-            return f"records position {recorded}, not the {sequence} its name says", None
-        conn.execute(SELECT_DATASET + " LIMIT 1").fetchall()
-        return None, None if row[1] is None else str(row[1])
-    except sqlite3.Error as error:
-        return f"is not a catalog snapshot ({error})", None
-    finally:
-        conn.close()
 
 
 def _changes(entry: LogEntry) -> list[Change]:

@@ -2,7 +2,8 @@
 
 Owns the check a read makes before it runs on a store catalog (`ReplicaSync.before_read`: has
 the log moved?), the catch-up that follows, what a transaction read (for the store's
-serializability check), and `apply_changes`, which turns log entries into rows of the replica.
+serializability check), and `apply_changes`, which turns log entries into rows of the replica;
+and so the connection every read runs on (`ReplicaSync.statement`), on a file as on a store.
 It may not decide when a transaction begins or commits (it is handed the way to open one), talk
 to the store except through `LogCommits`, or touch a catalog file that is not a replica.
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from . import _rowwrites as rows
-from ._connections import ConnectionPool
+from ._connections import ConnectionPool, Session
 from ._guard import FreshnessGuard
 from ._lifecycle import Lifetime
 from ._logcommits import Change, LogCommits
-from .errors import CatalogClosedError
+from ._rows import SELECT_DATASET, decode
+from .errors import CatalogClosedError, CatalogFileError
 from .model import Dataset
 
 
@@ -60,7 +62,7 @@ def describe_freshness(guard: FreshnessGuard | None, commits: LogCommits | None)
 
 
 class ReplicaSync:
-    """Keeps a store catalog's reads linearizable; does nothing for a catalog file.
+    """Keeps a store catalog's reads linearizable; hands every catalog's reads their connection.
 
     Safe under concurrent use: `LogCommits.before_read` lets one thread catch up at a time, and
     what a transaction read is kept on the calling thread's own `Session`.
@@ -72,11 +74,41 @@ class ReplicaSync:
         pool: ConnectionPool,
         lifetime: Lifetime,
         transaction: Callable[[], contextlib.AbstractContextManager[None]],
+        errors: Callable[[Session], contextlib.AbstractContextManager[None]],
+        path: str,
     ) -> None:
         self.commits = commits
         self.pool = pool
         self.lifetime = lifetime
         self.transaction = transaction
+        self.errors = errors
+        self.path = path
+
+    @contextlib.contextmanager
+    def statement(self, *, synced: bool = False, reads_all: bool = False) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, held for one read, with SQLite errors translated.
+
+        On an object store, the replica first catches up with the log (unless `synced`: the
+        caller already did), so the read reflects every commit acknowledged before it started;
+        a read that `reads_all` datasets (a listing, a search, a count) inside a transaction
+        makes that transaction depend on every dataset (see `note_read`). In a forked child
+        that may not use the file, `CatalogFileError`.
+        """
+        if self.commits is not None and not synced:
+            self.before_read()
+        refused = self.pool.refused(writing=False)
+        if refused is not None:
+            raise CatalogFileError(self.path, refused)
+        with self.pool.using() as session, self.errors(session):
+            if reads_all and session.depth and self.commits is not None:
+                session.read_all = True
+            yield session.check(self.path)
+
+    def read_stored(self, name: str) -> Dataset | None:
+        """`name` as the database holds it, never from the cache (`Catalog.update`'s last attempt)."""
+        with self.statement() as conn:
+            row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
+        return None if row is None else decode(row)
 
     def before_read(self) -> None:
         """Catch the replica up with the log before a read (not inside this thread's transaction)."""

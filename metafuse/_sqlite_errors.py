@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .errors import BusyError, CatalogError, CatalogFileError, StorageError
 
@@ -32,24 +31,38 @@ def translate(error: sqlite3.Error, path: str, busy_timeout: float) -> CatalogEr
     return None
 
 
-@contextlib.contextmanager
-def translated(
-    path: str, busy_timeout: float, on_error: Callable[[sqlite3.Error], None] | None = None
-) -> Iterator[None]:
-    """Turn every `sqlite3` error inside the block into a `CatalogError` naming `path`.
+class Translated:
+    """A block in which every `sqlite3` error becomes a `CatalogError` naming `path`.
 
     `on_error(error)` runs first (a transaction notes that SQLite ended it); an error that
     `translate` does not know is reported as an unexpected failure of the file, never raw.
+    Keeps nothing between blocks, so one instance may guard any number of blocks, in any
+    threads at once. A plain class rather than a generator: every read enters one.
     """
-    try:
-        yield
-    except sqlite3.Error as error:
-        if on_error is not None:
-            on_error(error)
-        result = translate(error, path, busy_timeout)
+
+    __slots__ = ("busy_timeout", "on_error", "path")
+
+    def __init__(
+        self, path: str, busy_timeout: float, on_error: Callable[[sqlite3.Error], None] | None = None
+    ) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.on_error = on_error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if not isinstance(error, sqlite3.Error):
+            return
+        if self.on_error is not None:
+            self.on_error(error)
+        result = translate(error, self.path, self.busy_timeout)
         if result is None:
-            result = CatalogFileError(path, f"SQLite failed unexpectedly ({type(error).__name__}: {error})")
-        _log.debug("%s: %s", path, result)
+            result = CatalogFileError(
+                self.path, f"SQLite failed unexpectedly ({type(error).__name__}: {error})"
+            )
+        _log.debug("%s: %s", self.path, result)
         raise result from error
 
 

@@ -3,35 +3,40 @@
 Owns one catalog's writer lock and the life of a write transaction on the calling thread's
 connection: the outermost block (with the store's hooks at its two edges, `LogCommits.begin`
 and `LogCommits.publish`), nested blocks as SAVEPOINTs, rolling back on any exception, noticing
-when SQLite ended the transaction itself, and translating SQLite's errors. The file and store
-paths share every step here; only the two hooks differ. It may not decide what a write changes
-(callers run their SQL inside), batch writes of several threads (see `_groupcommit`), or touch
-the cache except through `CommitAccounting`.
+when SQLite ended the transaction itself, and translating SQLite's errors; and running a
+write's SQL (`write`, `in_session`) with the marker that accounts for what it changes. The file
+and store paths share every step here; only the two hooks differ. It may not decide what a
+write changes (callers hand in their SQL as a body), batch writes of several threads (see
+`_groupcommit`), or touch the cache except through `CommitAccounting`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from . import faults
-from ._accounting import CommitAccounting
+from ._accounting import CommitAccounting, Marker
 from ._connections import ConnectionPool, Session
 from ._fairlock import FairLock
 from ._lifecycle import Lifetime
 from ._logcommits import Change, LogCommits
 from ._replicasync import apply_changes
-from ._sqlite_errors import translated
+from ._sqlite_errors import Translated
 from .errors import BusyError, CatalogFileError, TransactionAbortedError
 
 log = logging.getLogger("metafuse.catalog")
+
+T = TypeVar("T")
 
 
 class Held:
@@ -63,9 +68,12 @@ class Transactions:
     lifetime: Lifetime
     accounting: CommitAccounting
     write_lock: threading.Lock | FairLock = dataclasses.field(init=False)
+    translated: Translated = dataclasses.field(init=False)
+    """The translator of SQLite's errors for blocks outside a transaction (see `errors`)."""
 
     def __post_init__(self) -> None:
         self.write_lock = self._new_write_lock()
+        self.translated = Translated(self.path, self.busy_timeout)
 
     def _new_write_lock(self) -> threading.Lock | FairLock:
         # On an object store the lock is held across network round trips: first come, first
@@ -221,12 +229,30 @@ class Transactions:
         if reason is not None:
             raise TransactionAbortedError(self.path, reason)
 
-    def errors(self, session: Session | None = None) -> contextlib.AbstractContextManager[None]:
-        """Turn every `sqlite3` error into a `CatalogError`; note a transaction SQLite ended."""
-        if session is None:
-            return translated(self.path, self.busy_timeout)
+    def errors(self, session: Session | None = None) -> Translated:
+        """Turn every `sqlite3` error into a `CatalogError`; note a transaction SQLite ended.
 
-        def note(error: sqlite3.Error) -> None:
-            self.lost(session, cause=f"{error}")
+        Only a session inside a transaction has one to note (`lost` leaves any other alone), so
+        every other block, a read's above all, shares one translator and allocates nothing.
+        """
+        if session is None or not session.depth:
+            return self.translated
+        return Translated(self.path, self.busy_timeout, functools.partial(self._note_lost, session))
 
-        return translated(self.path, self.busy_timeout, note)
+    def _note_lost(self, session: Session, error: sqlite3.Error) -> None:
+        self.lost(session, cause=f"{error}")
+
+    def write(self, body: Callable[[sqlite3.Connection, Marker], T]) -> T:
+        """Run a write's SQL, `body(conn, mark)`, in a transaction of its own (a SAVEPOINT of the
+        calling thread's open one), SQLite's errors translated; see `in_session`."""
+        with self.transaction(), self.pool.using() as session:
+            return self.in_session(session, body)
+
+    def in_session(self, session: Session, body: Callable[[sqlite3.Connection, Marker], T]) -> T:
+        """Run `body(conn, mark)` in `session`'s open transaction, SQLite's errors translated.
+
+        `mark(name, version_before)` must be called before the body changes a dataset's rows
+        (`CommitAccounting.mark`): that is what makes the commit drop cached copies everywhere.
+        """
+        with self.errors(session):
+            return body(session.check(self.path), self.accounting.marker(session))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -26,15 +25,6 @@ OnConflict = Callable[[ConflictError, int], None]
 Read = Callable[[str], "Dataset | None"]
 Save = Callable[[Dataset, int], Dataset]
 """Save a dataset if its stored version is the one given (`Catalog.save`)."""
-
-
-def check_delay(what: str, value: object) -> float:
-    """A delay in seconds from 0 to 3600, else `ValidationError` naming `what`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(what, "must be a finite number of seconds", value)
-    if not 0 <= value <= 3600:
-        raise ValidationError(what, "must be from 0 to 3600 seconds", value)
-    return float(value)
 
 
 def optimistic(
@@ -110,3 +100,52 @@ def _proposed(proposed: object, name: str) -> Dataset:
     if proposed.name != name:
         raise ValidationError("update change", "must not rename the dataset", proposed.name)
     return proposed
+
+
+class Updates:
+    """The updates of one catalog: runs `Catalog.update`'s attempts and counts pessimistic ones.
+
+    Handed the catalog's `transaction` once and its read and save verbs with each update, so it
+    holds no reference back to the catalog. `pessimistic_updates` only grows.
+    """
+
+    def __init__(
+        self, *, transaction: Callable[[], contextlib.AbstractContextManager[None]], on_store: bool
+    ) -> None:
+        self.transaction = transaction
+        self.on_store = on_store
+        self.pessimistic_updates = 0
+        """Updates that needed their last attempt (`CatalogStats.pessimistic_updates`)."""
+
+    def run(
+        self,
+        name: str,
+        change: Change,
+        limits: tuple[int, float, float],
+        on_conflict: OnConflict | None,
+        *,
+        read: Read,
+        read_stored: Read,
+        save: Save,
+    ) -> Dataset:
+        """`Catalog.update` with its arguments checked: optimistic attempts, then the pessimistic one.
+
+        `limits` is (max_attempts, backoff, max_backoff); `read` may come from the cache,
+        `read_stored` never does.
+        """
+
+        def last(attempt: int) -> Dataset:
+            stored = pessimistic(
+                name,
+                change,
+                on_conflict,
+                attempt,
+                transaction=self.transaction,
+                read_stored=read_stored,
+                save=save,
+                on_store=self.on_store,
+            )
+            self.pessimistic_updates += 1
+            return stored
+
+        return optimistic(name, change, *limits, on_conflict, read=read, save=save, last=last)

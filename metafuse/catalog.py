@@ -2,7 +2,8 @@
 
 Owns the public verbs and their arguments: each verb validates what it is given and hands the
 work to the module that owns it (`_transactions`, `_groupcommit`, `_rowwrites`, `_queries`,
-`_updates`, `_replicasync`, `_lifecycle`), wiring those parts together when a catalog opens.
+`_updates`, `_replicasync`, `_lifecycle`, `_stats`), wiring those parts together when a
+catalog opens.
 It may not hold the logic of those parts: no transaction steps, no row SQL, no commit
 accounting here; and no module below it imports it.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
-import datetime as _dt
+import functools
 import logging
 import os
 import sqlite3
@@ -23,19 +24,18 @@ from . import _queries as queries
 from . import _rowwrites as rows
 from . import _schema, faults, limits, validation
 from . import _updates as updates
-from ._accounting import CommitAccounting
+from ._accounting import CommitAccounting, Marker
 from ._cache import DatasetCache
-from ._connections import ConnectionPool, Session
+from ._connections import ConnectionPool
 from ._groupcommit import GroupCommit
-from ._guard import FreshnessGuard
-from ._lifecycle import Lifetime, open_file, register
-from ._logcommits import LogCommits, is_store_url
-from ._replicasync import ReplicaSync, describe_freshness
+from ._lifecycle import Lifetime, connect, open_commits, open_file, register
+from ._logcommits import LogCommits
+from ._replicasync import ReplicaSync
 from ._rows import SELECT_DATASET, decode
+from ._stats import CatalogStats, gather
 from ._transactions import Transactions
 from .errors import (
     CatalogClosedError,
-    CatalogFileError,
     CommitUnknownError,
     ConflictError,
     ValidationError,
@@ -57,36 +57,6 @@ class LineageEdge:
     downstream: str
     upstream: str
     depth: int
-
-
-@dataclasses.dataclass(frozen=True)
-class CatalogStats:
-    """A snapshot of one `Catalog` object's resources and cache counters."""
-
-    path: str
-    open_connections: int
-    cache_size: int
-    cache_capacity: int
-    cache_hits: int
-    cache_misses: int
-    cache_invalidations: int
-    cache_freshness: str
-    search_backend: str
-    pessimistic_updates: int = 0
-    """Updates that needed their last attempt, made under the writer lock (see `Catalog.update`)."""
-    group_commits: int = 0
-    """Transactions that committed the writes of several threads at once (see `Catalog.save`)."""
-    grouped_writes: int = 0
-    """Writes committed in those transactions: grouped_writes / group_commits is writes per fsync."""
-    location: str = ""
-    """What the catalog was opened on: `path`, or the object store's URL (`path` is then the replica)."""
-    retention_seconds: float | None = None
-    """On an object store, how long snapshots and the log entries they cover are kept (see
-    `Catalog.open`); None for a local file, and for a store catalog made without one (it keeps all)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the snapshot as plain values."""
-        return dataclasses.asdict(self)
 
 
 class Catalog:
@@ -124,10 +94,7 @@ class Catalog:
         self._commits = _commits
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValidationError("cache_size", "must be a whole number >= 0", cache_size)
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
-            raise ValidationError("busy_timeout", "must be a number of seconds", busy_timeout)
-        if not 0 <= busy_timeout <= 3600:
-            raise ValidationError("busy_timeout", "must be from 0 to 3600 seconds", busy_timeout)
+        validation.seconds("busy_timeout", busy_timeout)
         mode = str(synchronous).upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValidationError("synchronous", f"must be one of {SYNCHRONOUS_MODES}", synchronous)
@@ -141,14 +108,20 @@ class Catalog:
 
     def _open(self, spelled: str, first: bool, *, read_only: bool, create: bool, cache_size: int) -> None:
         open_file(self.path, spelled, first, read_only=read_only, create=create)
-        self._pessimistic = 0
         self._life = Lifetime()
-        self._pool = ConnectionPool(self.path, self._connect)
+        connector = functools.partial(
+            connect,
+            self.path,
+            read_only=read_only,
+            busy_timeout=self.busy_timeout,
+            synchronous=self.synchronous,
+        )
+        self._pool = ConnectionPool(self.path, connector)
         self._search_backend = self._life.start(
             self._pool,
             self.path,
             spelled,
-            self._connect,
+            connector,
             busy_timeout=self.busy_timeout,
             read_only=read_only,
             commits=self._commits,
@@ -161,7 +134,17 @@ class Catalog:
             self.path, self.busy_timeout, read_only, self._pool, self._commits, self._life, self._accounting
         )
         self._writes = GroupCommit(self._transactions, self._pool, self._commits)
-        self._replica = ReplicaSync(self._commits, self._pool, self._life, self._transactions.transaction)
+        self._replica = ReplicaSync(
+            self._commits,
+            self._pool,
+            self._life,
+            self._transactions.transaction,
+            self._transactions.errors,
+            self.path,
+        )
+        self._updates = updates.Updates(
+            transaction=self._transactions.transaction, on_store=self._commits is not None
+        )
         path = self.path
         self._pool.when_empty(lambda: _schema.unregister(path))
         register(self)
@@ -192,23 +175,16 @@ class Catalog:
         raises `CommitUnknownError` (see `settle`).
         """
         text = os.fspath(target)
-        if not isinstance(text, str) or not is_store_url(text):
-            store_only = {"max_staleness": max_staleness, "retention": retention}
-            store_only["settle_seconds"] = settle_seconds
-            for option, value in store_only.items():
-                if value is not None:
-                    raise ValidationError(option, "applies only to a catalog on an object store", value)
-            return cls(text, **options)
-        if options.get("read_only"):
-            raise ValidationError("read_only", "is not supported for a catalog on an object store", text)
-        commits = LogCommits.open(
+        commits = open_commits(
             text,
-            create=bool(options.get("create", True)),
+            options,
             max_staleness=max_staleness,
             snapshot_every=snapshot_every,
             retention=retention,
             settle_seconds=settle_seconds,
         )
+        if commits is None:
+            return cls(text, **options)
         try:
             return cls(commits.replica_path, **{**options, "create": True}, _commits=commits)
         except BaseException:
@@ -219,21 +195,6 @@ class Catalog:
     def location(self) -> str:
         """What this catalog was opened on: its file's path, or its object store's URL."""
         return self.path if self._commits is None else self._commits.url
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            _schema.sqlite_uri(self.path, read_only=self.read_only),
-            timeout=self.busy_timeout,
-            isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE for every write
-            check_same_thread=False,  # only the owning thread uses it; close() may come from any
-            uri=True,
-        )
-        try:
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except BaseException:
-            conn.close()  # a damaged file can fail here, before the pool tracks the connection
-            raise
-        return conn
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -259,7 +220,8 @@ class Catalog:
 
     def get(self, name: str) -> Dataset | None:
         """Return the dataset called `name`, or None. Never older than an acknowledged write."""
-        if self._commits is not None:
+        on_store = self._commits is not None
+        if on_store:
             self._replica.before_read()
         guard = self._life.guard
         if guard is None and self._life.closed and not faults.active("close_unguarded"):
@@ -268,15 +230,17 @@ class Catalog:
             # A cached entry's name was valid when stored: a hit needs no re-validation.
             cached = self._cache.get(name, guard)
             if cached is not None:
-                self._replica.note_read(name, cached)
+                if on_store:
+                    self._replica.note_read(name, cached)
                 return cached
         validation.dataset_name(name)
         # Stamp before reading the database: see metafuse._guard.
         stamp = guard.stamp(name) if guard is not None else None
-        with self._statement(synced=True) as conn:
+        with self._replica.statement(synced=True) as conn:
             row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
         dataset = None if row is None else decode(row)
-        self._replica.note_read(name, dataset)
+        if on_store:
+            self._replica.note_read(name, dataset)
         if dataset is None:
             return None
         if stamp is not None:
@@ -301,7 +265,7 @@ class Catalog:
             None if after is None else validation.dataset_name(after, "after"),
             validation.positive_int("limit", limit, limits.PAGE_MAX),
         )
-        with self._statement(reads_all=True) as conn:
+        with self._replica.statement(reads_all=True) as conn:
             return [decode(row) for row in conn.execute(sql, params)]
 
     def search(self, query: str, *, limit: int = 100) -> builtins.list[Dataset]:
@@ -311,7 +275,7 @@ class Catalog:
         """
         validation.search_query(query)
         validation.positive_int("limit", limit, limits.PAGE_MAX)
-        with self._statement(reads_all=True) as conn:
+        with self._replica.statement(reads_all=True) as conn:
             if self._search_backend != "fts5":
                 return queries.search_like(conn, query, limit)
             return queries.search_fts5(conn, query, limit, self.path, self.busy_timeout)
@@ -328,7 +292,7 @@ class Catalog:
         validation.positive_int("depth", depth, limits.LINEAGE_DEPTH_MAX)
         if direction not in ("upstream", "downstream"):
             raise ValidationError("direction", "must be 'upstream' or 'downstream'", direction)
-        with self._statement(reads_all=True) as conn:
+        with self._replica.statement(reads_all=True) as conn:
             edges = queries.lineage(conn, name, direction, depth)
         return [LineageEdge(*edge) for edge in edges]
 
@@ -340,44 +304,38 @@ class Catalog:
         the replica has applied): the same for every client at the same point of the log,
         whether its replica started from a snapshot or replayed the log.
         """
-        with self._statement(reads_all=True) as conn:
+        with self._replica.statement(reads_all=True) as conn:
             query = queries.CATALOG_VERSION if self._commits is None else queries.LOG_POSITION
             return int(conn.execute(query).fetchone()[0])
 
     @property
     def count(self) -> int:
         """Number of datasets in the catalog."""
-        with self._statement(reads_all=True) as conn:
+        with self._replica.statement(reads_all=True) as conn:
             return int(conn.execute("SELECT count(*) FROM datasets").fetchone()[0])
 
     def stats(self) -> CatalogStats:
         """Return this object's open connections and cache counters (used to find leaks)."""
-        cache = self._cache.stats()
-        return CatalogStats(
-            path=self.path,
-            open_connections=self._pool.open_count,
-            cache_size=cache.size,
-            cache_capacity=cache.capacity,
-            cache_hits=cache.hits,
-            cache_misses=cache.misses,
-            cache_invalidations=cache.invalidations,
-            cache_freshness=describe_freshness(self._life.guard, self._commits),
-            search_backend=self._search_backend,
-            pessimistic_updates=self._pessimistic,
-            group_commits=self._writes.group_commits,
-            grouped_writes=self._writes.grouped_writes,
-            location=self.location,
-            retention_seconds=None if self._commits is None else self._commits.log.retention,
+        return gather(
+            self.path,
+            self.location,
+            self._search_backend,
+            self._life.guard,
+            self._commits,
+            self._pool,
+            self._cache,
+            self._updates,
+            self._writes,
         )
 
     def integrity_check(self) -> builtins.list[str]:
         """Run `PRAGMA integrity_check`; `["ok"]` means the file is intact."""
-        with self._statement() as conn:
+        with self._replica.statement() as conn:
             return [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
 
     def checkpoint(self) -> bool:
         """Run a TRUNCATE WAL checkpoint; False if a reader or writer kept it from completing."""
-        with self._statement() as conn:
+        with self._replica.statement() as conn:
             busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         return int(busy) == 0
 
@@ -419,9 +377,7 @@ class Catalog:
         """Add many new datasets in one transaction: all of them, or none on any error."""
         checked = [_checked(dataset) for dataset in datasets]
         stamp = rows.now()
-        with self.transaction(), self._pool.using() as session, self._sqlite_errors(session):
-            conn = session.check(self.path)
-            return rows.insert_new(conn, checked, stamp, self._marker(session))
+        return self._transactions.write(lambda conn, mark: rows.insert_new(conn, checked, stamp, mark))
 
     def save(self, dataset: Dataset, *, expected_version: int) -> Dataset:
         """Replace a dataset if its stored version is `expected_version`; return the new one.
@@ -432,17 +388,11 @@ class Catalog:
         dataset = _checked(dataset)
         validation.version("expected_version", expected_version)
         stamp = rows.now()
-        return self._writes.run(lambda session: self._save_in(session, dataset, expected_version, stamp))
 
-    def _save_in(
-        self, session: Session, dataset: Dataset, expected_version: int, stamp: _dt.datetime
-    ) -> Dataset:
-        """The body of `save`, inside an open write transaction (or a savepoint of one)."""
-        with self._sqlite_errors(session):
-            conn = session.check(self.path)
-            return rows.replace(
-                conn, dataset, expected_version, stamp, self._marker(session), self._cache.invalidate
-            )
+        def replace(conn: sqlite3.Connection, mark: Marker) -> Dataset:
+            return rows.replace(conn, dataset, expected_version, stamp, mark, self._cache.invalidate)
+
+        return self._writes.run(lambda session: self._transactions.in_session(session, replace))
 
     def update(
         self,
@@ -477,43 +427,17 @@ class Catalog:
         during its pessimistic attempts.
         """
         validation.positive_int("max_attempts", max_attempts, 1_000_000)
-        updates.check_delay("backoff", backoff)
-        updates.check_delay("max_backoff", max_backoff)
-
-        def save(dataset: Dataset, expected_version: int) -> Dataset:
-            return self.save(dataset, expected_version=expected_version)
-
-        def pessimistic(attempt: int) -> Dataset:
-            stored = updates.pessimistic(
-                name,
-                change,
-                on_conflict,
-                attempt,
-                transaction=self.transaction,
-                read_stored=self._read_stored,
-                save=save,
-                on_store=self._commits is not None,
-            )
-            self._pessimistic += 1
-            return stored
-
-        return updates.optimistic(
+        validation.seconds("backoff", backoff)
+        validation.seconds("max_backoff", max_backoff)
+        return self._updates.run(
             name,
             change,
-            max_attempts,
-            backoff,
-            max_backoff,
+            (max_attempts, backoff, max_backoff),
             on_conflict,
             read=self.get,
-            save=save,
-            last=pessimistic,
+            read_stored=self._replica.read_stored,
+            save=lambda dataset, expected: self.save(dataset, expected_version=expected),
         )
-
-    def _read_stored(self, name: str) -> Dataset | None:
-        """`name` as the database holds it, never from the cache."""
-        with self._statement() as conn:
-            row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
-        return None if row is None else decode(row)
 
     def delete(self, name: str, *, expected_version: int) -> None:
         """Delete a dataset if its stored version is `expected_version`.
@@ -523,42 +447,11 @@ class Catalog:
         """
         validation.dataset_name(name)
         validation.version("expected_version", expected_version)
-        with self.transaction(), self._pool.using() as session, self._sqlite_errors(session):
-            conn = session.check(self.path)
-            rows.remove(conn, name, expected_version, self._marker(session), self._cache.invalidate)
+        self._transactions.write(
+            lambda conn, mark: rows.remove(conn, name, expected_version, mark, self._cache.invalidate)
+        )
 
     # -- internals ---------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _statement(self, *, synced: bool = False, reads_all: bool = False) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, held for one call, with SQLite errors translated.
-
-        On an object store, the replica first catches up with the log (unless `synced`: the
-        caller already did), so the read reflects every commit acknowledged before it started;
-        a read that `reads_all` datasets (a listing, a search, a count) inside a transaction
-        makes that transaction depend on every dataset (see `ReplicaSync.note_read`).
-        """
-        if self._commits is not None and not synced:
-            self._replica.before_read()
-        refused = self._pool.refused(writing=False)
-        if refused is not None:
-            raise CatalogFileError(self.path, refused)
-        with self._pool.using() as session, self._sqlite_errors(session):
-            if reads_all and session.depth and self._commits is not None:
-                session.read_all = True
-            yield session.check(self.path)
-
-    def _marker(self, session: Session) -> Callable[[str, int | None], None]:
-        """How row writes in `session`'s transaction report each dataset they change."""
-        return lambda name, before: self._accounting.mark(session, name, before)
-
-    def _sqlite_errors(self, session: Session | None = None) -> contextlib.AbstractContextManager[None]:
-        """Turn every `sqlite3` error into a `CatalogError`; note a transaction SQLite ended."""
-        return self._transactions.errors(session)
-
-    @property
-    def _guard(self) -> FreshnessGuard | None:
-        return self._life.guard
 
     def _after_fork_in_child(self) -> None:
         self._transactions.after_fork_in_child()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, TextIO, cast
 
 from . import __version__, faults
+from ._catalogmarker import MAX_RETENTION, RETENTION
 from ._cli_base import (
     EXIT_BUSY,
     EXIT_FAILED,
@@ -25,7 +26,6 @@ from ._cli_base import (
     file_path,
     whole_number,
 )
-from ._logcommits import MAX_RETENTION, RETENTION
 from .catalog import DEFAULT_PATH, Catalog
 from .errors import BusyError, CatalogError, ConflictError, NotFoundError, ValidationError
 from .model import Dataset

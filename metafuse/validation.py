@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from collections.abc import Iterable
@@ -139,3 +140,12 @@ def positive_int(what: str, value: object, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise ValidationError(what, f"must be a whole number from 1 to {maximum}", value)
     return value
+
+
+def seconds(what: str, value: object, maximum: float = 3600) -> float:
+    """Return `value` as a float if it is a finite number of seconds from 0 to `maximum`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(what, "must be a finite number of seconds", value)
+    if not 0 <= value <= maximum:
+        raise ValidationError(what, f"must be from 0 to {maximum:g} seconds", value)
+    return float(value)

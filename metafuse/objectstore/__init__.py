@@ -12,6 +12,7 @@ Standard library only, except `S3Store`, which imports boto3 when it is construc
 from __future__ import annotations
 
 from ._base import CREATE, OVERWRITE, GetResult, ObjectMeta, ObjectStore, PutMode, check_key, update
+from ._entries import AppendResult, LogEntry
 from ._redact import redact
 from .errors import (
     AlreadyExists,
@@ -31,7 +32,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .local import LocalDirStore
-from .log import AppendResult, CommitLog, LogEntry
+from .log import CommitLog
 from .url import open_store
 
 __all__ = [

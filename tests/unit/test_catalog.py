@@ -68,6 +68,7 @@ def test_accepts_str_path_and_lowercase_synchronous(tmp_path: Path) -> None:
         ({"busy_timeout": 3600.5}, "busy_timeout"),
         ({"busy_timeout": "5"}, "busy_timeout"),
         ({"busy_timeout": True}, "busy_timeout"),
+        ({"busy_timeout": float("nan")}, "busy_timeout"),
         ({"synchronous": "OFF"}, "synchronous"),
         ({"synchronous": "EXTRA"}, "synchronous"),
     ],

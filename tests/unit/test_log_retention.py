@@ -334,7 +334,7 @@ def test_a_snapshot_that_vanishes_mid_bootstrap_is_listed_again(root: Path) -> N
     commits = LogCommits(
         url_of(root), store, replica_dir=str(root.parent), max_staleness=None, snapshot_every=2
     )
-    found = commits._download_newest_snapshot(str(root.parent / "boot.db"))
+    found = commits.snapshots.download_newest(str(root.parent / "boot.db"))
     assert found is not None
     assert found[0] == 4
     assert len(listings) == 2

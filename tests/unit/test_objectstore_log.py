@@ -32,7 +32,7 @@ from metafuse.objectstore import (
     PutMode,
     StoreUnavailable,
 )
-from metafuse.objectstore.log import encode_entry
+from metafuse.objectstore._entries import encode_entry
 
 
 class ScriptedStore(ObjectStore):

@@ -357,7 +357,7 @@ def test_a_hit_loads_known_before_the_epoch(catalog: Catalog) -> None:
     # commit (a stale read the outside_writer scenario caught once in 204 runs under load).
     catalog.create(make("a"))
     _warm(catalog, "a")
-    guard = catalog._guard
+    guard = catalog._life.guard
     assert guard is not None
     order: list[str] = []
     guard.slots = _RecordingSlots(guard.slots, order)  # type: ignore[assignment]

@@ -7,10 +7,11 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
+import metafuse.catalog as catalog_module
 from metafuse import Catalog, CatalogFileError, _schema
 from metafuse._schema import SCHEMA_VERSION
 
@@ -206,17 +207,17 @@ def test_opening_while_another_client_is_creating_the_file_succeeds(
     path = tmp_path / "c.db"
     created = threading.Event()
     second_done = threading.Event()
-    connect = Catalog._connect
+    connect = catalog_module.connect
     first_thread: list[threading.Thread] = []
 
-    def paused_connect(self: Catalog) -> sqlite3.Connection:
-        conn = connect(self)
+    def paused_connect(path: str, **options: Any) -> sqlite3.Connection:
+        conn = connect(path, **options)
         if threading.current_thread() in first_thread and not created.is_set():
             created.set()
             second_done.wait(2)  # a fix may make the second client wait for this one
         return conn
 
-    monkeypatch.setattr(Catalog, "_connect", paused_connect)
+    monkeypatch.setattr(catalog_module, "connect", paused_connect)
     opened: list[Catalog] = []
     first = threading.Thread(target=lambda: opened.append(Catalog(path)))
     first_thread.append(first)

@@ -262,3 +262,23 @@ def test_text_that_is_not_valid_unicode_is_refused(check: Callable[[object], obj
     with pytest.raises(ValidationError, match="surrogate"):
         check("ok \ud800 then")
     assert check("ok \U0001f600 then") == "ok \U0001f600 then"
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 1.5, 3600])
+def test_seconds_accepts_finite_numbers_within_the_bound(value: float) -> None:
+    assert validation.seconds("delay", value) == float(value)
+    assert isinstance(validation.seconds("delay", value), float)
+
+
+@pytest.mark.parametrize("value", [-0.001, 3600.001, float("inf"), float("nan"), True, "1", None])
+def test_seconds_refuses_everything_else_naming_the_setting(value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        validation.seconds("delay", value)
+    assert caught.value.what == "delay"
+    assert "\n" not in str(caught.value)
+
+
+def test_seconds_takes_its_upper_bound_from_the_caller() -> None:
+    assert validation.seconds("delay", 7200, 86400) == 7200.0
+    with pytest.raises(ValidationError, match="from 0 to 60 seconds"):
+        validation.seconds("delay", 61, 60)
