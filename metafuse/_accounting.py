@@ -8,7 +8,7 @@ commit or roll back a transaction, take the writer lock, or run a dataset's SQL.
 
 from __future__ import annotations
 
-from . import faults
+from . import faults, perturb
 from ._cache import DatasetCache
 from ._connections import Session
 from ._guard import FreshnessGuard
@@ -52,6 +52,8 @@ class CommitAccounting:
                 conn = None if session.closed else session.conn
                 with translated(self.path, self.busy_timeout):
                     guard.writer_done(conn, session.wal_mark, committed=committed)
+                if perturb.ON:
+                    perturb.point("settle: known accounted -> slots finished")
                 for name, mark in session.marks:
                     guard.slots.finish(name, mark)
         finally:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from . import faults
+from . import faults, perturb
 from ._connections import ConnectionPool, Session
 from ._logcommits import LogCommits
 from ._transactions import Held, Transactions
@@ -152,6 +152,8 @@ class GroupCommit:
             raise BusyError(tx.path, tx.busy_timeout)
         held = Held(tx.write_lock)
         try:
+            if perturb.ON:
+                perturb.point("group: lead taken -> batch collected")
             with queue.changed:
                 batch, queue.pending = queue.pending, []
                 for write in batch:
@@ -203,6 +205,8 @@ class GroupCommit:
                     write.value = None
         finally:
             held.release()
+            if perturb.ON:
+                perturb.point("group: COMMIT -> followers acknowledged")
             for write in batch:
                 write.done.set()
 

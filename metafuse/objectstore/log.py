@@ -79,6 +79,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
+from .. import perturb
 from ._base import CREATE, ObjectStore
 from .errors import (
     AlreadyExists,
@@ -408,6 +409,7 @@ class CommitLog:
             try:
                 attempts += 1
                 self.store.put(self.key(sequence), data, CREATE)
+                perturb.point("log: entry put -> placement checked") if perturb.ON else None
                 self._saw(sequence)
                 return self._placed(sequence, commit_id, attempts, data)
             except AlreadyExists:
