@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,13 +18,14 @@ from metafuse.errors import ValidationError
 
 from .test_cli import REPO_ROOT, _child_env, assert_one_line_error
 
+T = TypeVar("T")
 PACKAGE = Path(__file__).resolve().parents[2] / "metafuse"
 
 
-def _in_thread(name: str, work: object) -> object:
+def _in_thread(name: str, work: Callable[[], T]) -> T:
     """Run `work()` in a new thread called `name` and return what it returned."""
-    out: list[object] = []
-    thread = threading.Thread(target=lambda: out.append(work()), name=name)  # type: ignore[operator]
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(work()), name=name)
     thread.start()
     thread.join()
     return out[0]
@@ -37,11 +40,10 @@ def _call_sites() -> list[tuple[str, int, str, bool]]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         guarded: set[int] = set()
         for node in ast.walk(tree):
-            test = node.test if isinstance(node, (ast.If, ast.IfExp)) else None
-            if isinstance(test, ast.Attribute) and ast.unparse(test) == "perturb.ON":
-                body = node.body if isinstance(node, ast.If) else [node.body]
-                for part in body:
-                    guarded.update(id(inner) for inner in ast.walk(part))
+            if not isinstance(node, (ast.If, ast.IfExp)) or ast.unparse(node.test) != "perturb.ON":
+                continue
+            for part in node.body if isinstance(node, ast.If) else [node.body]:
+                guarded.update(id(inner) for inner in ast.walk(part))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "perturb.point":
                 argument = node.args[0]
@@ -80,7 +82,12 @@ def test_off_a_point_draws_nothing_and_pauses_nowhere() -> None:
 def test_on_points_pause_at_about_the_probability() -> None:
     calls = 4000
     with perturb.enabled(seed=3, p=0.1):
-        _in_thread("on", lambda: [perturb.point("hit: validated -> served") for _ in range(calls)])
+
+        def work() -> None:
+            for _ in range(calls):
+                perturb.point("hit: validated -> served")
+
+        _in_thread("on", work)
         paused = perturb.fired().get("hit: validated -> served", 0)
     # Binomial(4000, 0.1): mean 400, standard deviation 19; the seed makes the count fixed anyway.
     assert 300 < paused < 500
@@ -95,16 +102,16 @@ def test_an_unknown_point_name_is_refused_when_on() -> None:
 def test_enabled_sets_the_variable_for_children_and_restores_it() -> None:
     before = os.environ.get(perturb.ENV_VAR)
     with perturb.enabled(seed=9, p=0.25) as settings:
-        assert perturb.ON is True
+        assert perturb.current() == settings
         assert os.environ[perturb.ENV_VAR] == "seed=9,p=0.25"
         assert perturb.parse(os.environ[perturb.ENV_VAR]) == settings
-    assert perturb.ON is False
+    assert perturb.current() is None
     assert os.environ.get(perturb.ENV_VAR) == before
 
 
 def _draws(seed: int, thread: str) -> list[float]:
     with perturb.enabled(seed=seed, p=0.5):
-        return _in_thread(thread, lambda: [perturb.rng().random() for _ in range(20)])  # type: ignore[return-value]
+        return _in_thread(thread, lambda: [perturb.rng().random() for _ in range(20)])
 
 
 def test_a_seed_replays_each_threads_choices() -> None:
