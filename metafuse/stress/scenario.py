@@ -136,6 +136,8 @@ class Scenario:
     default_duration: Optional[int] = None  # noqa: UP045
     always_process: bool = False
     shared_catalog: bool = True
+    catalogs: str = "shared"
+    """Thread mode: how clients get their Catalog (`config.CATALOGS`) unless a run says otherwise."""
     file_only: Optional[str] = None  # noqa: UP045
     """Why this scenario needs a catalog file and cannot run on an object store (None: it can)."""
     store_only: Optional[str] = None  # noqa: UP045
@@ -177,6 +179,7 @@ def scenario(
     default_duration: int | None = None,
     always_process: bool = False,
     shared_catalog: bool = True,
+    catalogs: str = "shared",
     file_only: str | None = None,
     store_only: str | None = None,
 ) -> Callable[[Callable[[ClientContext], None]], Scenario]:
@@ -185,8 +188,10 @@ def scenario(
     `setup(catalog, setup_context)` runs once before the clients and returns plain data that
     every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
     (they open their own); `always_process=True` runs clients as processes in either mode.
-    `file_only` says why the scenario cannot run against a catalog on an object store, and
-    `store_only` why it needs one (it then runs on a temporary directory store by default).
+    `catalogs` is how thread-mode clients get their Catalog: `shared` (one for all), `per-client`
+    or `mixed` (every other client owns one). `file_only` says why the scenario cannot run against
+    a catalog on an object store, and `store_only` why it needs one (it then runs on a temporary
+    directory store by default).
     """
 
     def register(client: Callable[[ClientContext], None]) -> Scenario:
@@ -201,6 +206,7 @@ def scenario(
             default_duration=default_duration,
             always_process=always_process,
             shared_catalog=shared_catalog,
+            catalogs=catalogs,
             file_only=file_only,
             store_only=store_only,
         )

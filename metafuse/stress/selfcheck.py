@@ -86,8 +86,12 @@ class BugVerdict:
         return bool(self.caught_by) and not self.control_failures
 
 
-def probe_config(probe: Probe, mode: str, *, duration: int, clients: int, seed: int) -> StressConfig:
-    """Return the run settings of `probe` in `mode`: at least its own clients and duration."""
+def probe_config(
+    probe: Probe, mode: str, *, duration: int, clients: int, seed: int, perturb: str | None = None
+) -> StressConfig:
+    """Return the run settings of `probe` in `mode`: at least its own clients and duration.
+
+    `perturb` is the run's schedule perturbation (`seed=N,p=P`; None: as the environment has it)."""
     return StressConfig(
         clients=max(clients, probe.min_clients),
         duration=max(duration, probe.min_duration),
@@ -97,6 +101,7 @@ def probe_config(probe: Probe, mode: str, *, duration: int, clients: int, seed: 
         backoff_scale=probe.backoff_scale,
         max_attempts=probe.max_attempts,
         lockstep=probe.lockstep,
+        perturb=perturb,
     )
 
 
