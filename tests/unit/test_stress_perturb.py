@@ -63,3 +63,7 @@ def test_thread_clients_get_the_catalogs_asked_for(shape: str, groups: list[list
     for client, _, catalog in seen:
         by_catalog.setdefault(catalog, []).append(client)
     assert sorted(by_catalog.values()) == groups
+
+
+def test_the_cache_race_probe_mixes_shared_and_own_catalogs() -> None:
+    assert REGISTRY["cache_invalidation_race"].catalogs == "mixed"
