@@ -128,6 +128,8 @@ class FreshnessGuard:
             header = self.wal.header()
             if header == before:
                 return  # nothing committed at all (a rollback, or nothing to write)
+            if perturb.ON:
+                perturb.point("settle: header read -> known accounted")
             alone = (
                 committed
                 and conn is not None

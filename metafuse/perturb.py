@@ -60,6 +60,13 @@ POINTS: dict[str, str] = {
     "settle: known accounted -> slots finished": (
         "a commit's WAL-index header is accounted for and its slot tokens are still PENDING"
     ),
+    "slot: mark checked -> fresh token stored": (
+        "a finishing writer found its PENDING mark in the slot (under the slot lock) and has not yet"
+        " replaced it"
+    ),
+    "settle: header read -> known accounted": (
+        "a writer read the WAL-index header under the slot lock and has not yet recorded it as known"
+    ),
     "group: COMMIT -> followers acknowledged": (
         "a group's shared transaction has ended and its writes are not yet told how they ended"
     ),
