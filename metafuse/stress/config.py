@@ -73,6 +73,8 @@ class StressConfig:
     perturb: Optional[str] = None  # noqa: UP045
     """Schedule perturbation for the run, as `seed=N,p=P` (`metafuse.perturb`; None: as the
     environment has it, normally off)."""
+    check_history: bool = True
+    """Record and check the history of a scenario declared `history_checked` even without `history`."""
     catalogs: Optional[str] = None  # noqa: UP045
     """Thread mode: `shared` (one Catalog for every client), `per-client` or `mixed` (every other
     client owns one); None: the scenario's own choice (`Scenario.catalogs`)."""

@@ -27,6 +27,7 @@ from .client import Board, ClientContext, Schedule
 from .config import StressConfig
 from .control import ProcessControl
 from .gate import BarrierGate, Flag
+from .linearizability import check as check_linearizable
 from .progress import Progress
 from .recorder import Recorder, merge
 from .resources import RssProbe, catalog_fds, count_open_fds, rss_growth
@@ -104,8 +105,14 @@ def run_scenario(
     settings = run_settings(
         scenario, config, path, mode=mode, clients=clients, duration=duration, faults=faults
     )
-    workdir = None
+    workdir = history_dir = None
     outcome = None
+    checked_history = None
+    if scenario.history_checked and config.check_history:
+        if config.history is None:
+            history_dir = tempfile.mkdtemp(prefix="metafuse-stress-history-")
+            config = dataclasses.replace(config, history=os.path.join(history_dir, "history.jsonl"))
+        checked_history = config.history
     if path is None:
         workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
         path = os.path.join(workdir, "catalog.db")
@@ -154,6 +161,8 @@ def run_scenario(
                 )
                 verdicts = [_clients_finished(view)]
                 verdicts += [_evaluate(invariant, view) for invariant in scenario.invariants]
+                if checked_history is not None:
+                    verdicts.append(_linearizable(checked_history))
                 metrics = _metrics(scenario, view)
                 metrics.update(_memory(mode, outcome))
                 metrics.update(process_fds_before=process_fds_before, process_fds_after=process_fds_after)
@@ -194,6 +203,8 @@ def run_scenario(
             log.warning("%s: kept %s for the client still using it", scenario.name, workdir)
         elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+        if history_dir is not None:
+            shutil.rmtree(history_dir, ignore_errors=True)
 
 
 def _perturbing(text: str | None) -> contextlib.AbstractContextManager[object]:
@@ -323,6 +334,44 @@ def _evaluate(invariant: Any, view: RunView) -> InvariantResult:
     state = "inconclusive" if ok is None else "ok" if ok else "FAILED"
     log.debug("invariant %s: %s (%s)", invariant.name, state, detail)
     return InvariantResult(invariant.name, invariant.promise, bool(ok), detail, inconclusive=ok is None)
+
+
+HISTORY_CHECK_SECONDS = 30.0
+"""Seconds the `linearizable` check may search; keys still undecided then make it inconclusive."""
+
+
+def _linearizable(path: str) -> InvariantResult:
+    """The history the run recorded at `path`, judged as `stress check-history` judges it."""
+    promise = "every dataset's recorded history is linearizable (what `stress check-history` checks)"
+    try:
+        operations = op_history.read_history(path)
+    except Exception as error:
+        return InvariantResult("linearizable", promise, False, f"history unreadable: {error}")
+    results = check_linearizable(operations, timeout=HISTORY_CHECK_SECONDS)
+    bad = [result for result in results if result.linearizable is False]
+    undecided = [result.key for result in results if result.linearizable is None]
+    detail = f"{len(operations)} operations on {len(results)} datasets"
+    if bad:
+        example = (
+            bad[0].counterexample.describe(min(op.invoke for op in operations))[0]
+            if bad[0].counterexample
+            else ""
+        )
+        return InvariantResult(
+            "linearizable",
+            promise,
+            False,
+            f"{detail}: {len(bad)} not linearizable, first {bad[0].key} {example}".rstrip(),
+        )
+    if undecided:
+        return InvariantResult(
+            "linearizable",
+            promise,
+            False,
+            f"{detail}: {len(undecided)} undecided in {HISTORY_CHECK_SECONDS:g} s",
+            inconclusive=True,
+        )
+    return InvariantResult("linearizable", promise, True, f"{detail}: all linearizable")
 
 
 def _clients_finished(view: RunView) -> InvariantResult:

@@ -138,6 +138,9 @@ class Scenario:
     shared_catalog: bool = True
     catalogs: str = "shared"
     """Thread mode: how clients get their Catalog (`config.CATALOGS`) unless a run says otherwise."""
+    history_checked: bool = False
+    """Whether every run records a history (`ctx.record`) and judges it linearizable: the invariant
+    `linearizable`, added by the runner, backs the scenario's own."""
     file_only: Optional[str] = None  # noqa: UP045
     """Why this scenario needs a catalog file and cannot run on an object store (None: it can)."""
     store_only: Optional[str] = None  # noqa: UP045
@@ -180,6 +183,7 @@ def scenario(
     always_process: bool = False,
     shared_catalog: bool = True,
     catalogs: str = "shared",
+    history_checked: bool = False,
     file_only: str | None = None,
     store_only: str | None = None,
 ) -> Callable[[Callable[[ClientContext], None]], Scenario]:
@@ -189,7 +193,9 @@ def scenario(
     every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
     (they open their own); `always_process=True` runs clients as processes in either mode.
     `catalogs` is how thread-mode clients get their Catalog: `shared` (one for all), `per-client`
-    or `mixed` (every other client owns one). `file_only` says why the scenario cannot run against
+    or `mixed` (every other client owns one). `history_checked=True` records every run's history
+    and checks it is linearizable (for scenarios that `ctx.record` their reads and writes).
+    `file_only` says why the scenario cannot run against
     a catalog on an object store, and `store_only` why it needs one (it then runs on a temporary
     directory store by default).
     """
@@ -207,6 +213,7 @@ def scenario(
             always_process=always_process,
             shared_catalog=shared_catalog,
             catalogs=catalogs,
+            history_checked=history_checked,
             file_only=file_only,
             store_only=store_only,
         )

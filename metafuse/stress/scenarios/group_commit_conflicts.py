@@ -137,6 +137,7 @@ class _Saver:
     setup=_setup,
     default_clients=4,
     default_duration=5,
+    history_checked=True,
     file_only="it probes the group commit of a catalog file's threads",
 )
 def group_commit_conflicts(ctx: ClientContext) -> None:
