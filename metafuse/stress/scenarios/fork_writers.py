@@ -3,12 +3,14 @@
 Every client runs `WRITERS` threads on its Catalog (in thread mode the one every client shares).
 Each of them, in turn, bumps the shared counter dataset inside `transaction()` (read, then save
 with the version read: a conflict there means another writer was inside a write at the same
-time) and saves a dataset of its own through group commit (so the catalog's write queue is busy
-when a fork comes). Client 0's own thread meanwhile forks a child now and then, without pausing
-anyone: the child, through the Catalog it inherited, saves once through group commit and bumps
-the counter `CHILD_BUMPS` times, then exits with what it did as its status. The other clients'
-own threads read the counter at full speed through the cache, each read checked against the
-newest bump acknowledged before it started (parent's and children's alike, in this process).
+time) and saves a dataset of its own through group commit. Client 0's own thread meanwhile forks
+a child now and then, without pausing anyone, while `BURST` threads of its own save back to back
+through group commit, so at every fork the write queue has a leader holding the writer lock and
+writes waiting behind it. The child, through the Catalog it inherited, saves once through group
+commit and bumps the counter `CHILD_BUMPS` times, then exits with what it did as its status. The
+other clients' own threads read the counter at full speed through the cache, each read checked
+against the newest bump acknowledged before it started (parent's and children's alike, in this
+process).
 
 A child that inherited the parent's write queue waits for a leader that does not exist in it;
 one that shares the parent's `flock` description does not exclude the parent's accounting.
@@ -16,6 +18,7 @@ one that shares the parent's `flock` description does not exclude the parent's a
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -43,6 +46,10 @@ FORK_EVERY = 0.1
 PAUSE = 0.002
 """Seconds each parent writer waits between writes: SQLite's busy handler is not fair, and a parent
 writing flat out could starve a child that waits in it."""
+BURST = 3
+"""Threads that save through group commit, back to back, while each fork happens."""
+BURST_SAVES = 8
+"""Saves each of those threads makes per fork."""
 COUNTER = "stress.fork.counter"
 NEWEST = 0  # board slot: the newest counter version a parent writer had acknowledged
 # Child exit statuses above CHILD_BUMPS (a status <= CHILD_BUMPS is the bumps it acknowledged).
@@ -58,9 +65,14 @@ def _child_dataset(client: int) -> str:
     return f"stress.fork.child.{client}"
 
 
+def _burst_dataset(client: int, thread: int) -> str:
+    return f"stress.fork.burst.{client}.{thread}"
+
+
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [COUNTER] + [_child_dataset(c) for c in range(setup.clients)]
     names += [_own(c, w) for c in range(setup.clients) for w in range(WRITERS)]
+    names += [_burst_dataset(c, t) for c in range(setup.clients) for t in range(BURST)]
     recreate(catalog, [tokened(name, "v1-setup") for name in names])
     return {}
 
@@ -149,11 +161,33 @@ class _Forker:
         self.ctx, self.shared = ctx, shared
         self.forks = self.child_bumps = 0
         self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def _burst(self, thread: int, started: threading.Barrier) -> None:
+        """Save one dataset back to back, so the write queue has a leader and waiting writes at the fork."""
+        catalog = self.ctx.catalog
+        try:
+            current = catalog.get(_burst_dataset(self.ctx.client, thread))
+            assert current is not None
+            started.wait(timeout=CHILD_TIMEOUT)
+            for save in range(BURST_SAVES):
+                current = catalog.save(rewrite(current, f"burst-{save}"), expected_version=current.version)
+        except Exception as error:
+            self.errors.append(f"burst: {type(error).__name__}: {error}")
 
     def run(self) -> None:
         ctx = self.ctx
         while not ctx.should_stop():
             self.forks += 1
+            started = threading.Barrier(BURST + 1)
+            burst = [
+                threading.Thread(target=self._burst, args=(thread, started), daemon=True)
+                for thread in range(BURST)
+            ]
+            for thread in burst:
+                thread.start()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                started.wait(timeout=CHILD_TIMEOUT)
             with warnings.catch_warnings():
                 # Python 3.12+ warns that forking with threads may deadlock the child; forking
                 # while the parent's threads write is what this probe tests.
@@ -165,6 +199,8 @@ class _Forker:
                     code = _child(ctx.catalog, ctx.client, self.shared, self.forks)
                 finally:
                     os._exit(code)
+            for thread in burst:
+                thread.join()
             outcome = wait_child(pid, CHILD_TIMEOUT)
             status = int(outcome.split()[1]) if outcome.startswith("exit ") else -1
             if 0 <= status <= CHILD_BUMPS:
@@ -211,6 +247,7 @@ def _shared_for_process() -> _Shared:
     setup=_setup,
     default_clients=4,
     default_duration=5,
+    catalogs="mixed",
     file_only="it forks clients of a catalog file",
 )
 def fork_writers(ctx: ClientContext) -> None:
@@ -243,10 +280,10 @@ def fork_writers(ctx: ClientContext) -> None:
         stale_reads=stale,
         max_versions_behind=0,
     )
-    for writer in writers:
-        for error in writer.errors[:3]:
-            ctx.recorder.error(error)
-    ctx.recorder.metrics["other_errors"] = sum(len(w.errors) for w in writers)
+    errors = [error for w in writers for error in w.errors] + (forker.errors if forker else [])
+    for error in errors[:3]:
+        ctx.recorder.error(error)
+    ctx.recorder.metrics["other_errors"] = len(errors)
 
 
 SCENARIO = fork_writers
