@@ -61,7 +61,6 @@ def _torn(seen: Dataset) -> bool:
     setup=_setup,
     default_duration=15,
     catalogs="mixed",
-    history_checked=True,
 )
 def cache_invalidation_race(ctx: ClientContext) -> None:
     """Writers save new tokens continuously; readers check every read as it returns.

@@ -28,7 +28,6 @@ def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     title="concurrent writer",
     summary="Clients read-modify-save the same 5 datasets with expected_version.",
     setup=_setup,
-    history_checked=True,
 )
 def concurrent_writers(ctx: ClientContext) -> None:
     """Read a random dataset, write a unique token over the version read; record successes.
