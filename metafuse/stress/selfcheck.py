@@ -67,6 +67,11 @@ PROBES: dict[str, tuple[Probe, ...]] = {
     # validation every round of a pair ends with both flags on, by construction. On a file the
     # writer lock keeps the fault from mattering: the probe runs on a store.
     "unvalidated_reads": (Probe("write_skew", ("never_both_on", "serializable"), store=True),),
+    # Savers meet at a barrier each round, so groups mix right saves with the wrong one in every run.
+    "group_abort": (Probe("group_commit_conflicts", ("passed_checks_committed",)),),
+    "early_ack": (Probe("group_commit_conflicts", ("acknowledged_visible",)),),
+    # Every fork happens while threads save back to back: the child inherits a busy line.
+    "fork_queue": (Probe("fork_writers", ("children_wrote",)),),
 }
 """For each fault, the probes expected to catch it."""
 
