@@ -187,3 +187,10 @@ def test_a_variable_in_the_environment_switches_the_mode_on_in_a_child() -> None
         check=False,
     )
     assert done.stdout == "True seed=4,p=0.2\n", done.stderr
+
+
+def test_the_guide_lists_every_point_as_the_registry_has_it() -> None:
+    guide = (PACKAGE.parent / "docs" / "stress-testing.md").read_text(encoding="utf-8")
+    table = guide.split("<!-- perturb-points -->\n", 1)[1].split("<!-- /perturb-points -->", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert rows == [f"| `{name}` | {meaning} |" for name, meaning in perturb.POINTS.items()]
