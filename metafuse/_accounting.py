@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import faults
+from . import faults, perturb
 from ._cache import DatasetCache
 from ._connections import Session
 from ._guard import FreshnessGuard
@@ -61,6 +61,8 @@ class CommitAccounting:
                 conn = None if session.closed else session.conn
                 with Translated(self.path, self.busy_timeout):
                     guard.writer_done(conn, session.wal_mark, committed=committed)
+                if perturb.ON:
+                    perturb.point("settle: known accounted -> slots finished")
                 for name, mark in session.marks:
                     guard.slots.finish(name, mark)
         finally:

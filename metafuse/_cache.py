@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple, Protocol
 
-from . import faults
+from . import faults, perturb
 from ._freshness import PENDING
 from .model import Dataset
 
@@ -66,7 +66,11 @@ class DatasetCache:
         """Return the cached dataset if its stamp still holds; None (a miss) otherwise."""
         entry = self._entries.get(name)
         if entry is not None:
+            if perturb.ON:
+                perturb.point("hit: entry found -> validated")
             if guard.valid(entry.offset, entry.token, entry.epoch) or faults.active("stale_cache"):
+                if perturb.ON:
+                    perturb.point("hit: validated -> served")
                 entry.referenced = True
                 self._hits += 1
                 return entry.dataset

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import faults
+from . import faults, perturb
 from .errors import CatalogClosedError, TransactionAbortedError
 
 FORK_WAIT = 3.0
@@ -321,6 +321,8 @@ _gate = _ForkGate()
 
 
 def _before_fork() -> None:
+    if perturb.ON:
+        perturb.point("fork: before -> calls drained")
     if _fork_unsafe():
         return
     _gate.pending = True
@@ -331,6 +333,8 @@ def _before_fork() -> None:
 
 def _after_fork_in_parent() -> None:
     _gate.close()
+    if perturb.ON:
+        perturb.point("fork: parent resumed -> parent runs")
 
 
 def _after_fork_in_child() -> None:

@@ -35,6 +35,8 @@ import threading
 import weakref
 import zlib
 
+from . import perturb
+
 SLOTS = 4096
 """Number of change slots; names that share a slot only share invalidations, never data."""
 PENDING = 1 << 63
@@ -150,6 +152,8 @@ class ChangeSlots:
         offset = slot_of(name)
         with self._lock, self._locked():
             if _SLOT.unpack_from(self._map, offset)[0] == mark:
+                if perturb.ON:
+                    perturb.point("slot: mark checked -> fresh token stored")
                 _SLOT.pack_into(self._map, offset, _new_token())
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from . import faults
+from . import faults, perturb
 from ._connections import ConnectionPool, Session
 from ._logcommits import LogCommits
 from ._transactions import Held, Transactions
@@ -93,7 +93,12 @@ class GroupCommit:
 
     def after_fork_in_child(self) -> None:
         """Give a forked child an empty line of its own."""
-        self.queue = WriteQueue()
+        try:
+            keep = faults.active("fork_queue")
+        except ValueError:  # a bad METAFUSE_FAULTS is reported where faults are used, not in a fork hook
+            keep = False
+        if not keep:
+            self.queue = WriteQueue()
 
     def run(self, body: Callable[[Session], T]) -> T:
         """Run one write `body` in a transaction, committed together with other threads' writes.
@@ -152,6 +157,8 @@ class GroupCommit:
             raise BusyError(tx.path, tx.busy_timeout)
         held = Held(tx.write_lock)
         try:
+            if perturb.ON:
+                perturb.point("group: lead taken -> batch collected")
             with queue.changed:
                 batch, queue.pending = queue.pending, []
                 for write in batch:
@@ -203,6 +210,8 @@ class GroupCommit:
                     write.value = None
         finally:
             held.release()
+            if perturb.ON:
+                perturb.point("group: COMMIT -> followers acknowledged")
             for write in batch:
                 write.done.set()
 
@@ -222,7 +231,9 @@ class GroupCommit:
                     with tx.savepoint(session):
                         write.value = write.body(session)
                 except CatalogError as error:
-                    if isinstance(error, TransactionAbortedError):
+                    if isinstance(error, TransactionAbortedError) or faults.active("group_abort"):
                         raise
                     write.error = error
                 write.names = set(session.before) - changed
+                if faults.active("early_ack"):
+                    write.done.set()  # the bug: the write's thread returns before the COMMIT

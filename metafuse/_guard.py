@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from . import faults
+from . import faults, perturb
 from ._freshness import ChangeSlots, slot_of
 from ._walindex import WalIndex
 
@@ -69,6 +69,8 @@ class FreshnessGuard:
             assert self.wal is not None
             if self.wal.header() != self.slots.known():
                 return False
+            if perturb.ON:
+                perturb.point("hit: known checked -> slot and epoch checked")
         return self.slots.valid(offset, token, epoch)
 
     def stamp(self, name: str) -> Stamp:
@@ -81,6 +83,8 @@ class FreshnessGuard:
         slots = self.slots
         offset = slot_of(name)
         token = slots.token_at(offset)
+        if perturb.ON:
+            perturb.point("stamp: token loaded -> epoch loaded")
         epoch = slots.epoch
         if not self._blind and not faults.active("outside_blind"):
             assert self.wal is not None
@@ -124,6 +128,8 @@ class FreshnessGuard:
             header = self.wal.header()
             if header == before:
                 return  # nothing committed at all (a rollback, or nothing to write)
+            if perturb.ON:
+                perturb.point("settle: header read -> known accounted")
             alone = (
                 committed
                 and conn is not None

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from . import _schema, faults
+from . import _schema, faults, perturb
 from ._cache import DatasetCache
 from ._connections import ConnectionPool
 from ._freshness import open_slots, sidecar_path
@@ -83,6 +83,8 @@ class Lifetime:
         guard, self.guard = self.guard, None
         if guard is not None and guard.wal is not None:
             guard.wal.close()
+        if perturb.ON:
+            perturb.point("close: closed flag set -> connections closed")
         # A replica's file goes with its catalog: no later open in this process will reuse its
         # `-shm` mapping, and no other connection can take a lock on it once this one is closed.
         unmap = commits is not None and guard is not None and not faults.active("close_unguarded")
@@ -195,6 +197,8 @@ def _after_fork_in_child() -> None:
     if not unsafe:
         for catalog in list(_catalogs):
             catalog._after_fork_in_child()
+    if perturb.ON:
+        perturb.point("fork: child renewed -> child runs")
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from . import faults
+from . import faults, perturb
 from ._accounting import CommitAccounting, Marker
 from ._connections import ConnectionPool, Session
 from ._fairlock import FairLock
@@ -177,6 +177,8 @@ class Transactions:
                     raise TransactionAbortedError(self.path, "the process forked inside this transaction")
                 self.still_open(session)
                 session.depth = 0
+                if perturb.ON:
+                    perturb.point("commit: changes made -> COMMIT")
                 with self.errors(session):
                     if commits is not None:
                         commits.publish(conn, session.before, apply, session.reads, session.read_all)
@@ -196,6 +198,8 @@ class Transactions:
         finally:
             # Outside the writer lock: the next writer need not wait for these system calls,
             # and `ChangeSlots.finish` leaves a slot alone once a newer writer has marked it.
+            if perturb.ON:
+                perturb.point("commit: COMMIT -> accounted")
             if session.pid == os.getpid():
                 self.accounting.settle(session, guard, committed)
             if committed and commits is not None:

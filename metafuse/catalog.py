@@ -22,7 +22,7 @@ from typing import Any
 
 from . import _queries as queries
 from . import _rowwrites as rows
-from . import _schema, faults, limits, validation
+from . import _schema, faults, limits, perturb, validation
 from . import _updates as updates
 from ._accounting import CommitAccounting, Marker
 from ._cache import DatasetCache
@@ -236,6 +236,8 @@ class Catalog:
         validation.dataset_name(name)
         # Stamp before reading the database: see metafuse._guard.
         stamp = guard.stamp(name) if guard is not None else None
+        if perturb.ON:
+            perturb.point("read: stamp loaded -> database read")
         with self._replica.statement(synced=True) as conn:
             row = conn.execute(SELECT_DATASET + " WHERE d.name = ?", (name,)).fetchone()
         dataset = None if row is None else decode(row)

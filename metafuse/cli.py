@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Callable, TextIO, cast
 
-from . import __version__, faults
+from . import __version__, faults, perturb
 from ._catalogmarker import MAX_RETENTION, RETENTION
 from ._cli_base import (
     EXIT_BUSY,
@@ -150,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A command whose product is its files finishes them when its reader goes away.
         guard.keep_going = bool(getattr(args, "survives_closed_stdout", False))
         faults.check_environment()  # a bad METAFUSE_FAULTS is one line, before anything runs
+        perturb.check_environment()  # and so is a bad METAFUSE_PERTURB
         check_log_level()
         code = handler(args)
         sys.stdout.flush()  # a reader that left early shows up here, not at interpreter exit

@@ -33,6 +33,9 @@ FAULTS: dict[str, str] = {
     "unvalidated_reads": "a transaction on an object store checks only what it wrote, not what it read",
     "unchecked_log": "an object-store append is acknowledged without checking where it landed in the log",
     "trusting_probe": "an object-store read takes an absent next log entry for the end (a HEAD, no listing)",
+    "group_abort": "one conflicting write aborts its whole group commit: every write of the group fails",
+    "early_ack": "group-commit followers are acknowledged before the shared COMMIT",
+    "fork_queue": "a forked child keeps the parent's group-commit write queue instead of an empty one",
 }
 """Every fault's name and the bug it introduces."""
 

@@ -77,6 +77,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from .. import perturb
 from ._base import CREATE, ObjectStore
 from ._entries import AppendResult, LogEntry, check_chain, decode_entry, encode_entry
 from .errors import (
@@ -386,6 +387,7 @@ class CommitLog:
             try:
                 attempts += 1
                 self.store.put(self.key(sequence), data, CREATE)
+                perturb.point("log: entry put -> placement checked") if perturb.ON else None
                 self._saw(sequence)
                 return self._placed(sequence, commit_id, attempts, data)
             except AlreadyExists:

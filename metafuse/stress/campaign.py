@@ -235,12 +235,14 @@ def plan(
     clients: int,
     seed: int,
     faults_every: int = 1,
+    perturb: bool = True,
 ) -> Iterator[_Run]:
     """Yield the campaign's runs, round by round, so that a budget cut leaves a fair sample.
 
     Each round runs every scenario in every mode with no fault (a scenario that always uses
     processes once); every `faults_every`-th round, starting with the first, then runs every
-    probe of every fault in every mode.
+    probe of every fault in every mode. With `perturb` every run perturbs its schedule,
+    seeded with its own seed (`metafuse.perturb`).
     """
     for index in range(runs):
         round_seed = seed + 1_000 * index
@@ -249,8 +251,14 @@ def plan(
                 scenario = REGISTRY[name]
                 if scenario.always_process and mode != modes[-1]:
                     continue  # the same run in either mode: count it once per round
+                run_seed = round_seed + offset
                 config = stress_config.StressConfig(
-                    clients=clients, duration=duration, mode=mode, seed=round_seed + offset, kills=CLEAN_KILLS
+                    clients=clients,
+                    duration=duration,
+                    mode=mode,
+                    seed=run_seed,
+                    kills=CLEAN_KILLS,
+                    perturb=stress_config.perturb_for(run_seed) if perturb else None,
                 )
                 yield _Run(scenario, config)
         if index % faults_every:
@@ -258,7 +266,14 @@ def plan(
         for mode in modes:
             for fault in faults:
                 for probe in PROBES[fault]:
-                    config = probe_config(probe, mode, duration=duration, clients=clients, seed=round_seed)
+                    config = probe_config(
+                        probe,
+                        mode,
+                        duration=duration,
+                        clients=clients,
+                        seed=round_seed,
+                        perturb=stress_config.perturb_for(round_seed) if perturb else None,
+                    )
                     yield _Run(REGISTRY[probe.scenario], config, fault, probe)
 
 
@@ -297,6 +312,8 @@ def _record(run: _Run, outcome: ScenarioResult | str, tally: Tally) -> str:
             command = (
                 f"python -m metafuse stress run {run.scenario.name} --mode {mode} --seed {run.config.seed}"
             )
+            if run.config.perturb:
+                command += f" --perturb {run.config.perturb}"
             tally.record_crash(run.scenario.name, mode, run.config.seed, outcome, command)
         return f"{label}: the runner raised {outcome}"
     command = _command(outcome, run)
@@ -459,6 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--jobs", type=whole_number(1, 64), default=1, help="runs at a time, each in a process (default 1)"
     )
     parser.add_argument("--seed", type=whole_number(0), help="first random seed (default random)")
+    parser.add_argument(
+        "--no-perturb",
+        dest="perturb",
+        action="store_false",
+        help="run without schedule perturbation (on by default, each run seeded with its own seed)",
+    )
     add_html_option(parser)
     args = parser.parse_args(argv)
     configure_logging(False)
@@ -489,7 +512,7 @@ def _campaign(args: argparse.Namespace, parser: OneLineParser, cpus: int) -> int
         f"False-alarm campaign: {args.runs} rounds of {len(scenarios)} scenarios x {len(modes)} modes"
         f" and {len(faults)} faults, {args.duration}s x {args.clients} clients, {args.jobs} at a time,"
         f" {args.hogs} CPU hogs"
-        f" on {cpus} cores, budget {args.budget}s, seed {seed}",
+        f" on {cpus} cores, budget {args.budget}s, seed {seed}{'' if args.perturb else ', no perturbation'}",
         flush=True,
     )
     items = plan(
@@ -501,6 +524,7 @@ def _campaign(args: argparse.Namespace, parser: OneLineParser, cpus: int) -> int
         clients=args.clients,
         seed=seed,
         faults_every=args.faults_every,
+        perturb=args.perturb,
     )
     with CpuHog(args.hogs, time.time() + args.budget + _HOG_MARGIN) as hog:
         made = run_campaign(
@@ -524,6 +548,7 @@ def _campaign(args: argparse.Namespace, parser: OneLineParser, cpus: int) -> int
             "budget": args.budget,
             "seed": seed,
             "faults_every": args.faults_every,
+            "perturb": args.perturb,
             "cpu_hogs": args.hogs,
             "jobs": args.jobs,
             "cpus": cpus,

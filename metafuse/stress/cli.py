@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from .. import perturb
 from .._cli_base import (
     EXIT_FAILED,
     EXIT_INCONCLUSIVE,
@@ -124,6 +127,20 @@ def add_stress_commands(commands: Any) -> None:
         help="catalog durability setting (default FULL)",
     )
     run.add_argument(
+        "--perturb",
+        metavar="SEED",
+        type=_perturb_option,
+        help="make races likely: pause at random at the catalog's interleaving points, seeded"
+        " (SEED, or seed=N,p=P; default $METAFUSE_PERTURB, else off)",
+    )
+    run.add_argument(
+        "--catalogs",
+        type=_catalogs_option,
+        metavar="SHAPE",
+        help="thread mode: shared (one Catalog for all clients), per-client, or mixed (every other"
+        " client owns one); default: the scenario's own",
+    )
+    run.add_argument(
         "--history",
         metavar="FILE",
         help="write every operation as JSON lines to FILE (FILE.<scenario>.jsonl when several run)",
@@ -155,6 +172,12 @@ def add_stress_commands(commands: Any) -> None:
     selfcheck.add_argument("--clients", type=whole_number(1, 50), default=4, help="clients (default 4)")
     selfcheck.add_argument("--seed", type=whole_number(0), help="random seed (default: random)")
     selfcheck.add_argument(
+        "--no-perturb",
+        dest="perturb",
+        action="store_false",
+        help="run without schedule perturbation (on by default, seeded with --seed)",
+    )
+    selfcheck.add_argument(
         "--bug", action="append", choices=sorted(PROBES), help="check only this bug (repeatable)"
     )
     _add_output_options(selfcheck)
@@ -178,6 +201,20 @@ def add_stress_commands(commands: Any) -> None:
         help="compare runs even if their workload settings (rate, warm-up, catalog, ...) differ",
     )
     compare_.set_defaults(handler=_compare)
+
+
+def _perturb_option(text: str) -> str:
+    try:
+        return stress_config.parse_perturb(text, "--perturb")
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(error.rule) from None
+
+
+def _catalogs_option(text: str) -> str:
+    try:
+        return stress_config.parse_catalogs(text, "--catalogs")
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(error.rule) from None
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -353,6 +390,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.synchronous != "FULL":
         config = _replace(config, synchronous=args.synchronous)
+    if args.perturb is not None or args.catalogs is not None:
+        config = _replace(config, perturb=args.perturb, catalogs=args.catalogs)
     if args.history and len(set(names)) < len(names):
         raise ValidationError("--history", "needs each scenario named once (one file per scenario)", names)
     for name in names:
@@ -515,7 +554,7 @@ def _selfcheck(args: argparse.Namespace) -> int:
         check_output_path(args.html, "--html")
     print(
         f"Self-check: {plural(len(bugs), 'bug')} x {plural(len(modes), 'mode')}, {args.duration}s runs,"
-        f" seed {seed}"
+        f" seed {seed}{'' if args.perturb else ', no perturbation'}"
     )
     rows: list[tuple[str, str, str, str]] = []  # mode, bug, verdict, fault: the --html table
 
@@ -533,9 +572,10 @@ def _selfcheck(args: argparse.Namespace) -> int:
 
     history_missed: list[str] = []
     controls: dict[tuple[str, str], list[str]] = {}
-    verdicts = run_selfcheck(
-        modes, duration=args.duration, clients=args.clients, seed=seed, bugs=bugs, on_result=show
-    )
+    # Every run below, probes, controls and history probes alike, perturbs with the seed.
+    perturbing = perturb.enabled(seed) if args.perturb else contextlib.nullcontext()
+    with perturbing:
+        verdicts = _selfcheck_runs(args, modes, seed, bugs, show)
     missed = [f"{v.bug} ({v.mode})" for v in verdicts if not v.caught] + history_missed
     if args.html:
         _selfcheck_html(args, seed, modes, rows, verdicts)
@@ -544,6 +584,23 @@ def _selfcheck(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"Self-check passed: every bug was caught in {', '.join(modes)} mode.")
     return EXIT_OK
+
+
+def _selfcheck_runs(
+    args: argparse.Namespace,
+    modes: tuple[str, ...],
+    seed: int,
+    bugs: tuple[str, ...],
+    show: Callable[[BugVerdict], None],
+) -> list[BugVerdict]:
+    return run_selfcheck(
+        modes,
+        duration=args.duration,
+        clients=args.clients,
+        seed=seed,
+        bugs=bugs,
+        on_result=show,
+    )
 
 
 def _selfcheck_html(
@@ -556,7 +613,7 @@ def _selfcheck_html(
     def command(mode: str, bug: str) -> str:
         return (
             f"python -m metafuse stress selfcheck --mode {mode} --bug {bug} --seed {seed}"
-            f" --duration {args.duration} --clients {args.clients}"
+            f" --duration {args.duration} --clients {args.clients}{'' if args.perturb else ' --no-perturb'}"
         )
 
     missed = [row for row in rows if not row[2].removeprefix("history: ").startswith("caught")]

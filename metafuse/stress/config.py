@@ -10,6 +10,7 @@ import random
 from collections.abc import Mapping
 from typing import Optional
 
+from .. import perturb
 from ..errors import ValidationError
 
 log = logging.getLogger("metafuse.stress")
@@ -69,6 +70,14 @@ class StressConfig:
     """Seconds over which the load (clients, or the open-model rate) grows from nothing to full."""
     warmup: float = 0.0
     """Seconds at the start whose operations are left out of the figures (not of the invariants)."""
+    perturb: Optional[str] = None  # noqa: UP045
+    """Schedule perturbation for the run, as `seed=N,p=P` (`metafuse.perturb`; None: as the
+    environment has it, normally off)."""
+    check_history: bool = True
+    """Record and check the history of a scenario declared `history_checked` even without `history`."""
+    catalogs: Optional[str] = None  # noqa: UP045
+    """Thread mode: `shared` (one Catalog for every client), `per-client` or `mixed` (every other
+    client owns one); None: the scenario's own choice (`Scenario.catalogs`)."""
 
     def clients_for(self, default: int | None) -> int:
         """Return the client count for a scenario whose own default is `default`."""
@@ -120,6 +129,39 @@ def parse_seed(text: str, source: str) -> int:
     if seed < 0:
         raise ValidationError(source, "must not be negative", text)
     return seed
+
+
+CATALOGS = ("shared", "per-client", "mixed")
+"""How thread-mode clients get their Catalog: all one, one each, or every other client one of its own."""
+
+
+def parse_catalogs(text: str, source: str) -> str:
+    """Return `text` if it names a catalogs shape (`CATALOGS`), else a `ValidationError` naming `source`."""
+    shape = text.strip().lower()
+    if shape not in CATALOGS:
+        raise ValidationError(source, f"must be one of {', '.join(CATALOGS)}", text)
+    return shape
+
+
+def parse_perturb(text: str, source: str) -> str:
+    """Return perturbation settings as `seed=N,p=P` from a bare seed or from that text itself.
+
+    Anything else is a `ValidationError` naming `source`.
+    """
+    word = text.strip()
+    try:
+        if word.isdigit():
+            return str(perturb.Settings(int(word), perturb.DEFAULT_P))
+        return str(perturb.parse(word))
+    except ValidationError:
+        raise ValidationError(
+            source, "must be a seed (a whole number) or seed=N,p=P with 0 < P <= 1", text
+        ) from None
+
+
+def perturb_for(seed: int) -> str:
+    """The perturbation settings selfcheck and the campaign run with: `seed`, the default `p`."""
+    return str(perturb.Settings(seed, perturb.DEFAULT_P))
 
 
 def parse_enabled(text: str | None, source: str = ENABLE_ENV) -> bool:

@@ -66,6 +66,11 @@ def format_result(result: ScenarioResult) -> str:
     lines = ["Results:"]
     if scenario is not None:
         lines += [f"  {label}: {format_value(value)}" for label, value in scenario.headline(data)]
+    settings = result.settings or {}
+    if settings.get("perturb"):
+        lines.append(f"  Perturbation: {settings['perturb']} (metafuse.perturb: races made likely)")
+    if settings.get("catalogs") and settings["catalogs"] != "shared":
+        lines.append(f"  Catalogs: {settings['catalogs']} (thread mode)")
     lines.append(
         f"  Throughput: {result.throughput:,.1f} ops/s over {result.elapsed:.1f}s"
         f" (ok {result.rate('ok'):,.1f}/s, conflicts {result.rate('conflict'):,.1f}/s,"
@@ -134,7 +139,8 @@ def _ms(value: Any) -> str:
 
 def reproduce_command(result: ScenarioResult, *, kills: int | None = None, extra: Sequence[str] = ()) -> str:
     """Return the exact command that re-runs `result`'s scenario with every setting of its
-    workload (`result.settings`: load model, catalog, durability, kills, faults) and its seed.
+    workload (`result.settings`: load model, catalog, durability, kills, faults, perturbation,
+    thread-mode catalogs) and its seed.
 
     `kills` overrides the recorded one; `extra` holds further options of the run that are not
     settings of the workload, such as `--threshold read.p99<5ms` or `--thresholds FILE`.
@@ -169,6 +175,11 @@ def reproduce_command(result: ScenarioResult, *, kills: int | None = None, extra
         words += ["--synchronous", str(settings["synchronous"])]
     if settings.get("catalog_path"):
         words += ["--catalog", str(settings["catalog_path"])]
+    if settings.get("perturb"):
+        words += ["--perturb", str(settings["perturb"])]
+    declared = REGISTRY[result.scenario].catalogs if result.scenario in REGISTRY else None
+    if settings.get("catalogs") and settings["catalogs"] != declared:
+        words += ["--catalogs", str(settings["catalogs"])]
     words += list(extra)
     prefix = f"METAFUSE_FAULTS={','.join(result.faults)} " if result.faults else ""
     return prefix + shlex.join(words)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -17,6 +18,7 @@ from collections.abc import MutableSequence
 from typing import Any
 
 from .. import faults as fault_hooks
+from .. import perturb as perturbation
 from .._logcommits import REPLICA_ROOT_ENV, is_store_url
 from ..catalog import Catalog
 from . import history as op_history
@@ -25,6 +27,7 @@ from .client import Board, ClientContext, Schedule
 from .config import StressConfig
 from .control import ProcessControl
 from .gate import BarrierGate, Flag
+from .linearizability import check as check_linearizable
 from .progress import Progress
 from .recorder import Recorder, merge
 from .resources import RssProbe, catalog_fds, count_open_fds, rss_growth
@@ -91,16 +94,25 @@ def run_scenario(
     of seconds for a progress line that often, False for none. Ctrl-C stops the clients and
     returns the result so far, marked `interrupted`.
     """
-    # Faults already on (METAFUSE_FAULTS, or an enclosing `faults.enabled`) are part of the run.
+    # Faults already on (METAFUSE_FAULTS, or an enclosing `faults.enabled`) are part of the run,
+    # and so is a perturbation already on (METAFUSE_PERTURB) when the config names none.
     faults = tuple(sorted(set(faults) | fault_hooks.current()))
+    if config.perturb is None and perturbation.current() is not None:
+        config = dataclasses.replace(config, perturb=str(perturbation.current()))
     clients = config.clients_for(scenario.default_clients)
     duration = config.duration_for(scenario.default_duration)
     mode = "process" if scenario.always_process else config.mode
     settings = run_settings(
         scenario, config, path, mode=mode, clients=clients, duration=duration, faults=faults
     )
-    workdir = None
+    workdir = history_dir = None
     outcome = None
+    checked_history = None
+    if scenario.history_checked and config.check_history:
+        if config.history is None:
+            history_dir = tempfile.mkdtemp(prefix="metafuse-stress-history-")
+            config = dataclasses.replace(config, history=os.path.join(history_dir, "history.jsonl"))
+        checked_history = config.history
     if path is None:
         workdir = tempfile.mkdtemp(prefix="metafuse-stress-")
         path = os.path.join(workdir, "catalog.db")
@@ -113,7 +125,7 @@ def run_scenario(
     replicas = _ReplicaRoot(workdir if path is not None and is_store_url(path) else None)
     log.debug("%s: %d %s clients, %d s, seed %d", scenario.name, clients, mode, duration, config.seed)
     try:
-        with fault_hooks.enabled(*faults), replicas:
+        with fault_hooks.enabled(*faults), replicas, _perturbing(config.perturb):
             setup = SetupContext(clients, duration, config.seed, random.Random(config.seed), path, config)
             if config.history is not None:
                 op_history.start(config.history)
@@ -149,6 +161,8 @@ def run_scenario(
                 )
                 verdicts = [_clients_finished(view)]
                 verdicts += [_evaluate(invariant, view) for invariant in scenario.invariants]
+                if checked_history is not None:
+                    verdicts.append(_linearizable(checked_history))
                 metrics = _metrics(scenario, view)
                 metrics.update(_memory(mode, outcome))
                 metrics.update(process_fds_before=process_fds_before, process_fds_after=process_fds_after)
@@ -189,6 +203,16 @@ def run_scenario(
             log.warning("%s: kept %s for the client still using it", scenario.name, workdir)
         elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+        if history_dir is not None:
+            shutil.rmtree(history_dir, ignore_errors=True)
+
+
+def _perturbing(text: str | None) -> contextlib.AbstractContextManager[object]:
+    """Schedule perturbation as `text` says (`seed=N,p=P`) for the run, here and in its client processes."""
+    if text is None:
+        return contextlib.nullcontext()
+    settings = perturbation.parse(text)
+    return perturbation.enabled(settings.seed, settings.p)
 
 
 SETTINGS = (
@@ -208,10 +232,14 @@ SETTINGS = (
     "max_attempts",
     "backoff_scale",
     "lockstep",
+    "perturb",
+    "catalogs",
 )
 """The keys of `ScenarioResult.settings`: every setting that changes what a run's clients do.
 `catalog` is its kind (temporary file, file, s3, log+file); `catalog_path` the file or URL a
-user named (None for a temporary file); `kills` is None for a scenario that kills nothing."""
+user named (None for a temporary file); `kills` is None for a scenario that kills nothing;
+`perturb` the schedule perturbation (`seed=N,p=P`, None: off); `catalogs` how thread-mode
+clients got their Catalog (None in process mode and for scenarios whose clients open their own)."""
 
 
 def run_settings(
@@ -248,7 +276,22 @@ def run_settings(
         "max_attempts": config.max_attempts,
         "backoff_scale": config.backoff_scale,
         "lockstep": config.lockstep,
+        "perturb": config.perturb,
+        "catalogs": catalogs_shape(scenario, config) if mode == "thread" else None,
     }
+
+
+def catalogs_shape(scenario: Scenario, config: StressConfig) -> str | None:
+    """How thread-mode clients of `scenario` get their Catalog (`config.CATALOGS`), or None when
+    the scenario's clients open their own."""
+    if not scenario.shared_catalog:
+        return None
+    return config.catalogs or scenario.catalogs
+
+
+def _own_catalog(shape: str | None, client: int) -> bool:
+    """Whether thread-mode `client` opens a Catalog of its own under `shape` (mixed: odd clients)."""
+    return shape == "per-client" or (shape == "mixed" and client % 2 == 1)
 
 
 def scheduled_operations(config: StressConfig, clients: int, elapsed: float) -> int:
@@ -291,6 +334,44 @@ def _evaluate(invariant: Any, view: RunView) -> InvariantResult:
     state = "inconclusive" if ok is None else "ok" if ok else "FAILED"
     log.debug("invariant %s: %s (%s)", invariant.name, state, detail)
     return InvariantResult(invariant.name, invariant.promise, bool(ok), detail, inconclusive=ok is None)
+
+
+HISTORY_CHECK_SECONDS = 30.0
+"""Seconds the `linearizable` check may search; keys still undecided then make it inconclusive."""
+
+
+def _linearizable(path: str) -> InvariantResult:
+    """The history the run recorded at `path`, judged as `stress check-history` judges it."""
+    promise = "every dataset's recorded history is linearizable (what `stress check-history` checks)"
+    try:
+        operations = op_history.read_history(path)
+    except Exception as error:
+        return InvariantResult("linearizable", promise, False, f"history unreadable: {error}")
+    results = check_linearizable(operations, timeout=HISTORY_CHECK_SECONDS)
+    bad = [result for result in results if result.linearizable is False]
+    undecided = [result.key for result in results if result.linearizable is None]
+    detail = f"{len(operations)} operations on {len(results)} datasets"
+    if bad:
+        example = (
+            bad[0].counterexample.describe(min(op.invoke for op in operations))[0]
+            if bad[0].counterexample
+            else ""
+        )
+        return InvariantResult(
+            "linearizable",
+            promise,
+            False,
+            f"{detail}: {len(bad)} not linearizable, first {bad[0].key} {example}".rstrip(),
+        )
+    if undecided:
+        return InvariantResult(
+            "linearizable",
+            promise,
+            False,
+            f"{detail}: {len(undecided)} undecided in {HISTORY_CHECK_SECONDS:g} s",
+            inconclusive=True,
+        )
+    return InvariantResult("linearizable", promise, True, f"{detail}: all linearizable")
 
 
 def _clients_finished(view: RunView) -> InvariantResult:
@@ -370,11 +451,18 @@ class _Run:
 
 class _ThreadRun(_Run):
     def run(self) -> _Outcome:
+        shape = catalogs_shape(self.scenario, self.config)
+        owned = [_own_catalog(shape, client) for client in range(self.clients)]
         catalog = (
             Catalog.open(self.path, synchronous=self.config.synchronous)
-            if self.scenario.shared_catalog
+            if shape is not None and not all(owned)
             else None
         )
+        # Several catalogs on one file in one process is a real application shape, and the only
+        # one in which thread mode crosses the freshness check between catalogs on every read.
+        own = [
+            Catalog.open(self.path, synchronous=self.config.synchronous) if mine else None for mine in owned
+        ]
         live: MutableSequence[int] = [0] * (3 * self.clients)
         stop = threading.Event()
         gate = BarrierGate(threading.Barrier(self.clients), Flag())
@@ -388,7 +476,7 @@ class _ThreadRun(_Run):
                 clients=self.clients,
                 mode="thread",
                 path=self.path,
-                catalog=catalog,
+                catalog=own[client] or catalog,
                 shared=self.shared,
                 seed=self.config.seed,
                 start=start,
@@ -443,6 +531,11 @@ class _ThreadRun(_Run):
             catalog.close()
         elif catalog is not None:
             _close_after(catalog, [threads[index] for index in hung])
+        for index, mine in enumerate(own):
+            if mine is not None and index not in hung:
+                mine.close()
+            elif mine is not None:
+                _close_after(mine, [threads[index]])
         recorders = [ctx.recorder for ctx in contexts]
         crashed = [r.client for r in recorders if not r.finished and r.client not in hung]
         return _Outcome(
@@ -453,7 +546,7 @@ class _ThreadRun(_Run):
             crashed,
             [],
             rss,
-            left_open=catalog is not None and bool(hung),
+            left_open=bool(hung) and (catalog is not None or any(own[index] for index in hung)),
             interrupted=interrupted,
         )
 

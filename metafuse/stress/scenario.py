@@ -136,6 +136,11 @@ class Scenario:
     default_duration: Optional[int] = None  # noqa: UP045
     always_process: bool = False
     shared_catalog: bool = True
+    catalogs: str = "shared"
+    """Thread mode: how clients get their Catalog (`config.CATALOGS`) unless a run says otherwise."""
+    history_checked: bool = False
+    """Whether every run records a history (`ctx.record`) and judges it linearizable: the invariant
+    `linearizable`, added by the runner, backs the scenario's own."""
     file_only: Optional[str] = None  # noqa: UP045
     """Why this scenario needs a catalog file and cannot run on an object store (None: it can)."""
     store_only: Optional[str] = None  # noqa: UP045
@@ -177,6 +182,8 @@ def scenario(
     default_duration: int | None = None,
     always_process: bool = False,
     shared_catalog: bool = True,
+    catalogs: str = "shared",
+    history_checked: bool = False,
     file_only: str | None = None,
     store_only: str | None = None,
 ) -> Callable[[Callable[[ClientContext], None]], Scenario]:
@@ -185,8 +192,12 @@ def scenario(
     `setup(catalog, setup_context)` runs once before the clients and returns plain data that
     every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
     (they open their own); `always_process=True` runs clients as processes in either mode.
-    `file_only` says why the scenario cannot run against a catalog on an object store, and
-    `store_only` why it needs one (it then runs on a temporary directory store by default).
+    `catalogs` is how thread-mode clients get their Catalog: `shared` (one for all), `per-client`
+    or `mixed` (every other client owns one). `history_checked=True` records every run's history
+    and checks it is linearizable (for scenarios that `ctx.record` their reads and writes).
+    `file_only` says why the scenario cannot run against
+    a catalog on an object store, and `store_only` why it needs one (it then runs on a temporary
+    directory store by default).
     """
 
     def register(client: Callable[[ClientContext], None]) -> Scenario:
@@ -201,6 +212,8 @@ def scenario(
             default_duration=default_duration,
             always_process=always_process,
             shared_catalog=shared_catalog,
+            catalogs=catalogs,
+            history_checked=history_checked,
             file_only=file_only,
             store_only=store_only,
         )

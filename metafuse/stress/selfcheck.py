@@ -67,6 +67,11 @@ PROBES: dict[str, tuple[Probe, ...]] = {
     # validation every round of a pair ends with both flags on, by construction. On a file the
     # writer lock keeps the fault from mattering: the probe runs on a store.
     "unvalidated_reads": (Probe("write_skew", ("never_both_on", "serializable"), store=True),),
+    # Savers meet at a barrier each round, so groups mix right saves with the wrong one in every run.
+    "group_abort": (Probe("group_commit_conflicts", ("passed_checks_committed",)),),
+    "early_ack": (Probe("group_commit_conflicts", ("acknowledged_visible",)),),
+    # Every fork happens while threads save back to back: the child inherits a busy line.
+    "fork_queue": (Probe("fork_writers", ("children_wrote",)),),
 }
 """For each fault, the probes expected to catch it."""
 
@@ -86,8 +91,12 @@ class BugVerdict:
         return bool(self.caught_by) and not self.control_failures
 
 
-def probe_config(probe: Probe, mode: str, *, duration: int, clients: int, seed: int) -> StressConfig:
-    """Return the run settings of `probe` in `mode`: at least its own clients and duration."""
+def probe_config(
+    probe: Probe, mode: str, *, duration: int, clients: int, seed: int, perturb: str | None = None
+) -> StressConfig:
+    """Return the run settings of `probe` in `mode`: at least its own clients and duration.
+
+    `perturb` is the run's schedule perturbation (`seed=N,p=P`; None: as the environment has it)."""
     return StressConfig(
         clients=max(clients, probe.min_clients),
         duration=max(duration, probe.min_duration),
@@ -97,6 +106,7 @@ def probe_config(probe: Probe, mode: str, *, duration: int, clients: int, seed: 
         backoff_scale=probe.backoff_scale,
         max_attempts=probe.max_attempts,
         lockstep=probe.lockstep,
+        perturb=perturb,
     )
 
 

@@ -4,14 +4,20 @@ The settings are checked once per session, before collection where this file is 
 (`pytest tests/stress`, with or without xdist): a bad `STRESS_TEST_*` or `RUN_STRESS_TESTS`
 value ends the session with one line naming it, not a traceback per test. Where it is loaded
 late inside an xdist worker, each stress test fails with that same one line and no traceback.
+
+Half the sessions perturb their schedule (`metafuse.perturb`), chosen by the session's seed, so a
+seed that failed repeats with the same choice; `METAFUSE_PERTURB` in the environment wins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 
 import pytest
 
+from metafuse import perturb
 from metafuse.errors import ValidationError
 from metafuse.stress import config as stress_config
 from metafuse.stress.config import StressConfig
@@ -53,8 +59,18 @@ def stress_settings() -> StressConfig:
         settings = stress_config.from_environment()
     except ValidationError as error:
         pytest.fail(f"metafuse: error: {error}", pytrace=False)
-    print(f"\nstress seed {settings.seed} (set {stress_config.SEED_ENV} to repeat)")
+    if perturbed(settings.seed) and perturb.current() is None:
+        settings = dataclasses.replace(settings, perturb=stress_config.perturb_for(settings.seed))
+    print(
+        f"\nstress seed {settings.seed} (set {stress_config.SEED_ENV} to repeat),"
+        f" perturbation {settings.perturb or 'as METAFUSE_PERTURB has it'}"
+    )
     return settings
+
+
+def perturbed(seed: int) -> bool:
+    """Whether the session with `seed` perturbs its schedule: a seeded coin, heads half the time."""
+    return random.Random(seed).random() < 0.5
 
 
 __all__ = ["announce", "format_result"]

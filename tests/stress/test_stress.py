@@ -98,3 +98,13 @@ def test_stalled_writer(stress_settings: StressConfig) -> None:
 def test_store_chaos(stress_settings: StressConfig) -> None:
     """A store catalog's objects are damaged: foreign snapshots ignored, lost entries reported."""
     _run("store_chaos", stress_settings)
+
+
+def test_group_commit_conflicts(stress_settings: StressConfig) -> None:
+    """Saves grouped with a conflicting one: only that one fails; the others are committed and seen."""
+    _run("group_commit_conflicts", stress_settings)
+
+
+def test_fork_writers(stress_settings: StressConfig) -> None:
+    """Forked children write while the parent's threads write: excluded, nothing lost, nothing stale."""
+    _run("fork_writers", stress_settings)

@@ -32,6 +32,9 @@ def test_every_fault_has_a_description() -> None:
         "unvalidated_reads",
         "unchecked_log",
         "trusting_probe",
+        "group_abort",
+        "early_ack",
+        "fork_queue",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 

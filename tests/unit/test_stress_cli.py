@@ -580,6 +580,10 @@ def test_the_reproduce_command_carries_every_setting_of_the_run(
             str(thresholds),
             "--threshold",
             "write.p99<60s",
+            "--perturb",
+            "11",
+            "--catalogs",
+            "per-client",
             "--quiet",
             "--json",
             str(target),
@@ -598,6 +602,7 @@ def test_the_reproduce_command_carries_every_setting_of_the_run(
     assert (args.rate, args.ramp_up, args.warmup) == (40.0, 0.5, 0.25)
     assert args.thresholds == str(thresholds)
     assert args.threshold == ["write.p99<60s"]
+    assert (args.perturb, args.catalogs) == ("seed=11,p=0.1", "per-client")
     (result,) = json.loads(target.read_text())["results"]
     assert result["settings"] | {"catalog_path": None} == {
         "mode": "thread",
@@ -616,6 +621,8 @@ def test_the_reproduce_command_carries_every_setting_of_the_run(
         "max_attempts": 5,
         "backoff_scale": 1.0,
         "lockstep": False,
+        "perturb": "seed=11,p=0.1",
+        "catalogs": "per-client",
     }
     assert result["settings"]["catalog_path"] == str(catalog)
 

@@ -5,6 +5,11 @@ they have had acknowledged on the run's shared board; a reader loads that number
 read, so a read that returns an older version is stale by definition. Every write carries a
 token naming the version it will become, in the dataset row and in one of its fields, so a read
 whose two tokens differ, or name another version, is torn.
+
+In thread mode every other client opens a Catalog of its own (`catalogs="mixed"`): readers that
+share a writer's Catalog see its local invalidation, the others only the cross-catalog freshness
+check (change slots, epoch, WAL index), so both paths run in every run, not only when a put
+happens to race an invalidation.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ def _torn(seen: Dataset) -> bool:
     summary="A third of the clients write one dataset while the rest read it through the cache.",
     setup=_setup,
     default_duration=15,
+    catalogs="mixed",
 )
 def cache_invalidation_race(ctx: ClientContext) -> None:
     """Writers save new tokens continuously; readers check every read as it returns.

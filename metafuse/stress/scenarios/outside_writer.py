@@ -32,6 +32,18 @@ OUTSIDE_MARK = "-outside-"
 """Part of every token the outside writer commits, so readers can tell they saw one."""
 PAUSE = 0.002
 """Seconds writers wait between writes, so readers get cache hits in between."""
+LINGER = 0.02
+"""Most seconds a lingering reader waits between its rounds of reads (a random share of it)."""
+
+
+def lingers(client: int, updater: bool) -> bool:
+    """Whether a reader waits between its rounds: every other reader that does not update.
+
+    The others read at full speed, so a hit that skips its check is seen within microseconds; a
+    lingering reader keeps entries made before an outside commit in its cache across the moment
+    that commit is accounted for, so an accounting that takes it in without refusing them shows.
+    """
+    return not updater and client % 2 == 1
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
@@ -95,11 +107,13 @@ def _with_token(client: int, sequence: int) -> Any:
     setup=_setup,
     default_clients=5,
     default_duration=10,
+    catalogs="mixed",
     file_only="the outside writer is a raw sqlite3 connection to the file",
 )
 def outside_writer(ctx: ClientContext) -> None:
     """Client 0 commits through plain sqlite3; the others read with a warm cache, some update."""
     outside, updater, reader = roles(ctx.client, ctx.clients)
+    lingering = reader and lingers(ctx.client, updater)
     board = ctx.board
     conn = sqlite3.connect(ctx.path, timeout=30, isolation_level=None) if outside else None
     attempts: Counter[int] = Counter()  # attempts per successful update -> updates
@@ -155,6 +169,8 @@ def outside_writer(ctx: ClientContext) -> None:
                         versions_changed += 1
                         if OUTSIDE_MARK in (seen.description or ""):
                             outside_seen += 1
+                if lingering:
+                    time.sleep(ctx.rng.random() * LINGER)
     finally:
         if conn is not None:
             conn.close()

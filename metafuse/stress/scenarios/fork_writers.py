@@ -1,0 +1,365 @@
+"""Probe: forked children write while the parent's threads write; writers exclude each other, nothing is lost.
+
+Every client runs `WRITERS` threads on its Catalog (in thread mode the one every client shares).
+Each of them, in turn, bumps the shared counter dataset inside `transaction()` (read, then save
+with the version read: a conflict there means another writer was inside a write at the same
+time) and saves a dataset of its own through group commit. Client 0's own thread meanwhile forks
+a child now and then, without pausing anyone, while `BURST` threads of its own save back to back
+through group commit, so at every fork the write queue has a leader holding the writer lock and
+writes waiting behind it. The child, through the Catalog it inherited, saves once through group
+commit and bumps the counter `CHILD_BUMPS` times, then exits with what it did as its status. The
+other clients' own threads read the counter at full speed through the cache, each read checked
+against the newest bump acknowledged before it started (parent's and children's alike, in this
+process).
+
+A child that inherited the parent's write queue waits for a leader that does not exist in it;
+one that shares the parent's `flock` description does not exclude the parent's accounting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import threading
+import time
+import warnings
+from typing import Any
+
+from ...catalog import Catalog
+from ...errors import BusyError, ConflictError
+from ..client import ClientContext
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
+from ._content import recreate, rewrite, tokened
+from ._lifecycle.fork import wait_child
+
+WRITERS = 3
+"""Writing threads per client."""
+CHILD_BUMPS = 3
+"""Counter bumps each forked child makes."""
+CHILD_TIMEOUT = 4.0
+"""Seconds a child gets to exit before it is killed as hung (a child forked by the end of the run
+still ends inside the runner's 5 s watchdog grace)."""
+FORK_EVERY = 0.1
+"""Seconds between the end of one child and the next fork."""
+PAUSE = 0.002
+"""Seconds each parent writer waits between writes: SQLite's busy handler is not fair, and a parent
+writing flat out could starve a child that waits in it."""
+BURST = 3
+"""Threads that save through group commit, back to back, while each fork happens."""
+BURST_SAVES = 8
+"""Saves each of those threads makes per fork."""
+COUNTER = "stress.fork.counter"
+NEWEST = 0  # board slot: the newest counter version a parent writer had acknowledged
+# Child exit statuses above CHILD_BUMPS (a status <= CHILD_BUMPS is the bumps it acknowledged).
+CHILD_OVERLAP, CHILD_BUSY, CHILD_ERROR = 60, 61, 62
+_SLOT = struct.Struct("<q")
+
+
+def _own(client: int, writer: int) -> str:
+    return f"stress.fork.{client}.{writer}"
+
+
+def _child_dataset(client: int) -> str:
+    return f"stress.fork.child.{client}"
+
+
+def _burst_dataset(client: int, thread: int) -> str:
+    return f"stress.fork.burst.{client}.{thread}"
+
+
+def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
+    names = [COUNTER] + [_child_dataset(c) for c in range(setup.clients)]
+    names += [_own(c, w) for c in range(setup.clients) for w in range(WRITERS)]
+    names += [_burst_dataset(c, t) for c in range(setup.clients) for t in range(BURST)]
+    recreate(catalog, [tokened(name, "v1-setup") for name in names])
+    return {}
+
+
+class _Shared:
+    """What the parent's threads and its forked children share: the newest bump each acknowledged.
+
+    An anonymous shared mapping, so a child's acknowledgement reaches the parent's readers; two
+    slots (parent, child), each only raised, and a reader takes the larger.
+    """
+
+    def __init__(self) -> None:
+        self.map = mmap.mmap(-1, 2 * _SLOT.size)
+        self.lock = threading.Lock()
+
+    def raise_to(self, slot: int, version: int) -> None:
+        with self.lock:
+            if version > _SLOT.unpack_from(self.map, slot * _SLOT.size)[0]:
+                _SLOT.pack_into(self.map, slot * _SLOT.size, version)
+
+    def newest(self) -> int:
+        return max(int(_SLOT.unpack_from(self.map, 0)[0]), int(_SLOT.unpack_from(self.map, _SLOT.size)[0]))
+
+
+def _bump(catalog: Catalog, token: str) -> int:
+    """Bump the counter inside one transaction; return its new version. `ConflictError` here means
+    another writer committed between this transaction's read and its save: no exclusion."""
+    with catalog.transaction():
+        current = catalog.get(COUNTER)
+        assert current is not None
+        return catalog.save(rewrite(current, token), expected_version=current.version).version
+
+
+class _Writer:
+    def __init__(self, ctx: ClientContext, index: int, shared: _Shared) -> None:
+        self.ctx, self.index, self.shared = ctx, index, shared
+        self.bumps = self.overlaps = self.busy = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        ctx, sequence = self.ctx, 0
+        name = _own(ctx.client, self.index)
+        while not ctx.should_stop():
+            sequence += 1
+            try:
+                version = _bump(ctx.catalog, f"client-{ctx.client}-writer-{self.index}-{sequence}")
+                self.bumps += 1
+                self.shared.raise_to(0, version)
+                ctx.board.raise_to(NEWEST, version)
+                current = ctx.catalog.get(name)
+                assert current is not None
+                ctx.catalog.save(rewrite(current, f"own-{sequence}"), expected_version=current.version)
+            except ConflictError as error:
+                self.overlaps += error.name == COUNTER
+                if error.name != COUNTER:
+                    self.errors.append(f"ConflictError: {error}")
+            except BusyError:
+                self.busy += 1
+            except Exception as error:
+                self.errors.append(f"{type(error).__name__}: {error}")
+            time.sleep(PAUSE)
+
+
+def _child(catalog: Catalog, client: int, shared: _Shared, fork: int) -> int:
+    """In a forked child: one group-commit save, then `CHILD_BUMPS` bumps; return the exit status."""
+    bumps = 0
+    try:
+        name = _child_dataset(client)
+        current = catalog.get(name)
+        assert current is not None
+        catalog.save(rewrite(current, f"child-{fork}"), expected_version=current.version)
+        for bump in range(CHILD_BUMPS):
+            shared.raise_to(1, _bump(catalog, f"client-{client}-child-{fork}-{bump}"))
+            bumps += 1
+        return bumps
+    except ConflictError:
+        return CHILD_OVERLAP
+    except BusyError:
+        return CHILD_BUSY
+    except BaseException:
+        return CHILD_ERROR
+
+
+class _Forker:
+    def __init__(self, ctx: ClientContext, shared: _Shared) -> None:
+        self.ctx, self.shared = ctx, shared
+        self.forks = self.child_bumps = 0
+        self.failed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def _burst(self, thread: int, started: threading.Barrier) -> None:
+        """Save one dataset back to back, so the write queue has a leader and waiting writes at the fork."""
+        catalog = self.ctx.catalog
+        try:
+            current = catalog.get(_burst_dataset(self.ctx.client, thread))
+            assert current is not None
+            started.wait(timeout=CHILD_TIMEOUT)
+            for save in range(BURST_SAVES):
+                current = catalog.save(rewrite(current, f"burst-{save}"), expected_version=current.version)
+        except Exception as error:
+            self.errors.append(f"burst: {type(error).__name__}: {error}")
+
+    def run(self) -> None:
+        ctx = self.ctx
+        while not ctx.should_stop():
+            self.forks += 1
+            started = threading.Barrier(BURST + 1)
+            burst = [
+                threading.Thread(target=self._burst, args=(thread, started), daemon=True)
+                for thread in range(BURST)
+            ]
+            for thread in burst:
+                thread.start()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                started.wait(timeout=CHILD_TIMEOUT)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns that forking with threads may deadlock the child; forking
+                # while the parent's threads write is what this probe tests.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
+                pid = os.fork()
+            if pid == 0:
+                code = CHILD_ERROR
+                try:
+                    code = _child(ctx.catalog, ctx.client, self.shared, self.forks)
+                finally:
+                    os._exit(code)
+            for thread in burst:
+                thread.join()
+            outcome = wait_child(pid, CHILD_TIMEOUT)
+            status = int(outcome.split()[1]) if outcome.startswith("exit ") else -1
+            if 0 <= status <= CHILD_BUMPS:
+                self.child_bumps += status
+                if status != CHILD_BUMPS:
+                    self.failed[outcome] = self.failed.get(outcome, 0) + 1
+            else:
+                label = {CHILD_OVERLAP: "overlap", CHILD_BUSY: "busy", CHILD_ERROR: "error"}.get(
+                    status, outcome
+                )
+                self.failed[label] = self.failed.get(label, 0) + 1
+            time.sleep(FORK_EVERY)
+
+
+def _read(ctx: ClientContext, shared: _Shared) -> tuple[int, int]:
+    """Read the counter through the cache until the run ends; return (reads, stale reads)."""
+    reads = stale = 0
+    while not ctx.should_stop():
+        newest = max(shared.newest(), ctx.board.read(NEWEST))  # acknowledged before the read
+        _, seen = ctx.call("read", ctx.catalog.get, COUNTER)
+        reads += 1
+        if seen is not None and seen.version < newest:
+            stale += 1
+    return reads, stale
+
+
+_SHARED: _Shared | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_for_process() -> _Shared:
+    """One shared mapping per process: thread-mode clients share it, as they share the Catalog."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = _Shared()
+        return _SHARED
+
+
+@scenario(
+    "fork_writers",
+    title="fork while writing",
+    summary="Forked children write while the parent's threads write; writers exclude each other.",
+    setup=_setup,
+    default_clients=4,
+    default_duration=5,
+    catalogs="mixed",
+    file_only="it forks clients of a catalog file",
+)
+def fork_writers(ctx: ClientContext) -> None:
+    """Writers on threads; client 0 forks writing children, the other clients read the counter."""
+    shared = _shared_for_process()
+    writers = [_Writer(ctx, index, shared) for index in range(WRITERS)]
+    threads = [
+        threading.Thread(target=w.run, name=f"stress-{ctx.client}-writer-{w.index}", daemon=True)
+        for w in writers
+    ]
+    for thread in threads:
+        thread.start()
+    forker = _Forker(ctx, shared) if ctx.client == 0 else None
+    reads = stale = 0
+    try:
+        if forker is not None:
+            forker.run()
+        else:
+            reads, stale = _read(ctx, shared)
+    finally:
+        for thread in threads:
+            thread.join()
+    ctx.recorder.metrics.update(
+        bumps=sum(w.bumps for w in writers) + (forker.child_bumps if forker else 0),
+        overlaps=sum(w.overlaps for w in writers),
+        busy=sum(w.busy for w in writers),
+        forks=forker.forks if forker else 0,
+        children_failed=forker.failed if forker else {},
+        reads=reads,
+        stale_reads=stale,
+        max_versions_behind=0,
+    )
+    errors = [error for w in writers for error in w.errors] + (forker.errors if forker else [])
+    for error in errors[:3]:
+        ctx.recorder.error(error)
+    ctx.recorder.metrics["other_errors"] = len(errors)
+
+
+SCENARIO = fork_writers
+
+
+@fork_writers.invariant(
+    "writers_excluded", "no two writers were inside a write at once (no conflict inside a transaction)"
+)
+def _writers_excluded(run: RunView) -> Verdict:
+    overlaps = run.metric_sum("overlaps")
+    failed = _children_failed(run)
+    child = failed.get("overlap", 0)
+    return overlaps + child == 0, f"{overlaps} parent and {child} child transactions met another writer"
+
+
+def _children_failed(run: RunView) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for recorder in run.recorders:
+        for key, count in dict(recorder.metrics.get("children_failed", {})).items():
+            total[key] = total.get(key, 0) + int(count)
+    return total
+
+
+@fork_writers.invariant(
+    "children_wrote", "every forked child made all its writes and exited in time (none hung or refused)"
+)
+def _children_wrote(run: RunView) -> Verdict:
+    forks, failed = run.metric_sum("forks"), _children_failed(run)
+    if not forks:
+        return inconclusive("no child was forked: too little progress to judge")
+    return not failed, f"{forks} children, failed: {failed or 'none'}"
+
+
+@fork_writers.invariant(
+    "nothing_lost", "the counter's final version counts every bump acknowledged, by parent or child"
+)
+def _nothing_lost(run: RunView) -> Verdict:
+    final = run.catalog.get(COUNTER)
+    bumps = run.metric_sum("bumps")
+    version = final.version if final is not None else 0
+    return version >= 1 + bumps, f"final version {version}, {bumps} bumps acknowledged"
+
+
+@fork_writers.invariant(
+    "no_stale_read", "no read returned a counter older than a bump acknowledged before it started"
+)
+def _no_stale_read(run: RunView) -> Verdict:
+    return run.no_stale_reads()
+
+
+@fork_writers.invariant("no_errors", "no write or read failed unexpectedly")
+def _no_errors(run: RunView) -> Verdict:
+    errors = run.merged.total("error") + run.metric_sum("other_errors")
+    first = f", first: {run.merged.errors[0]}" if errors and run.merged.errors else ""
+    return errors == 0, f"{errors} errors{first}"
+
+
+def _metrics(run: RunView) -> dict[str, Any]:
+    return {
+        "bumps": run.metric_sum("bumps"),
+        "forks": run.metric_sum("forks"),
+        "children_failed": _children_failed(run),
+        "reads": run.metric_sum("reads"),
+        "stale_reads": run.metric_sum("stale_reads"),
+    }
+
+
+def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    metrics = result["metrics"]
+    return [
+        ("Counter bumps acknowledged", metrics.get("bumps", 0)),
+        ("Children forked", metrics.get("forks", 0)),
+        ("Children that failed", metrics.get("children_failed", {}) or "none"),
+        ("Stale reads", metrics.get("stale_reads", 0)),
+    ]
+
+
+fork_writers.metrics = _metrics
+fork_writers.headline = _headline
