@@ -66,7 +66,6 @@ def _run(
         f"--master-bind-port={port}",
         "--expect-workers=2",
         "--expect-workers-max-wait=120",
-        "--collect-timeout=60",
         "--users=8",
         "--spawn-rate=8",
         f"--run-time={seconds}s",

@@ -12,7 +12,8 @@ a success of its own kind, so Locust's failures are the catalog's errors alone.
 
 Every worker records its users' operations in the history format, with wall-clock times. When
 the test stops, the master asks every worker (connected, or that said hello) for its history (the worker
-stops its users first: a call cut short is recorded `unknown`), receives it in 1 MB pieces,
+stops its users first, giving each `STOP_GRACE` seconds to finish its task: a call cut short is
+recorded `unknown`), receives it in 1 MB pieces,
 measures each worker's clock against its own by round trips, merges the histories onto its
 clock (intervals widened by each worker's uncertainty, `metafuse.stress.distributed`) and
 checks them as `metafuse stress check-history` does. A history that is NOT linearizable sets
@@ -68,6 +69,9 @@ CLOCK_PROBES = 5
 CLOCK_TIMEOUT = 10.0
 """Seconds the master waits for one worker's clock probes (after its history arrived)."""
 CLIENTS_PER_WORKER = 100_000
+STOP_GRACE = 5.0
+"""Seconds a worker's users get to finish their task when the master collects the histories,
+before a call still running is cut short (and recorded as unknown)."""
 _HELLO, _COLLECT, _HISTORY = "metafuse_hello", "metafuse_collect", "metafuse_history"
 _CLOCK, _CLOCK_REPLY = "metafuse_clock", "metafuse_clock_reply"
 
@@ -218,11 +222,23 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 def _send_history(environment: Environment, msg: Message) -> None:
-    """Stop this worker's users, then send their history to the master in bounded pieces."""
+    """Stop this worker's users, then send their history to the master in bounded pieces.
+
+    Each user first gets `STOP_GRACE` seconds to finish the task it is in (Locust's graceful
+    stop); only a call still running then is cut short, and recorded as unknown.
+    """
     global _recorder
     runner = environment.runner
     assert runner is not None
-    runner.stop()  # a call cut short raises in its user, which records it as unknown
+    # Killing a user mid-call can leave a half-made connection to the store open until the
+    # process exits (urllib3 closes a socket whose connect failed, not one whose connect was
+    # interrupted), and a server that serves one connection at a time then waits on it
+    # instead of answering anyone: the other workers' calls stall, and their histories with them.
+    ungraceful, environment.stop_timeout = environment.stop_timeout, STOP_GRACE
+    try:
+        runner.stop()
+    finally:
+        environment.stop_timeout = ungraceful
     recorder, _recorder = _recorder, None
     data = recorder.finish() if recorder is not None else b""
     pieces = distributed.chunks(data)
@@ -302,9 +318,16 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
             node.id: f"worker {runner.get_worker_index(node.id)} ({node.id})" for node in runner.clients.all
         }
         nodes.update(_collector.hello)
+        asked = time.monotonic()
         for node in nodes:
             runner.send_message(_COLLECT, None, client_id=node)
         _wait(lambda: all(node in _collector.complete for node in nodes), deadline)
+        answered = sum(node in _collector.complete for node in nodes)
+        print(
+            f"[metafuse] histories: {answered} of {len(nodes)} workers answered in"
+            f" {time.monotonic() - asked:.2f} s",
+            flush=True,
+        )
         for node, host in nodes.items():
             # The probes get a deadline of their own: waiting for a dead worker's history may
             # have used up the collection's.
