@@ -72,6 +72,11 @@ CLIENTS_PER_WORKER = 100_000
 STOP_GRACE = 5.0
 """Seconds a worker's users get to finish their task when the master collects the histories,
 before a call still running is cut short (and recorded as unknown)."""
+CLOCK_STEP_ENV = "METAFUSE_LOCUST_CLOCK_STEP_MS"
+"""For tests: a worker whose environment sets this (milliseconds, may be negative) steps its wall
+clock by that much once it has answered the master's first measurement, as a clock set by hand
+mid-run would. Only what the worker reads changes (its recorded times and its answers to the
+master's probes); the master measures, detects and widens exactly as for a real clock."""
 _HELLO, _COLLECT, _HISTORY = "metafuse_hello", "metafuse_collect", "metafuse_history"
 _CLOCK, _CLOCK_REPLY = "metafuse_clock", "metafuse_clock_reply"
 
@@ -146,6 +151,26 @@ _recorder: _Recorder | None = None
 _collector = _Collector()
 
 
+@dataclasses.dataclass
+class _Clock:
+    """A worker's wall clock: the real one, plus a step taken after the first measurement (tests)."""
+
+    step_ns: int = 0
+    applied_ns: int = 0
+    answered: int = 0
+
+    def now(self) -> int:
+        return time.time_ns() + self.applied_ns
+
+    def answered_probe(self) -> None:
+        self.answered += 1
+        if self.answered == CLOCK_PROBES:
+            self.applied_ns = self.step_ns
+
+
+_clock = _Clock()
+
+
 def _fail(message: str) -> None:
     """A one-line error for the operator, then exit 2 (Locust's usage error)."""
     sys.stderr.write(f"metafuse: {message}\n")
@@ -213,6 +238,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
         # a catalog that cannot be opened is one line and exit 2 before anyone waits for workers.
         _open(environment).close()
     if isinstance(runner, WorkerRunner):
+        step = os.environ.get(CLOCK_STEP_ENV, "")
+        try:
+            _clock.step_ns = round(float(step) * 1e6) if step else 0
+        except ValueError:
+            _fail(f"{CLOCK_STEP_ENV} must be a number of milliseconds, not {step!r}")
         runner.register_message(_COLLECT, _send_history, concurrent=True)
         runner.register_message(_CLOCK, _answer_clock)
     elif isinstance(runner, MasterRunner):
@@ -248,7 +278,8 @@ def _send_history(environment: Environment, msg: Message) -> None:
 
 def _answer_clock(environment: Environment, msg: Message) -> None:
     assert environment.runner is not None
-    environment.runner.send_message(_CLOCK_REPLY, {"probe": msg.data["probe"], "remote": time.time_ns()})
+    environment.runner.send_message(_CLOCK_REPLY, {"probe": msg.data["probe"], "remote": _clock.now()})
+    _clock.answered_probe()
 
 
 # -- the master's side ---------------------------------------------------------------------------
@@ -398,7 +429,7 @@ class _CatalogUser(User):
         token: str | None = None,
     ) -> T | None:
         """Run one catalog call; report it to Locust and record it. A catalog error returns None."""
-        invoke = time.time_ns()
+        invoke = _clock.now()
         started = time.perf_counter()
         value: T | None = None
         error: BaseException | None = None
@@ -409,7 +440,7 @@ class _CatalogUser(User):
             if not isinstance(exc, CatalogError):
                 raise  # the user is being stopped: recorded below as unknown
         finally:
-            ret = time.time_ns()
+            ret = _clock.now()
             self.history.call(op, key, invoke, ret, value, error, expected=expected, token=token)
             self.environment.events.request.fire(
                 request_type="conflict" if isinstance(error, ConflictError) else "catalog",
