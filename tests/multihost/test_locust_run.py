@@ -93,6 +93,8 @@ def _run(
             "--worker",
             "--master-host=127.0.0.1",
             f"--master-port={port}",
+            # Opened before the test starts (see the locustfile's `_open_early`).
+            f"--catalog={catalog}",
             env={**worker_env, **(first_worker_env or {})} if index == 0 else worker_env,
             log=tmp_path / f"worker{index}.log",
         )
@@ -204,3 +206,27 @@ def test_a_worker_whose_clock_steps_mid_run_is_reported_and_never_raises_a_false
     assert "no history arrived" not in output
     # The bound used covers both measurements, so it is at least half the step measured.
     assert float(verdict.group(2)) >= abs(shift) / 2 - 0.001, output
+
+
+def test_a_worker_that_cannot_reach_the_store_has_its_errors_counted_and_the_others_decide(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The first worker's route to the store leads to a closed port (its S3 client goes through
+    # a proxy that is not there); the catalog URL is the same for everyone, as in a partition.
+    # Each of its calls fails after the store's retries (about 16 s): Locust counts the
+    # failures, its history records them, and the verdict is decided from the other worker.
+    closed = f"http://127.0.0.1:{_free_port()}"
+    status, output = _run(
+        str(request.getfixturevalue("s3_catalog")),
+        25,
+        "",
+        tmp_path,
+        first_worker_env={"HTTP_PROXY": closed, "http_proxy": closed},
+    )
+    assert status == 1, output  # Locust's own exit for failed calls; no verdict code
+    assert "operations: linearizable (0 keys failed; clocks bound +/-" in output, output
+    assert "no history arrived" not in output
+    failed = re.findall(r"^catalog\s+get\s+\d+\s+(\d+)\(", output, re.MULTILINE)
+    assert failed, output
+    assert int(failed[-1]) > 0, output
+    assert "object store unavailable" in output, output  # Locust's error report names the cause

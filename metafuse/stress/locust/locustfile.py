@@ -35,6 +35,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -107,13 +108,32 @@ def _options(parser: Any, **_: Any) -> None:
 
 @dataclasses.dataclass
 class _Recorder:
-    """A worker's (or a local run's) side: the shared catalog and its users' histories."""
+    """A worker's (or a local run's) side: the shared catalog and its users' histories.
 
-    catalog: Catalog
+    The catalog is opened by the first call that needs it, not when the test starts: a worker
+    that cannot reach the store keeps running, and each of its calls fails on its own (counted
+    by Locust, recorded in the history) while the others decide the verdict.
+    """
+
+    target: str
     path: str
     base: int
     writers: list[HistoryWriter] = dataclasses.field(default_factory=list)
     numbers: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
+    opened: Catalog | None = None
+    opening: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def catalog(self) -> Catalog:
+        """The shared catalog, opened now if no call has opened it yet (`CatalogError` if it
+        cannot be: the next call tries again)."""
+        global _ready
+        with self.opening:
+            if self.opened is None:
+                if _ready is not None and _ready[0] == self.target:
+                    self.opened, _ready = _ready[1], None
+                else:
+                    self.opened = Catalog.open(self.target)
+            return self.opened
 
     def new_writer(self) -> HistoryWriter:
         writer = HistoryWriter(self.path, self.base + next(self.numbers))
@@ -124,8 +144,9 @@ class _Recorder:
         """Flush every user's buffer, close the catalog, return the history and remove its file."""
         for writer in self.writers:
             writer.flush()
-        with contextlib.suppress(CatalogError):
-            self.catalog.close()
+        if self.opened is not None:
+            with contextlib.suppress(CatalogError):
+                self.opened.close()
         with open(self.path, "rb") as file:
             data = file.read()
         os.unlink(self.path)
@@ -149,6 +170,9 @@ class _Collector:
 
 _recorder: _Recorder | None = None
 _collector = _Collector()
+_ready: tuple[str, Catalog] | None = None
+"""A catalog a worker opened before its test, from its own --catalog: the first test's calls
+use it if the master names the same catalog."""
 
 
 @dataclasses.dataclass
@@ -177,10 +201,15 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _open(environment: Environment) -> Catalog:
+def _target(environment: Environment) -> str:
     target = str(getattr(environment.parsed_options, "catalog", "") or "")
     if not target:
         _fail(f"--catalog (or {CATALOG_ENV}) is required: a catalog file path or an s3:// URL")
+    return target
+
+
+def _open(environment: Environment) -> Catalog:
+    target = _target(environment)
     try:
         return Catalog.open(target)
     except CatalogError as error:
@@ -199,7 +228,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         os.close(fd)
         start_history(path)
         index = int(getattr(runner, "worker_index", 0))
-        _recorder = _Recorder(_open(environment), path, (max(index, 0) + 1) * CLIENTS_PER_WORKER)
+        _recorder = _Recorder(_target(environment), path, (max(index, 0) + 1) * CLIENTS_PER_WORKER)
         if isinstance(runner, WorkerRunner):
             runner.send_message(_HELLO, {"index": index})
 
@@ -238,6 +267,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         # a catalog that cannot be opened is one line and exit 2 before anyone waits for workers.
         _open(environment).close()
     if isinstance(runner, WorkerRunner):
+        _open_early(environment)
         step = os.environ.get(CLOCK_STEP_ENV, "")
         try:
             _clock.step_ns = round(float(step) * 1e6) if step else 0
@@ -249,6 +279,25 @@ def _on_init(environment: Environment, **_: Any) -> None:
         runner.register_message(_HELLO, _on_hello, concurrent=True)
         runner.register_message(_HISTORY, _on_history)
         runner.register_message(_CLOCK_REPLY, _on_clock_reply)
+
+
+def _open_early(environment: Environment) -> None:
+    """Open the worker's own --catalog (if it was given one) before any test starts.
+
+    Opening a catalog on a store makes an S3 client, seconds of CPU on a loaded machine that
+    never yield to gevent's hub: done inside a test, the worker missed its heartbeats, the
+    master declared it (and, with every worker opening at once, all of them) missing and
+    stopped the test after a few calls. A catalog that cannot be opened now is tried again
+    by the test's calls, whose failures Locust counts.
+    """
+    global _ready
+    target = str(getattr(environment.parsed_options, "catalog", "") or "")
+    if not target:
+        return
+    try:
+        _ready = (target, Catalog.open(target))
+    except CatalogError as error:
+        print(f"[metafuse] the catalog cannot be opened yet; the test's calls try again: {error}", flush=True)
 
 
 def _send_history(environment: Environment, msg: Message) -> None:
@@ -464,7 +513,7 @@ class WriterUser(_CatalogUser):
 
     def read_modify_save(self) -> None:
         name = random.choice(NAMES)
-        current = self.call("get", name, lambda: self.catalog.get(name))
+        current = self.call("get", name, lambda: self.catalog().get(name))
         if current is None:
             return
         # Under gevent nothing switches between two catalog calls of a file catalog (sqlite3
@@ -475,7 +524,7 @@ class WriterUser(_CatalogUser):
         self.call(
             "save",
             name,
-            lambda: self.catalog.save(rewrite(current, token), expected_version=current.version),
+            lambda: self.catalog().save(rewrite(current, token), expected_version=current.version),
             expected=current.version,
             token=token,
         )
@@ -495,7 +544,7 @@ class ReaderUser(_CatalogUser):
 
     def read(self) -> None:
         name = random.choice(NAMES)
-        self.call("get", name, lambda: self.catalog.get(name))
+        self.call("get", name, lambda: self.catalog().get(name))
 
     tasks = [read]  # noqa: RUF012 - Locust reads a list
 
