@@ -166,6 +166,8 @@ class _Collector:
     first_clocks: dict[str, distributed.ClockOffset] = dataclasses.field(default_factory=dict)
     """Each worker's clock as measured when it said hello, at the start of its test."""
     status: str | None = None
+    started: bool = False
+    """Whether a test started here (the master's, or a local run's)."""
 
 
 _recorder: _Recorder | None = None
@@ -221,7 +223,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     global _recorder, _collector
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
-        _collector = _Collector()
+        _collector = _Collector(started=True)
         _collector.setup = _create_datasets(environment)
     if not isinstance(runner, MasterRunner):
         fd, path = tempfile.mkstemp(prefix="metafuse-locust-", suffix=".jsonl")
@@ -449,7 +451,17 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:
-    if _collector.status == distributed.NOT_LINEARIZABLE:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if _collector.started and _collector.status is None:
+        # Seen once under heavy load: the master quit at --run-time without firing test_stop,
+        # so nothing was collected. A run with no verdict must not look like a passing one.
+        print(
+            "[metafuse] verdict: INCONCLUSIVE: the test ended without a verdict (Locust never stopped it)",
+            flush=True,
+        )
+        environment.process_exit_code = EXIT_INCONCLUSIVE
+    elif _collector.status == distributed.NOT_LINEARIZABLE:
         environment.process_exit_code = EXIT_NOT_LINEARIZABLE
     elif _collector.status == distributed.INCONCLUSIVE:
         environment.process_exit_code = EXIT_INCONCLUSIVE
