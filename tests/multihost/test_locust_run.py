@@ -21,6 +21,8 @@ import pytest
 from metafuse.faults import ENV_VAR as FAULTS_ENV
 from metafuse.stress.locust import LOCUSTFILE
 
+CLOCK_STEP_ENV = "METAFUSE_LOCUST_CLOCK_STEP_MS"  # the locustfile's; importing it imports Locust
+
 # Importing locust would monkey-patch this process with gevent: look for it instead.
 if importlib.util.find_spec("locust") is None:
     pytest.fail("these tests need Locust: pip install -e '.[locust,s3,test]' (or run `nox -s locust`)")
@@ -49,11 +51,20 @@ def _locust(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[byte
 
 
 def _run(
-    catalog: str, seconds: int, fault: str, tmp_path: Path, *, kill_one: bool = False
+    catalog: str,
+    seconds: int,
+    fault: str,
+    tmp_path: Path,
+    *,
+    kill_one: bool = False,
+    first_worker_env: dict[str, str] | None = None,
+    master_args: tuple[str, ...] = (),
 ) -> tuple[int, str]:
     """Run a master and two workers (with `fault` planted in the workers); return its exit and output.
 
     With `kill_one`, the first worker is killed (SIGKILL) once its users have written.
+    `first_worker_env` is added to the first worker's environment alone; `master_args` to the
+    master's command line.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
@@ -66,13 +77,13 @@ def _run(
         f"--master-bind-port={port}",
         "--expect-workers=2",
         "--expect-workers-max-wait=120",
-        "--collect-timeout=60",
         "--users=8",
         "--spawn-rate=8",
         f"--run-time={seconds}s",
         f"--catalog={catalog}",
         f"--history={tmp_path / 'merged.jsonl'}",
         f"--html={tmp_path / 'report.html'}",
+        *master_args,
         env=env,
         log=tmp_path / "master.log",
     )
@@ -82,7 +93,9 @@ def _run(
             "--worker",
             "--master-host=127.0.0.1",
             f"--master-port={port}",
-            env=worker_env,
+            # Opened before the test starts (see the locustfile's `_open_early`).
+            f"--catalog={catalog}",
+            env={**worker_env, **(first_worker_env or {})} if index == 0 else worker_env,
             log=tmp_path / f"worker{index}.log",
         )
         for index in range(2)
@@ -160,3 +173,60 @@ def test_a_worker_killed_mid_run_makes_the_verdict_inconclusive(tmp_path: Path) 
     # Only the killed worker's: the other's history and clock still count.
     assert len(re.findall(r"no history arrived from worker \d \(", output)) == 1, output
     assert "no client operation was recorded" not in output
+
+
+def test_a_worker_whose_clock_steps_mid_run_is_reported_and_never_raises_a_false_alarm(
+    tmp_path: Path,
+) -> None:
+    # One worker's clock jumps 500 ms ahead once the master has first measured it: far beyond
+    # either measurement's bound. The master must see the two measurements disagree, say so,
+    # and widen that worker's intervals over both, so the clean run is never judged wrong.
+    # Intervals that wide give the search more orders than it can try in a few seconds, so
+    # an undecided search (INCONCLUSIVE, 7) is an honest answer here; a failure (6) is not.
+    status, output = _run(
+        str(tmp_path / "catalog.db"),
+        RUN_SECONDS["file"],
+        "",
+        tmp_path,
+        first_worker_env={CLOCK_STEP_ENV: "500"},
+        master_args=("--check-timeout=10",),
+    )
+    assert status in (0, 7), output
+    moved = re.findall(
+        r"^\[metafuse\] clocks: worker \d \(.*\)'s clock moved ([-+]\d+\.\d+) ms", output, re.MULTILINE
+    )
+    assert len(moved) == 1, output  # the stepped worker, and only it
+    # Ahead by 500 ms: the master's offset to it drops by 500 ms, give or take the bounds.
+    shift = float(moved[0])
+    assert shift < -250, output
+    verdict = re.search(
+        r"operations: (linearizable|INCONCLUSIVE) \(0 keys failed; clocks bound \+/- (\d+\.\d+) ms\)", output
+    )
+    assert verdict is not None, output
+    assert "no history arrived" not in output
+    # The bound used covers both measurements, so it is at least half the step measured.
+    assert float(verdict.group(2)) >= abs(shift) / 2 - 0.001, output
+
+
+def test_a_worker_that_cannot_reach_the_store_has_its_errors_counted_and_the_others_decide(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The first worker's route to the store leads to a closed port (its S3 client goes through
+    # a proxy that is not there); the catalog URL is the same for everyone, as in a partition.
+    # Each of its calls fails after the store's retries (about 16 s): Locust counts the
+    # failures, its history records them, and the verdict is decided from the other worker.
+    closed = f"http://127.0.0.1:{_free_port()}"
+    status, output = _run(
+        str(request.getfixturevalue("s3_catalog")),
+        25,
+        "",
+        tmp_path,
+        first_worker_env={"HTTP_PROXY": closed, "http_proxy": closed},
+    )
+    assert status == 1, output  # Locust's own exit for failed calls; no verdict code
+    assert "operations: linearizable (0 keys failed; clocks bound +/-" in output, output
+    assert "no history arrived" not in output
+    failed = re.findall(r"^catalog\s+get\s+\d+\s+(\d+)\(", output, re.MULTILINE)
+    assert failed, output
+    assert int(failed[-1]) > 0, output
+    assert "object store unavailable" in output, output  # Locust's error report names the cause
