@@ -33,6 +33,8 @@ FAULTS: dict[str, str] = {
     "unvalidated_reads": "a transaction on an object store checks only what it wrote, not what it read",
     "unchecked_log": "an object-store append is acknowledged without checking where it landed in the log",
     "trusting_probe": "an object-store read takes an absent next log entry for the end (a HEAD, no listing)",
+    "unchecked_group": "one save of a group on an object store is acknowledged though the log entry it lost"
+    " to changed its dataset",
 }
 """Every fault's name and the bug it introduces."""
 

@@ -32,6 +32,7 @@ def test_every_fault_has_a_description() -> None:
         "unvalidated_reads",
         "unchecked_log",
         "trusting_probe",
+        "unchecked_group",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 
