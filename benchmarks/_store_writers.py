@@ -27,6 +27,9 @@ from _bigcatalog import dataset_name, generate
 
 from metafuse import BusyError, Catalog, ConflictError, Dataset, RetriesExhaustedError
 
+MAX_ATTEMPTS = 5
+"""`update()`'s bound on attempts (its default), stated so the bound checked is the one asked for."""
+
 KINDS = ("PUT", "GET", "HEAD", "LIST")
 """The request kinds the table shows per acknowledged save (DELETEs are counted, never shown:
 a cell takes no snapshot, so nothing is deleted)."""
@@ -110,11 +113,20 @@ def _writer_process(
             failed: Counter[str] = Counter()
             dataset = current[index]
             assert dataset is not None
+            conflicts = 0
+
+            def conflicted(_error: ConflictError, _attempt: int) -> None:
+                nonlocal conflicts
+                conflicts += 1
+
             while not stop.is_set():
                 began = time.monotonic()
                 try:
                     if cell.shared:
-                        catalog.update(names[index], bump)
+                        conflicts = 0
+                        catalog.update(names[index], bump, max_attempts=MAX_ATTEMPTS, on_conflict=conflicted)
+                        if conflicts >= MAX_ATTEMPTS:
+                            failed["past its bound"] += 1  # acknowledged after more attempts than allowed
                     else:
                         dataset = catalog.save(bump(dataset), expected_version=dataset.version)
                 except (BusyError, ConflictError, RetriesExhaustedError) as error:
@@ -251,7 +263,7 @@ def targets(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, float, bool]
     """Issue #22's targets on one server's median rows: (target, measured as text, ratio, met)."""
     by = {row["cell"]: row for row in rows}
     own1, own50, same1, same50 = by["own x 1"], by["own x 50"], by["same x 1"], by["same x 50"]
-    past_bound = sum(same50["failures"].get(kind, 0) for kind in ("RetriesExhaustedError", "BusyError"))
+    past_bound = same50["failures"].get("past its bound", 0)
 
     def ratio(a: float, b: float) -> float:
         return a / b if b else 0.0
@@ -276,7 +288,7 @@ def targets(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, float, bool]
         ),
         (
             "no `update()` of 50 writers past its bound",
-            f"{past_bound} (of {sum(same50['saves'])} acknowledged)",
+            f"{past_bound} of {sum(same50['saves'])}",
             float(past_bound),
             past_bound == 0,
         ),

@@ -274,7 +274,7 @@ def writers_table(rows: Sequence[dict[str, Any]]) -> str:
             "max ms",
             *(f"{kind}/save" for kind in writers.KINDS),
             "saves/entry",
-            "<failed saves",
+            "<refused saves, updates past their bound",
         ),
         [
             (
