@@ -20,8 +20,9 @@ Appending (`CommitLog.append`):
    one is absent), checking the chain. If one of them carries our `commit_id`, an earlier attempt
    of ours landed: go to 6 with it. Otherwise hand them to the caller's `validate(lost_entries)`,
    which raises to abandon the commit (they changed what it depends on) or returns to go on;
-   then try again at one past the last entry read: at once after a first loss, after a
-   decorrelated-jitter pause (`race_pause`, bounded) when it keeps losing. Losing a number is
+   then try again at one past the last entry read. A first loss reads and tries again at once;
+   one that keeps losing first pauses (decorrelated jitter, `race_pause`, bounded), then reads
+   up to the end and tries at once, so its PUT never goes out on stale news. Losing a number is
    progress for someone else, so the loop is lock-free; an append that has lost for `max_wait`
    seconds gives up (`AppendContended`, nothing written), so no commit waits without bound.
 4. `AmbiguousWrite` (timeout, 5xx, connection lost after sending): read entry `n` back. Our
@@ -445,6 +446,12 @@ class CommitLog:
                     raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
                 raise
             lost: list[LogEntry] | None = None
+            if check == "taken" and races:
+                # Lost again: others write in step with us. Pause before reading up to the end,
+                # not after, so that the next PUT goes out on fresh news of where the end is.
+                pause = race_pause(pause, self.backoff, self.race_backoff_cap, rng)
+                left = None if self.max_wait is None else self.max_wait - (self._clock() - started)
+                self._sleep(pause if left is None else max(0.0, min(pause, left)))
             if check:
                 try:
                     lost = self._read_from(sequence, prev, absent_ok=check == "maybe")
@@ -467,12 +474,6 @@ class CommitLog:
                     raise AppendContended(commit_id, races, waited)
                 sequence, prev = lost[-1].sequence + 1, lost[-1].commit_id
                 unavailable = 0
-                if races > 1:
-                    # Lost again right after reading up to the end: others are writing in step
-                    # with us. Pause before the next try (never past the deadline).
-                    pause = race_pause(pause, self.backoff, self.race_backoff_cap, rng)
-                    left = None if self.max_wait is None else self.max_wait - waited
-                    self._sleep(pause if left is None else max(0.0, min(pause, left)))
                 continue
             # The store failed, or entry `sequence` is still absent after an ambiguous write:
             # send the same entry to the same number again after a pause.
