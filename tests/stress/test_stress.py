@@ -98,3 +98,8 @@ def test_stalled_writer(stress_settings: StressConfig) -> None:
 def test_store_chaos(stress_settings: StressConfig) -> None:
     """A store catalog's objects are damaged: foreign snapshots ignored, lost entries reported."""
     _run("store_chaos", stress_settings)
+
+
+def test_grouped_writers(stress_settings: StressConfig) -> None:
+    """Machines' grouped saves race at a store's log: every acknowledged version exactly once."""
+    _run("grouped_writers", stress_settings)
