@@ -28,6 +28,10 @@ DATASETS = 3
 THREADS = 4
 """Writer threads per client, sharing that client's catalog (so their saves are grouped)."""
 
+FIRST = 5
+"""Saves each writer thread makes before it looks at the clock: every client starts them at the
+same moment, so entries of different clients race however loaded the machine is."""
+
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
     names = [f"stress.grouped.{index}" for index in range(DATASETS)]
@@ -51,11 +55,13 @@ def grouped_writers(ctx: ClientContext) -> None:
     stop = threading.Event()
     problems: list[str] = []
     names: list[str] = ctx.shared["names"]
+    go = threading.Event()
 
     def writer(catalog: Catalog, thread: int) -> None:
         rng = random.Random(ctx.rng.random() + thread)
         writes = 0
-        while not stop.is_set():
+        go.wait()
+        while writes < FIRST or not stop.is_set():
             name = rng.choice(names)
             outcome = "errors"
             try:
@@ -82,10 +88,13 @@ def grouped_writers(ctx: ClientContext) -> None:
         for thread in threads:
             thread.start()
         try:
+            ctx.next_round()  # every client's catalog is open: all start writing at once
+            go.set()
             while not ctx.should_stop():
                 ctx.call("read", catalog.get, names[ctx.client % DATASETS])
                 time.sleep(0.05)
         finally:
+            go.set()
             stop.set()
             for thread in threads:
                 thread.join()
