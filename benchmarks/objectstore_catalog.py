@@ -32,20 +32,19 @@ import os
 import random
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _store_writers as writers
 from _bigcatalog import dataset_name, generate
 from objectstore_log import fresh_url
 
-from metafuse import Catalog, ConflictError, Dataset
+from metafuse import Catalog, Dataset
 from metafuse.objectstore.testing import FaultProxy, MotoServer
 
 T = TypeVar("T")
@@ -64,11 +63,14 @@ class Plan:
     commits: int = 50
     warmup: int = 5
     bootstraps: int = 3
-    clients: tuple[int, ...] = (1, 5, 10, 20, 50)
-    seconds: float = 5.0
+    seconds: float = 30.0
+    runs: int = 3
+    processes: int = 5
+    servers: tuple[str, ...] = ("single", "threaded")
+    parts: tuple[str, ...] = ("sizes", "writers")
 
 
-QUICK = Plan(sizes=(100, 1_000), commits=10, warmup=2, bootstraps=1, clients=(1, 5), seconds=1.0)
+QUICK = Plan(sizes=(100, 1_000), commits=10, warmup=2, bootstraps=1, seconds=1.0, runs=1)
 
 
 @dataclasses.dataclass
@@ -107,12 +109,6 @@ def urls(endpoint: str, proxy: FaultProxy) -> tuple[str, str]:
     """A fresh bucket's catalog URL, straight to the server and through the proxy."""
     proxied = fresh_url(endpoint, proxy.endpoint_url)
     return proxied.replace(proxy.endpoint_url, endpoint), proxied
-
-
-def quantiles(latencies: list[float]) -> tuple[float, float]:
-    """(p50, p99) in milliseconds; the p99 is the sample at rank 0.99 n."""
-    ordered = sorted(latencies)
-    return statistics.median(ordered) * 1e3, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
 
 
 # -- part 1: bytes per commit by catalog size ------------------------------------------------------
@@ -263,145 +259,61 @@ def markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-# -- part 2: commits per second by client count ----------------------------------------------------
+# -- part 2: many writers, on both servers ---------------------------------------------------------
 
 
-class Tally:
-    """Results the client threads hand in, under one lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.latencies: list[float] = []
-        self.conflicts = 0
-        self.pessimistic = 0
-
-    def add(self, latencies: list[float], conflicts: int, pessimistic: int) -> None:
-        with self._lock:
-            self.latencies.extend(latencies)
-            self.conflicts += conflicts
-            self.pessimistic += pessimistic
-
-
-def contend(
-    url: str, clients: int, seconds: float, shared: bool, proxy: FaultProxy | None = None
-) -> tuple[float, Tally, Traffic | None]:
-    """`clients` catalogs commit for `seconds`: (elapsed seconds, tally, the proxy's counts).
-
-    The proxy's counters are zeroed once every client has opened its catalog and read its
-    dataset, so they hold only the commits' traffic.
-    """
-    with Catalog.open(url) as seed:
-        seed.create_many(generate(1 if shared else clients))
-    catalogs = [Catalog.open(url) for _ in range(clients)]
-    barrier = threading.Barrier(clients + 1, action=None if proxy is None else proxy.reset_counts)
-    stop = threading.Event()
-    tally = Tally()
-
-    def client(index: int) -> None:
-        catalog = catalogs[index]
-        name = dataset_name(0 if shared else index)
-        current = catalog.get(name)
-        assert current is not None
-        conflicts = 0
-        mine: list[float] = []
-
-        def conflicted(_error: ConflictError, _attempt: int) -> None:
-            nonlocal conflicts
-            conflicts += 1
-
-        barrier.wait()
-        while not stop.is_set():
-            started = time.perf_counter()
-            if shared:
-                catalog.update(name, bump, on_conflict=conflicted)
-            else:
-                try:
-                    current = catalog.save(bump(current), expected_version=current.version)
-                except ConflictError:
-                    conflicts += 1
-                    current = catalog.get(name)
-                    assert current is not None
-                    continue
-            mine.append(time.perf_counter() - started)
-        tally.add(mine, conflicts, catalog.stats().pessimistic_updates)
-
-    try:
-        with ThreadPoolExecutor(clients) as pool:
-            futures = [pool.submit(client, index) for index in range(clients)]
-            barrier.wait()
-            started = time.perf_counter()
-            try:
-                time.sleep(seconds)
-            finally:
-                stop.set()
-            for future in futures:
-                future.result()
-            elapsed = time.perf_counter() - started
-        traffic = None
-        if proxy is not None:
-            counts, up, down = proxy.snapshot()
-            traffic = Traffic(elapsed, by_method(counts), up + down)
-    finally:
-        for catalog in catalogs:
-            catalog.close()
-    return elapsed, tally, traffic
-
-
-def by_clients(
-    endpoint: str, proxy: FaultProxy, clients: int, shared: bool, seconds: float
-) -> dict[str, Any]:
-    """Part 2 for one client count and scenario: a timed run, then a counted one."""
-    direct, _ = urls(endpoint, proxy)
-    elapsed, tally, _ = contend(direct, clients, seconds, shared)
-    _, proxied = urls(endpoint, proxy)
-    _, counted_tally, traffic = contend(proxied, clients, seconds, shared, proxy)
-    assert traffic is not None
-    commits = len(counted_tally.latencies)
-    p50, p99 = quantiles(tally.latencies)
-    return {
-        "scenario": "same" if shared else "own",
-        "clients": clients,
-        "commits": len(tally.latencies),
-        "commits_per_s": len(tally.latencies) / elapsed,
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "conflicts_per_commit": tally.conflicts / max(1, len(tally.latencies)),
-        "pessimistic": tally.pessimistic,
-        "counted_commits": commits,
-        "requests_per_commit": {m: traffic.requests[m] / max(1, commits) for m in sorted(traffic.requests)},
-        "bytes_per_commit": traffic.bytes / max(1, commits),
-    }
-
-
-def clients_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One row per scenario and client count."""
+def writers_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One row per cell: medians of its runs; failures summed over them."""
     return markdown(
         (
-            "<writers",
-            "clients",
-            "commits/s",
+            "<cell",
+            "processes",
+            "saves/s",
             "p50 ms",
             "p99 ms",
-            "conflicts/commit",
-            "5th-attempt updates",
-            "<requests/commit",
-            "bytes/commit",
+            "max ms",
+            *(f"{kind}/save" for kind in writers.KINDS),
+            "saves/entry",
+            "<refused saves, updates past their bound",
         ),
         [
             (
-                row["scenario"],
-                str(row["clients"]),
-                f"{row['commits_per_s']:.1f}",
+                row["cell"],
+                str(row["processes"]),
+                f"{row['saves_per_s']:.1f}",
                 f"{row['p50_ms']:.1f}",
                 f"{row['p99_ms']:.1f}",
-                f"{row['conflicts_per_commit']:.2f}",
-                str(row["pessimistic"]),
-                request_mix(row["requests_per_commit"]),
-                f"{row['bytes_per_commit']:,.0f}",
+                f"{row['max_ms']:.0f}",
+                *(f"{row['per_save'][kind]:.2f}" for kind in writers.KINDS),
+                f"{row['saves_per_entry']:.1f}",
+                ", ".join(f"{n} {kind}" for kind, n in sorted(row["failures"].items())) or "none",
             )
             for row in rows
         ],
     )
+
+
+def targets_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Issue #22's targets, each measured as a ratio and met or not."""
+    return markdown(
+        ("<target", "measured", "<met"),
+        [(name, text, "met" if met else "**not met**") for name, text, _, met in writers.targets(rows)],
+    )
+
+
+def measure_writers(plan: Plan) -> list[dict[str, Any]]:
+    """Every cell, `plan.runs` times, on each server of `plan.servers`; one entry per server."""
+    servers = []
+    for server_kind in plan.servers:
+        with MotoServer(threaded=server_kind == "threaded") as server:
+            rows = []
+            for cell in writers.cells(plan.processes):
+                endpoint = server.endpoint_url
+                runs = [writers.measure_cell(endpoint, cell, plan.seconds) for _ in range(plan.runs)]
+                rows.append({**writers.median_of(runs), "runs": runs})
+                print(f"{server_kind}: {cell.name}: {rows[-1]['saves_per_s']:.1f} saves/s", file=sys.stderr)
+        servers.append({"server": server_kind, "rows": rows})
+    return servers
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -409,7 +321,18 @@ def clients_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (smaller sizes, 1 s cells)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short smoke run (smaller sizes, 1 s cells, 1 run)"
+    )
+    parser.add_argument(
+        "--part", choices=("all", "sizes", "writers"), default="all", help="measure one part only"
+    )
+    parser.add_argument("--seconds", type=float, help="seconds per writers cell (default 30; 1 with --quick)")
+    parser.add_argument("--runs", type=int, help="runs per writers cell, the median shown (default 3)")
+    parser.add_argument("--processes", type=int, help="processes the 50 writers are spread over (default 5)")
+    parser.add_argument(
+        "--servers", help="comma-separated moto servers to measure writers on: single,threaded (both)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument(
         "--render",
@@ -417,44 +340,72 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="JSON",
         help="measure nothing: print the tables of a saved --json report",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("seconds", "runs", "processes"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name} must be positive, got {value:g}")
+    if args.servers is not None:
+        servers = tuple(part.strip() for part in args.servers.split(",") if part.strip())
+        unknown = sorted(set(servers) - {"single", "threaded"}) or ([] if servers else ["(none)"])
+        if unknown:
+            parser.error(f"--servers: {unknown[0]} is not a server; use single, threaded or both")
+        args.servers = servers
+    return args
+
+
+def plan_of(args: argparse.Namespace) -> Plan:
+    """The plan the options ask for: the full or quick one, with any option given replacing its field."""
+    plan = QUICK if args.quick else Plan()
+    changes: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("seconds", "runs", "processes", "servers")
+        if getattr(args, name) is not None
+    }
+    if args.part != "all":
+        changes["parts"] = (args.part,)
+    return dataclasses.replace(plan, **changes)
 
 
 def measure(plan: Plan) -> dict[str, Any]:
-    """Both parts against a moto server of their own; the report `render` prints."""
+    """The parts `plan` names against moto servers of their own; the report `render` prints."""
     for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
         os.environ.setdefault(name, value)
     started = time.perf_counter()
     report: dict[str, Any] = {"plan": dataclasses.asdict(plan), "load_before": os.getloadavg()}
-    with MotoServer() as server, FaultProxy(server.endpoint_url) as proxy:
-        report["sizes"] = []
-        for size in plan.sizes:
-            report["sizes"].append(by_size(server.endpoint_url, proxy, size, plan))
-            print(f"{size:,} datasets measured", file=sys.stderr)
-        report["clients"] = []
-        for shared in (True, False):
-            for clients in plan.clients:
-                row = by_clients(server.endpoint_url, proxy, clients, shared, plan.seconds)
-                report["clients"].append(row)
-                print(f"{row['scenario']} x {clients}: {row['commits_per_s']:.1f} commits/s", file=sys.stderr)
+    if "sizes" in plan.parts:
+        with MotoServer() as server, FaultProxy(server.endpoint_url) as proxy:
+            report["sizes"] = []
+            for size in plan.sizes:
+                report["sizes"].append(by_size(server.endpoint_url, proxy, size, plan))
+                print(f"{size:,} datasets measured", file=sys.stderr)
+    if "writers" in plan.parts:
+        report["writers"] = measure_writers(plan)
     report["load_after"] = os.getloadavg()
     report["seconds"] = time.perf_counter() - started
     return report
 
 
 def render(report: dict[str, Any]) -> str:
-    """The markdown that docs/benchmarks.md pastes: both parts' tables with what they measured."""
+    """The markdown that docs/benchmarks.md pastes: the tables of the parts measured."""
     plan = report["plan"]
     load = ", ".join(f"{a:.1f}" for a in (*report["load_before"], *report["load_after"]))
-    return (
-        f"Bytes per commit: `update` of one field of a random dataset by a warm client, mean of"
-        f" {plan['commits']} commits after {plan['warmup']} warm-up; bootstrap seconds: median of"
-        f" {plan['bootstraps']}, without the proxy.\n\n"
-        f"{size_tables(report['sizes'])}\n\n"
-        f"Commits by client count: {plan['seconds']:g} s per cell; moto single-threaded.\n\n"
-        f"{clients_table(report['clients'])}\n\n"
-        f"Run took {report['seconds']:.0f} s; load average before and after: {load}."
-    )
+    out = []
+    if "sizes" in report:
+        out.append(
+            f"Bytes per commit: `update` of one field of a random dataset by a warm client, mean of"
+            f" {plan['commits']} commits after {plan['warmup']} warm-up; bootstrap seconds: median of"
+            f" {plan['bootstraps']}, without the proxy.\n\n{size_tables(report['sizes'])}"
+        )
+    for server in report.get("writers", []):
+        kind = "single-threaded" if server["server"] == "single" else "threaded (per-key locks)"
+        out.append(
+            f"Writers on moto {kind}: {plan['seconds']:g} s per cell, median of {plan['runs']}"
+            f" run(s); 50 writers are threads over {plan['processes']} processes, one catalog each.\n\n"
+            f"{writers_table(server['rows'])}\n\n{targets_table(server['rows'])}"
+        )
+    out.append(f"Run took {report['seconds']:.0f} s; load average before and after: {load}.")
+    return "\n\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -462,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render:
         report = json.loads(args.render.read_text())
     else:
-        report = measure(QUICK if args.quick else Plan())
+        report = measure(plan_of(args))
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(render(report))

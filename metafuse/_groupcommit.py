@@ -186,12 +186,20 @@ class GroupCommit:
                     # On a store, publishing lost to another machine's change of `conflict.name`:
                     # the writes that changed it fail, the others run again.
                     losers = [w for w in remaining if conflict.name in w.names]
-                    if self.commits is None or not losers or len(losers) == len(remaining):
+                    if self.commits is None or not losers:
+                        raise
+                    if len(remaining) > 1 and faults.active("unchecked_group"):
+                        # The planted bug: one loser keeps what its rolled-back transaction
+                        # returned and is acknowledged, though its version check failed.
+                        forged = losers.pop(0)
+                        remaining = [w for w in remaining if w is not forged]
+                    elif len(losers) == len(remaining):
                         raise
                     for write in losers:
                         write.error, write.value = conflict, None
                     remaining = [w for w in remaining if w not in losers]
-                    held = self.transactions.relock()
+                    if remaining:
+                        held = self.transactions.relock()
                     continue
                 if len(remaining) > 1:
                     self.group_commits += 1

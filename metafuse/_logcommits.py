@@ -59,6 +59,7 @@ from ._logposition import set_position as _set_position
 from ._rows import SELECT_DATASET, decode
 from ._snapshots import Snapshots
 from .errors import (
+    BusyError,
     CatalogError,
     CatalogFileError,
     CommitUnknownError,
@@ -482,7 +483,11 @@ class _StoreErrors:
         if isinstance(error, LogForked):
             raise ForkedHistoryError(self.url, f"refused: {error}") from None
         if isinstance(error, AppendContended):
-            raise StorageError(self.url, f"gave up after losing {error} log numbers in a row") from None
+            raise BusyError(
+                self.url,
+                round(error.waited, 1),
+                f"gave up a commit: other writers won {error.attempts} log numbers in a row",
+            ) from None
         if isinstance(error, ObjectStoreError):
             raise StorageError(self.url, f"object store failed: {error}") from None
 

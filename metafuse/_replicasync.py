@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from . import _rowwrites as rows
@@ -64,8 +66,10 @@ def describe_freshness(guard: FreshnessGuard | None, commits: LogCommits | None)
 class ReplicaSync:
     """Keeps a store catalog's reads linearizable; hands every catalog's reads their connection.
 
-    Safe under concurrent use: `LogCommits.before_read` lets one thread catch up at a time, and
-    what a transaction read is kept on the calling thread's own `Session`.
+    Safe under concurrent use: one thread catches up at a time, and threads whose reads began
+    before a catch-up began take its result instead of catching up again; what a transaction
+    read is kept on the calling thread's own `Session`. The catch-up lock is renewed in a
+    forked child (`after_fork_in_child`).
     """
 
     def __init__(
@@ -83,6 +87,14 @@ class ReplicaSync:
         self.transaction = transaction
         self.errors = errors
         self.path = path
+        self._catching_up = threading.Lock()
+        self._caught_up_from = -float("inf")
+        """When the last finished catch-up began (monotonic): every entry acknowledged before
+        then is applied to the replica."""
+
+    def after_fork_in_child(self) -> None:
+        """Give a forked child a catch-up lock of its own (a parent's thread may hold this one)."""
+        self._catching_up = threading.Lock()
 
     @contextlib.contextmanager
     def statement(self, *, synced: bool = False, reads_all: bool = False) -> Iterator[sqlite3.Connection]:
@@ -117,12 +129,24 @@ class ReplicaSync:
             raise CatalogClosedError(self.commits.url)
         if self.pool.session().depth:
             return  # the transaction caught up when it began, and sees its own snapshot
-        self.commits.before_read(self.catch_up)
+        called = time.monotonic()
+        self.commits.before_read(lambda: self.catch_up(called))
 
-    def catch_up(self) -> None:
-        """Apply every entry the log gained since the replica last looked."""
-        with self.transaction():
-            pass  # the outermost transaction applies the log's new entries when it begins
+    def catch_up(self, called: float = float("inf")) -> None:
+        """Apply every entry the log gained before `called` (default: before now).
+
+        Threads that find the log moved queue here; one catches up at a time, and a thread
+        that waited while another's catch-up ran, one that began after `called`, is done
+        without looking at the log again: that catch-up applied everything acknowledged
+        before it began, so before `called`.
+        """
+        with self._catching_up:
+            if self._caught_up_from >= called:
+                return
+            began = time.monotonic()
+            with self.transaction():
+                pass  # the outermost transaction applies the log's new entries when it begins
+            self._caught_up_from = began
 
     def note_read(self, name: str, dataset: Dataset | None) -> None:
         """Inside a transaction on an object store, remember that it read `name` (at this version).

@@ -458,6 +458,7 @@ class Catalog:
     def _after_fork_in_child(self) -> None:
         self._transactions.after_fork_in_child()
         self._writes.after_fork_in_child()  # writes queued by the parent's threads are the parent's
+        self._replica.after_fork_in_child()
         self._cache._after_fork()
 
 

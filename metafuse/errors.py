@@ -65,15 +65,21 @@ class NotFoundError(CatalogError, LookupError):
 
 
 class BusyError(CatalogError):
-    """Another connection held the write lock for longer than the busy timeout."""
+    """Other writers kept this one from committing past its bound (the lock, or the store's log)."""
 
-    def __init__(self, path: str, timeout: float) -> None:
+    # Nothing was written. On a file: another connection held the write lock past the busy
+    # timeout. On an object store (`detail` says so): other writers won every log number for as
+    # long as one commit may wait (`CommitLog.max_wait`).
+
+    def __init__(self, path: str, timeout: float, detail: str | None = None) -> None:
         self.path = path
         self.timeout = timeout
-        super().__init__(f"catalog {path} is locked by another writer (waited {timeout:g} s)")
+        self.detail = detail
+        what = "is locked by another writer" if detail is None else detail
+        super().__init__(f"catalog {path} {what} (waited {timeout:g} s)")
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return BusyError, (self.path, self.timeout)
+        return BusyError, (self.path, self.timeout, self.detail)
 
 
 class CatalogFileError(CatalogError):

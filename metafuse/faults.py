@@ -36,6 +36,8 @@ FAULTS: dict[str, str] = {
     "group_abort": "one conflicting write aborts its whole group commit: every write of the group fails",
     "early_ack": "group-commit followers are acknowledged before the shared COMMIT",
     "fork_queue": "a forked child keeps the parent's group-commit write queue instead of an empty one",
+    "unchecked_group": "one save of a group on an object store is acknowledged though the log entry it lost"
+    " to changed its dataset",
 }
 """Every fault's name and the bug it introduces."""
 

@@ -157,18 +157,22 @@ class LogTruncated(ObjectStoreError):
 
 
 class AppendContended(ObjectStoreError):
-    """An append lost the race for `attempts` sequence numbers in a row; nothing was written.
+    """An append lost the race for `attempts` sequence numbers in a row, over `waited` seconds,
+    and gave up at its bound; nothing was written.
 
     Every number it tried is held by another commit, so its entry cannot appear later.
     """
 
-    def __init__(self, commit_id: str, attempts: int) -> None:
+    def __init__(self, commit_id: str, attempts: int, waited: float = 0.0) -> None:
         self.commit_id = commit_id
         self.attempts = attempts
-        super().__init__(f"commit {commit_id} lost {attempts} sequence numbers in a row to other writers")
+        self.waited = waited
+        super().__init__(
+            f"commit {commit_id} lost {attempts} sequence numbers in a row to other writers in {waited:.1f} s"
+        )
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return type(self), (self.commit_id, self.attempts)
+        return type(self), (self.commit_id, self.attempts, self.waited)
 
 
 class CommitUnknown(ObjectStoreError):

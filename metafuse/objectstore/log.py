@@ -20,8 +20,11 @@ Appending (`CommitLog.append`):
    one is absent), checking the chain. If one of them carries our `commit_id`, an earlier attempt
    of ours landed: go to 6 with it. Otherwise hand them to the caller's `validate(lost_entries)`,
    which raises to abandon the commit (they changed what it depends on) or returns to go on;
-   then try again at one past the last entry read. Losing a number is progress for someone
-   else, so the loop is lock-free.
+   then try again at one past the last entry read. A first loss reads and tries again at once;
+   one that keeps losing first pauses (decorrelated jitter, `race_pause`, bounded), then reads
+   up to the end and tries at once, so its PUT never goes out on stale news. Losing a number is
+   progress for someone else, so the loop is lock-free; an append that has lost for `max_wait`
+   seconds gives up (`AppendContended`, nothing written), so no commit waits without bound.
 4. `AmbiguousWrite` (timeout, 5xx, connection lost after sending): read entry `n` back. Our
    `commit_id` there: go to 6. Another commit there: we lost, as in step 3. Absent: the write
    did not land *yet* (it may still be in flight), so send the same entry to the same `n` again,
@@ -103,6 +106,12 @@ TRUNCATED_KEY = "truncated.json"
 SETTLE_SECONDS = 60.0
 """Default: how long an append keeps re-sending an entry whose write was ambiguous."""
 
+RACE_BACKOFF_CAP = 0.2
+"""Default: the longest pause, in seconds, between two tries of an append that keeps losing."""
+
+MAX_WAIT = 30.0
+"""Default: how many seconds one append may spend losing log numbers before it gives up."""
+
 _ENTRY_NAME = re.compile(r"^(\d{" + str(SEQUENCE_DIGITS) + r"})\.json$")
 
 
@@ -113,7 +122,12 @@ Validator = Callable[[Sequence[LogEntry]], None]
 class CommitLog:
     """The append-only commit log under `prefix` of `store`; safe to share between threads.
 
-    `max_races` bounds how many numbers one append may lose in a row (`AppendContended`);
+    `max_races` bounds how many numbers one append may lose in a row, and `max_wait` how many
+    seconds it may spend losing them (`AppendContended` either way, with nothing written: the
+    bound on how long one commit waits for the log however many writers it has). An append that
+    loses once tries the new end at once; one that keeps losing pauses between tries, for a
+    decorrelated jitter from `backoff` up to `race_backoff_cap` seconds (`race_pause`), so
+    writers that collide spread out instead of colliding again in step.
     `max_unavailable` bounds consecutive store failures within one append, each followed by a
     jittered exponential backoff from `backoff` seconds up to 1 s; an ambiguous write is sent
     again until the pauses between its attempts add up to `settle_seconds` (and at least
@@ -134,6 +148,9 @@ class CommitLog:
         retention: float | None = None,
         read_workers: int = 8,
         settle_seconds: float = SETTLE_SECONDS,
+        race_backoff_cap: float = RACE_BACKOFF_CAP,
+        max_wait: float | None = MAX_WAIT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -147,7 +164,10 @@ class CommitLog:
         self.max_unavailable = max_unavailable
         self.backoff = backoff
         self.settle_seconds = settle_seconds
+        self.race_backoff_cap = race_backoff_cap
+        self.max_wait = max_wait
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         self._known_end = 0
         self.skip_placement_check = False
@@ -208,8 +228,11 @@ class CommitLog:
         return end
 
     def since(self, after: int, prev: str | None = None) -> list[LogEntry]:
-        """Every entry above `after`, in order: one LIST when there is none, else `tail(after)`."""
-        return self.tail(after, prev) if self.moved(after) else []
+        """Every entry above `after`, in order: `tail(after)`, whose one LIST also says whether
+        there is any (one request when there is none, as `moved` would have cost)."""
+        if self.trust_absent_next:
+            return self.tail(after, prev) if self.moved(after) else []
+        return self.tail(after, prev)
 
     def read(self, sequence: int) -> LogEntry:
         """Entry `sequence`; `NotFound` if it does not exist (yet, or any more)."""
@@ -379,6 +402,8 @@ class CommitLog:
             prev = self._with_store(lambda: self.read(base)).commit_id
         sequence = base + 1
         attempts = races = unavailable = 0
+        started = self._clock()
+        pause = 0.0  # the last pause between lost races (decorrelated jitter grows from it)
         maybe_ours = False  # entry `sequence` may hold this commit (an ambiguous write to it)
         settling = 0.0  # seconds paused since the first ambiguous write to `sequence`
         cause = ""
@@ -401,6 +426,12 @@ class CommitLog:
                     raise CommitUnknown(commit_id, sequence, data, repr(exc)) from exc
                 raise
             lost: list[LogEntry] | None = None
+            if check == "taken" and races:
+                # Lost again: others write in step with us. Pause before reading up to the end,
+                # not after, so that the next PUT goes out on fresh news of where the end is.
+                pause = race_pause(pause, self.backoff, self.race_backoff_cap, rng)
+                left = None if self.max_wait is None else self.max_wait - (self._clock() - started)
+                self._sleep(pause if left is None else max(0.0, min(pause, left)))
             if check:
                 try:
                     lost = self._read_from(sequence, prev, absent_ok=check == "maybe")
@@ -418,8 +449,9 @@ class CommitLog:
                 if validate is not None:
                     validate(lost)
                 races += 1
-                if races >= self.max_races:
-                    raise AppendContended(commit_id, races)
+                waited = self._clock() - started
+                if races >= self.max_races or (self.max_wait is not None and waited >= self.max_wait):
+                    raise AppendContended(commit_id, races, waited)
                 sequence, prev = lost[-1].sequence + 1, lost[-1].commit_id
                 unavailable = 0
                 continue
@@ -569,3 +601,13 @@ class CommitLog:
         if match is None:
             raise LogCorrupt(key, f"not an entry name (<{SEQUENCE_DIGITS} digits>.json) in {self.directory}")
         return int(match.group(1))
+
+
+def race_pause(previous: float, base: float, cap: float, rng: random.Random) -> float:
+    """The next pause of a writer that keeps losing: decorrelated jitter, `min(cap,
+    uniform(base, 3 * previous))`, from `base` (the first, with `previous` 0) and never above `cap`.
+
+    Each pause is random in a range that grows with the one before, so colliding writers drift
+    apart, and a writer's pauses stay bounded by `cap` whatever its luck.
+    """
+    return min(cap, rng.uniform(base, max(base, previous * 3)))

@@ -63,6 +63,9 @@ PROBES: dict[str, tuple[Probe, ...]] = {
     # first stall crosses the retention by construction.
     "unchecked_log": (Probe("stalled_writer", ("acknowledged_kept", "stalls_refused")),),
     "trusting_probe": (Probe("store_chaos", ("no_silent_damage", "damage_reported")),),
+    # A store-only scenario: every client is a machine whose writer threads share its catalog,
+    # so saves are grouped and groups of different clients race for the log's numbers.
+    "unchecked_group": (Probe("grouped_writers", ("version_chain",)),),
     # Every client reads both flags of its pair before any of them writes, so without read
     # validation every round of a pair ends with both flags on, by construction. On a file the
     # writer lock keeps the fault from mattering: the probe runs on a store.

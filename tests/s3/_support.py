@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -37,11 +37,14 @@ class S3Server:
     external: S3Location | None
 
 
-def check_log(log: CommitLog, acknowledged: Mapping[str, int], attempted: int) -> None:
+def check_log(
+    log: CommitLog, acknowledged: Mapping[str, int], attempted: int, refused: Collection[str] = ()
+) -> None:
     """Assert the log holds exactly the acknowledged commits, once each, gap-free, where reported.
 
     `acknowledged` maps commit id to the sequence its append returned; `attempted` is how many
-    appends ran (all of which were acknowledged in these tests: none may be missing or extra).
+    appends ran, each either acknowledged or `refused` (the ids of appends that gave up at their
+    deadline, none of which may be in the log): none may be missing or extra.
     """
     entries = log.tail()
     assert [e.sequence for e in entries] == list(range(1, len(entries) + 1)), "the log has a gap"
@@ -54,4 +57,6 @@ def check_log(log: CommitLog, acknowledged: Mapping[str, int], attempted: int) -
     assert lost == {}, f"acknowledged commits missing or elsewhere: {lost}"
     phantom = sorted(set(by_id) - set(acknowledged))
     assert phantom == [], f"entries no append acknowledged: {phantom}"
-    assert len(acknowledged) == attempted == len(entries)
+    assert not set(refused) & set(by_id), "an append refused at its deadline is in the log"
+    assert len(acknowledged) + len(set(refused)) == attempted
+    assert len(acknowledged) == len(entries)

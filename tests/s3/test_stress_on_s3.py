@@ -37,7 +37,9 @@ def test_scenario_holds_on_s3(name: str, mode: str, s3_location: S3Location) -> 
     assert result.total("ok") > 0 or name == "kill_writers"
 
 
-@pytest.mark.parametrize("bug", ["lost_update", "stale_cache", "connection_leak", "unvalidated_reads"])
+@pytest.mark.parametrize(
+    "bug", ["lost_update", "stale_cache", "connection_leak", "unvalidated_reads", "unchecked_group"]
+)
 def test_a_planted_fault_turns_its_scenario_red_on_s3(bug: str, s3_location: S3Location) -> None:
     probe = PROBES[bug][0]
     config = probe_config(probe, "thread", duration=2, clients=4, seed=5)

@@ -108,3 +108,8 @@ def test_group_commit_conflicts(stress_settings: StressConfig) -> None:
 def test_fork_writers(stress_settings: StressConfig) -> None:
     """Forked children write while the parent's threads write: excluded, nothing lost, nothing stale."""
     _run("fork_writers", stress_settings)
+
+
+def test_grouped_writers(stress_settings: StressConfig) -> None:
+    """Machines' grouped saves race at a store's log: every acknowledged version exactly once."""
+    _run("grouped_writers", stress_settings)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from metafuse import Catalog
-from metafuse.errors import ConflictError
+from metafuse.errors import BusyError, ConflictError
 from metafuse.objectstore import CommitLog, open_store
 
 from ._support import make
@@ -76,3 +76,22 @@ def test_a_new_client_starts_from_a_snapshot(url: str) -> None:
         assert reader._commits is not None
         assert reader._commits.bootstrapped_from == 3
         assert reader.get("dir.snap").row_count == 4  # type: ignore[union-attr]
+
+
+def test_a_commit_that_loses_the_log_past_its_bound_is_busy_and_not_written(url: str) -> None:
+    with Catalog.open(url) as a, Catalog.open(url) as b:
+        a.create_many([make("dir.mine"), make("dir.theirs")])
+        b.get("dir.theirs")
+        assert a._commits is not None
+        a._commits.log.max_wait = 0.0  # the first lost number is already past the bound
+
+        def late_save() -> None:
+            with a.transaction():
+                a.save(make("dir.mine", description="late"), expected_version=1)
+                b.save(make("dir.theirs", description="first"), expected_version=1)
+
+        with pytest.raises(BusyError, match=r"other writers won 1 log numbers in a row") as caught:
+            late_save()
+        assert url in str(caught.value)
+        assert b.get("dir.mine").description != "late"  # type: ignore[union-attr]
+        assert a.get("dir.mine").version == 1  # type: ignore[union-attr]

@@ -35,6 +35,7 @@ def test_every_fault_has_a_description() -> None:
         "group_abort",
         "early_ack",
         "fork_queue",
+        "unchecked_group",
     }
     assert all(text.strip() for text in faults.FAULTS.values())
 

@@ -346,3 +346,91 @@ def test_a_listing_that_missed_an_entry_written_meanwhile_is_taken_again(tmp_pat
         log.append({"n": n})
     assert [e.payload["n"] for e in log.tail()] == [0, 1, 2, 3]
     assert store.dropped == 1
+
+
+class Clock:
+    """A clock that moves only when the log sleeps: pauses are recorded, not waited out."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+    def time(self) -> float:
+        return self.now
+
+
+def clocked_log(store: ObjectStore, clock: Clock, **options: float) -> CommitLog:
+    return CommitLog(store, "cat", sleep=clock.sleep, clock=clock.time, **options)  # type: ignore[arg-type]
+
+
+def test_one_lost_race_retries_at_once_and_reads_only_what_it_lost_to(store: ScriptedStore) -> None:
+    clock = Clock()
+    log = clocked_log(store, clock)
+    first = log.append({"n": 0})
+    store.before_put = other_writer(store)
+    store.puts = ["lost_before"]
+    store.calls.clear()
+    result = log.append({"by": "me"}, after=1, prev=first.commit_id)
+    assert result.sequence == 3
+    assert clock.pauses == []
+    # PUT 2 (lost), GET 2 and GET 3 (absent: the end), PUT 3, one LIST for the placement.
+    assert store.calls == Counter({"put": 2, "get": 2, "list": 1})
+
+
+def test_a_writer_that_keeps_losing_pauses_with_bounded_growing_jitter(store: ScriptedStore) -> None:
+    clock = Clock()
+    log = clocked_log(store, clock, backoff=0.01, race_backoff_cap=0.05)
+    store.before_put = other_writer(store)
+    store.puts = ["lost_before"] * 8
+    result = log.append({"by": "me"}, after=0)
+    assert result.attempts == 9
+    assert len(clock.pauses) == 7  # none after the first loss, one after each later one
+    assert all(0.01 <= pause <= 0.05 for pause in clock.pauses)
+    assert max(clock.pauses) > 0.01
+
+
+def test_race_pause_is_decorrelated_jitter_within_base_and_cap() -> None:
+    import random
+
+    from metafuse.objectstore.log import race_pause
+
+    rng = random.Random(7)
+    previous = 0.0
+    seen = []
+    for _ in range(200):
+        pause = race_pause(previous, 0.01, 0.2, rng)
+        assert 0.01 <= pause <= min(0.2, max(0.01, previous * 3))
+        seen.append(pause)
+        previous = pause
+    assert max(seen) > 0.1  # it grows when losing goes on
+
+
+def test_an_append_that_keeps_losing_gives_up_at_its_deadline_with_nothing_written(
+    store: ScriptedStore,
+) -> None:
+    clock = Clock()
+    log = clocked_log(store, clock, backoff=0.5, race_backoff_cap=1.0, max_wait=3.0)
+    store.before_put = other_writer(store)
+    store.puts = ["lost_before"] * 100
+    with pytest.raises(AppendContended) as caught:
+        log.append({"by": "me"}, after=0)
+    assert caught.value.waited >= 3.0
+    assert clock.now <= 3.0 + 1e-9  # no pause runs past the deadline
+    assert caught.value.commit_id not in commit_ids(log)
+    assert "in 3.0 s" in str(caught.value)
+
+
+def test_since_costs_one_list_whether_or_not_the_log_moved(store: ScriptedStore) -> None:
+    log = make_log(store)
+    log.append({"n": 1})
+    store.calls.clear()
+    assert log.since(1) == []
+    assert store.calls == Counter({"list": 1})
+    other_writer(store)("")
+    store.calls.clear()
+    assert [e.sequence for e in log.since(1)] == [2]
+    assert store.calls == Counter({"list": 1, "get": 1})
