@@ -57,6 +57,7 @@ def check_log(
     assert lost == {}, f"acknowledged commits missing or elsewhere: {lost}"
     phantom = sorted(set(by_id) - set(acknowledged))
     assert phantom == [], f"entries no append acknowledged: {phantom}"
+    assert acknowledged, "no append was acknowledged: some append wins every race it is in"
     assert not set(refused) & set(by_id), "an append refused at its deadline is in the log"
     assert len(acknowledged) + len(set(refused)) == attempted
     assert len(acknowledged) == len(entries)
