@@ -61,7 +61,8 @@ class Settings:
 
     clients: int
     duration: int
-    perturb: str | None = None
+    perturb: bool = True
+    """Whether every run is perturbed (`METAFUSE_PERTURB=seed=SEED`, with the run's own seed)."""
     timeout_scale: float = 1.0
 
 
@@ -133,10 +134,13 @@ def run_steps(
     selfcheck: Sequence[str],
     settings: Settings,
     stop_on_red: bool,
+    catalogs: str | None = None,
 ) -> list[Step]:
     """Run `scenarios` (then the selfcheck faults' probes) in a worker process importing the
-    package of `tree`; stop at the first red step if `stop_on_red`. A worker that runs past its
-    time limit is killed, and the step it was on counts as red ("timed out")."""
+    package of `tree`; stop at the first red step if `stop_on_red`. Perturbed with `seed` unless
+    the settings say not; thread-mode catalogs as `catalogs` says (None: each scenario's own).
+    A worker that runs past its time limit is killed, and the step it was on counts as red
+    ("timed out")."""
     with tempfile.TemporaryDirectory(prefix="metafuse-mutant-out-") as workdir:
         out = os.path.join(workdir, "steps.jsonl")
         spec = {
@@ -148,12 +152,15 @@ def run_steps(
             "clients": settings.clients,
             "duration": settings.duration,
             "stop_on_red": stop_on_red,
+            "catalogs": catalogs,
             "out": out,
         }
-        env = {key: value for key, value in os.environ.items() if key != "METAFUSE_FAULTS"}
+        # The run's schedule comes from its seed alone, never from the caller's environment, so
+        # a mutant and its control (same seed) are perturbed alike.
+        env = {k: v for k, v in os.environ.items() if k not in ("METAFUSE_FAULTS", "METAFUSE_PERTURB")}
         env["PYTHONPATH"] = tree
-        if settings.perturb is not None:
-            env["METAFUSE_PERTURB"] = settings.perturb
+        if settings.perturb:
+            env["METAFUSE_PERTURB"] = f"seed={seed}"
         limit = (
             len(scenarios) * (settings.duration + STARTUP_SECONDS) + len(selfcheck) * SELFCHECK_SECONDS
         ) * settings.timeout_scale + GRACE_SECONDS
@@ -182,7 +189,7 @@ def run_steps(
 class Controls:
     """Control runs on the unmutated copy, each made once and shared by every mutant that needs it.
 
-    Keyed by (scenario, mode, seed, catalog, selfcheck faults); safe to call from several threads:
+    Keyed by (scenario, mode, seed, catalog, selfcheck faults, catalogs); safe to call from several threads:
     a second caller of a key waits for the first one's run instead of making its own.
     """
 
@@ -193,9 +200,20 @@ class Controls:
         self._made: dict[tuple[Any, ...], concurrent.futures.Future[Step]] = {}
         self.made = 0
 
-    def get(self, scenario: str, mode: str, seed: int, store: bool, selfcheck: Sequence[str]) -> Step:
+    def get(
+        self,
+        scenario: str,
+        mode: str,
+        seed: int,
+        store: bool,
+        selfcheck: Sequence[str],
+        catalogs: str | None = None,
+    ) -> Step:
         """The control step of `scenario` (or of the selfcheck faults) with these settings."""
-        key = (scenario, mode, seed, store, tuple(selfcheck) if scenario == SELFCHECK else ())
+        if scenario == SELFCHECK:
+            key: tuple[Any, ...] = (scenario, mode, seed, store, tuple(selfcheck), None)
+        else:
+            key = (scenario, mode, seed, store, (), catalogs)
         with self._lock:
             future = self._made.get(key)
             mine = future is None
@@ -214,6 +232,7 @@ class Controls:
                     selfcheck=key[4],
                     settings=self.settings,
                     stop_on_red=False,
+                    catalogs=key[5],
                 )
                 future.set_result(steps[0] if steps else Step(scenario, error="the control made no step"))
             except BaseException as error:
@@ -236,9 +255,11 @@ def run_mutant(
         selfcheck=mutant.selfcheck,
         settings=settings,
         stop_on_red=True,
+        catalogs=mutant.catalogs,
     )
     paired = {
-        step.scenario: controls.get(step.scenario, mode, seed, store, mutant.selfcheck) for step in steps
+        step.scenario: controls.get(step.scenario, mode, seed, store, mutant.selfcheck, mutant.catalogs)
+        for step in steps
     }
     return judge(mutant.name, mode, seed, steps, paired)
 
@@ -253,7 +274,7 @@ def estimate(mutants: Sequence[Mutant], modes: Sequence[str], runs: int, jobs: i
         for mode in modes
         if mode in m.modes
     )
-    control_keys = {(s, m.catalog) for m in mutants for s in m.scenarios}
+    control_keys = {(s, m.catalog, m.catalogs) for m in mutants for s in m.scenarios}
     control_seconds = len(control_keys) * per_scenario * len(modes)
     control_seconds += len({m.selfcheck for m in mutants if m.selfcheck}) * SELFCHECK_SECONDS * len(modes)
     return (mutant_seconds + control_seconds) * runs / max(1, jobs)
@@ -355,7 +376,12 @@ def worker(spec_text: str) -> int:
 
     for name in spec["scenarios"]:
         config = StressConfig(
-            clients=spec["clients"], duration=spec["duration"], mode=spec["mode"], seed=spec["seed"], kills=10
+            clients=spec["clients"],
+            duration=spec["duration"],
+            mode=spec["mode"],
+            seed=spec["seed"],
+            kills=10,
+            catalogs=spec["catalogs"],
         )
         # A store-only scenario makes its own temporary store; the others get one when asked.
         store = spec["store"] and REGISTRY[name].store_only is None
@@ -410,7 +436,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=6, help="clients per scenario run (default 6)")
     parser.add_argument("--duration", type=int, default=2, help="seconds per scenario run (default 2)")
     parser.add_argument("--seed", type=int, help="seed of the first run (default random)")
-    parser.add_argument("--perturb", metavar="SEED", help="set METAFUSE_PERTURB=SEED for every run")
+    parser.add_argument(
+        "--no-perturb",
+        dest="perturb",
+        action="store_false",
+        help="run without schedule perturbation (default: every run perturbed, seeded with its seed)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every run's verdict as JSON to FILE")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
@@ -455,11 +486,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     seed = args.seed if args.seed is not None else random.randrange(1, 1_000_000)
     settings = Settings(args.clients, args.duration, args.perturb)
+    schedule = "each run perturbed with its seed" if args.perturb else "not perturbed"
     worst = estimate(mutants, modes, args.runs, args.jobs, args.duration)
     print(
         f"Mutants: {len(mutants)} x {len(modes)} modes x {args.runs} runs"
         f" (seeds {seed}..{seed + args.runs - 1}),"
-        f" {args.clients} clients x {args.duration} s per scenario, {args.jobs} at a time;"
+        f" {args.clients} clients x {args.duration} s per scenario, {args.jobs} at a time,"
+        f" {schedule};"
         f" at most ~{worst / 60:.0f} min (a run stops at its first red scenario: caught mutants cost less)",
         flush=True,
     )

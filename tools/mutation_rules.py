@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 
 MODES = ("thread", "process")
 CATALOGS = ("file", "store")
+SHAPES = ("shared", "per-client", "mixed")
+"""Thread-mode catalog shapes a rule may ask for (`stress run --catalogs`)."""
 
 
 class RuleError(Exception):
@@ -30,7 +32,9 @@ class Mutant:
     """One planted bug: replace `old` (which occurs exactly once in `file`) by `new`.
 
     `scenarios` run in `modes`, on a catalog file or (`catalog == "store"`) on a `log+file://`
-    store; `selfcheck` names the selfcheck faults whose probes run on the mutant too.
+    store; `selfcheck` names the selfcheck faults whose probes run on the mutant too; `catalogs`,
+    if set, is the thread-mode catalog shape every scenario of the rule runs with (`--catalogs`),
+    for a bug that only one shape exercises.
     """
 
     name: str
@@ -42,6 +46,7 @@ class Mutant:
     modes: tuple[str, ...] = MODES
     catalog: str = "file"
     selfcheck: tuple[str, ...] = ()
+    catalogs: str | None = None
 
 
 def load_rules(path: str, scenarios: dict[str, str]) -> list[Mutant]:
@@ -104,6 +109,9 @@ def _rule(item: object, index: int, scenarios: dict[str, str]) -> Mutant:
     from_selfcheck = item.get("selfcheck", [])
     if not isinstance(from_selfcheck, list) or not all(isinstance(v, str) for v in from_selfcheck):
         raise RuleError(f"mutant {name!r}: 'selfcheck' must be a list of fault names")
+    shape = item.get("catalogs")
+    if shape is not None and shape not in SHAPES:
+        raise RuleError(f"mutant {name!r}: catalogs must be one of {', '.join(SHAPES)}, not {shape!r}")
     return Mutant(
         name=name,
         bug=text("bug"),
@@ -114,6 +122,7 @@ def _rule(item: object, index: int, scenarios: dict[str, str]) -> Mutant:
         modes=names("modes", MODES, MODES),
         catalog=catalog,
         selfcheck=tuple(from_selfcheck),
+        catalogs=shape,
     )
 
 

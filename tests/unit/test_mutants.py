@@ -93,6 +93,7 @@ def test_a_rule_whose_text_is_missing_or_ambiguous_is_refused_by_name(
         ({"modes": ["greenlet"]}, "unknown modes entry 'greenlet'"),
         ({"old": ""}, "'old' must be a non-empty string"),
         ({"typo": 1}, "unknown field 'typo'"),
+        ({"catalogs": "pooled"}, "catalogs must be one of shared, per-client, mixed, not 'pooled'"),
     ],
 )
 def test_a_malformed_rule_is_refused_by_name(tmp_path: Path, fields: dict[str, object], says: str) -> None:
@@ -208,6 +209,8 @@ def test_a_mutant_is_caught_end_to_end_beside_its_control(tmp_path: Path) -> Non
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    (run,) = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert document["settings"]["perturb"] is True  # every run perturbed unless --no-perturb
+    (run,) = document["runs"]
     assert run["outcome"] == "caught"
     assert any(reason.startswith("stalled_writer.") for reason in run["caught_by"])

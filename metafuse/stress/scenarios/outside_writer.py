@@ -5,6 +5,15 @@ rewrites a dataset's description and bumps its version, through a connection tha
 MetaFuse's. The catalog's clients keep their caches warm by reading the same datasets over and
 over, and some of them `update()` one of the datasets the outside writer also rewrites.
 
+After every other outside write, the outside writer's client also saves a dataset of its own
+through its Catalog (`ACCOUNTED`), as a script that migrates and then records the migration
+would: that commit accounts for the outside one at once (a MetaFuse writer that finds `known`
+behind bumps the epoch), so accounting lands within a millisecond of the outside commit, while
+full-speed readers still hold entries from before it and are between a hit's checks. The other
+outside writes are accounted for lazily (by an updater's next commit, or a reader once the
+mismatch has stood still), so the window in which only the WAL-index check refuses an old entry
+stays open too.
+
 Checked online, as in `cache_invalidation_race`: every writer (outside or not) publishes the
 newest version it has had acknowledged on the run's shared board, one slot per dataset, after its
 commit returned; a reader loads the slot *before* each read, so a read that returns an older
@@ -34,6 +43,9 @@ PAUSE = 0.002
 """Seconds writers wait between writes, so readers get cache hits in between."""
 LINGER = 0.02
 """Most seconds a lingering reader waits between its rounds of reads (a random share of it)."""
+ACCOUNTED = "stress.outside.accounted"
+"""The dataset the outside writer's client saves through its Catalog after every other outside
+write; no reader reads it."""
 
 
 def lingers(client: int, updater: bool) -> bool:
@@ -47,7 +59,7 @@ def lingers(client: int, updater: bool) -> bool:
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
-    recreate(catalog, [tokened(name, "v1-initial") for name in NAMES])
+    recreate(catalog, [tokened(name, "v1-initial") for name in (*NAMES, ACCOUNTED)])
     backoff = 0.005 * setup.clients * setup.config.backoff_scale
     return {
         "max_attempts": setup.config.max_attempts,
@@ -133,6 +145,8 @@ def outside_writer(ctx: ClientContext) -> None:
                 outcome, version = ctx.call("outside_write", outside_write, conn, NAMES[index], sequence)
                 if outcome == "ok" and version is not None:
                     board.raise_to(index, version)
+                    if sequence % 2 == 0:
+                        ctx.call("account", ctx.catalog.update, ACCOUNTED, _with_token(ctx.client, sequence))
                 time.sleep(PAUSE)
             if updater:
                 conflicts.clear()
