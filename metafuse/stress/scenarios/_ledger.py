@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Mapping
+
+from ...model import Dataset
+from ._content import checksum
 
 
 @dataclasses.dataclass
@@ -106,3 +110,34 @@ class WriteLedger:
         """The newest acknowledged version of `name` and the digests acknowledged for it."""
         entry = self._entries.get(name)
         return (entry.newest, set(entry.newest_digests)) if entry else (0, set())
+
+    def chain_problems(self, noun: str) -> list[str]:
+        """One line per dataset whose acknowledged versions are not 2, 3, ... without gap or duplicate.
+
+        `noun` names the writes in the line ("saves", "writes").
+        """
+        return [
+            f"{name}: {self.writes(name)} {noun}, {self.duplicates(name)} duplicate versions"
+            for name in self.names()
+            if not self.chain_complete(name, first=2)
+        ]
+
+    def content_problems(self, stored: Mapping[str, Dataset | None], noun: str) -> list[str]:
+        """One line per dataset in `stored` (name -> what the catalog holds now) that is missing, or
+        whose version or content is not that of its newest acknowledged write (`noun`: "save", ...).
+
+        A dataset no write was acknowledged on only has to exist.
+        """
+        problems = []
+        for name, dataset in stored.items():
+            if dataset is None:
+                problems.append(f"{name} is missing")
+                continue
+            version, digests = self.newest(name)
+            if not version:
+                continue
+            if dataset.version != version:
+                problems.append(f"{name}: stored v{dataset.version}, last acknowledged {noun} v{version}")
+            elif digests != {checksum(dataset)}:
+                problems.append(f"{name}: stored v{version} is not the one content acknowledged for it")
+        return problems

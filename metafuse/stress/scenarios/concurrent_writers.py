@@ -95,12 +95,7 @@ def _conflicts_detected(run: RunView) -> Verdict:
     "version_chain", "each dataset's successful writes got versions 2, 3, ... with no gap or duplicate"
 )
 def _version_chain(run: RunView) -> Verdict:
-    ledger = _ledger(run)
-    problems = [
-        f"{name}: {ledger.writes(name)} writes, {ledger.duplicates(name)} duplicate versions"
-        for name in ledger.names()
-        if not ledger.chain_complete(name, first=2)
-    ]
+    problems = _ledger(run).chain_problems("writes")
     return not problems, "; ".join(problems) or "every chain is complete"
 
 
@@ -108,20 +103,8 @@ def _version_chain(run: RunView) -> Verdict:
     "final_content", "each dataset's stored content is the content of its last successful write"
 )
 def _final_content(run: RunView) -> Verdict:
-    ledger = _ledger(run)
-    problems = []
-    for name in run.shared["names"]:
-        stored = run.catalog.get(name)
-        if stored is None:
-            problems.append(f"{name} is missing")
-            continue
-        version, digests = ledger.newest(name)
-        if not version:
-            continue
-        if stored.version != version:
-            problems.append(f"{name}: stored v{stored.version}, last successful write v{version}")
-        elif checksum(stored) not in digests or len(digests) > 1:
-            problems.append(f"{name}: stored v{version} is not the content acknowledged for it")
+    stored = {name: run.catalog.get(name) for name in run.shared["names"]}
+    problems = _ledger(run).content_problems(stored, "write")
     return not problems, "; ".join(problems) or "stored content matches the last write everywhere"
 
 

@@ -138,12 +138,7 @@ def _groups_formed(run: RunView) -> Verdict:
     "version_chain", "each dataset's acknowledged saves got versions 2, 3, ... with no gap or duplicate"
 )
 def _version_chain(run: RunView) -> Verdict:
-    ledger = _ledger(run)
-    problems = [
-        f"{name}: {ledger.writes(name)} saves, {ledger.duplicates(name)} duplicate versions"
-        for name in ledger.names()
-        if not ledger.chain_complete(name, first=2)
-    ]
+    problems = _ledger(run).chain_problems("saves")
     return not problems, "; ".join(problems) or "every chain is complete"
 
 
@@ -151,17 +146,8 @@ def _version_chain(run: RunView) -> Verdict:
     "final_content", "each dataset's stored content is the content of its last acknowledged save"
 )
 def _final_content(run: RunView) -> Verdict:
-    ledger = _ledger(run)
-    problems = []
-    for name in run.shared["names"]:
-        stored = run.catalog.get(name)
-        version, digests = ledger.newest(name)
-        if stored is None:
-            problems.append(f"{name} is missing")
-        elif version and stored.version != version:
-            problems.append(f"{name}: stored v{stored.version}, last acknowledged save v{version}")
-        elif version and digests != {checksum(stored)}:
-            problems.append(f"{name}: stored v{version} is not the one content acknowledged for it")
+    stored = {name: run.catalog.get(name) for name in run.shared["names"]}
+    problems = _ledger(run).content_problems(stored, "save")
     return not problems, "; ".join(problems) or "stored content matches the last save everywhere"
 
 
