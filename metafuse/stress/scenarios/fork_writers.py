@@ -12,8 +12,10 @@ other clients' own threads read the counter at full speed through the cache, eac
 against the newest bump acknowledged before it started (parent's and children's alike, in this
 process).
 
-A child that inherited the parent's write queue waits for a leader that does not exist in it;
-one that shares the parent's `flock` description does not exclude the parent's accounting.
+A child that inherited the parent's write queue waits for a leader that does not exist in it.
+Before it starts forking, client 0 also runs the `lock_excluded` probe (`_fork_probes`), whose
+child must wait for a slot-file lock its parent holds: one that shares the parent's `flock`
+description does not, whatever the timing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ...errors import BusyError, ConflictError
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._content import recreate, rewrite, tokened
+from ._fork_probes import run_probes
 from ._lifecycle.fork import wait_child
 
 WRITERS = 3
@@ -55,6 +58,7 @@ NEWEST = 0  # board slot: the newest counter version a parent writer had acknowl
 # Child exit statuses above CHILD_BUMPS (a status <= CHILD_BUMPS is the bumps it acknowledged).
 CHILD_OVERLAP, CHILD_BUSY, CHILD_ERROR = 60, 61, 62
 _SLOT = struct.Struct("<q")
+_WHY = 200  # bytes of the shared mapping where a failing child leaves its error
 
 
 def _own(client: int, writer: int) -> str:
@@ -81,17 +85,35 @@ class _Shared:
     """What the parent's threads and its forked children share: the newest bump each acknowledged.
 
     An anonymous shared mapping, so a child's acknowledgement reaches the parent's readers; two
-    slots (parent, child), each only raised, and a reader takes the larger.
+    slots (parent, child), each only raised, and a reader takes the larger. After them, a
+    failing child leaves its error there for the parent to report (`why`).
     """
 
     def __init__(self) -> None:
-        self.map = mmap.mmap(-1, 2 * _SLOT.size)
+        self.map = mmap.mmap(-1, 2 * _SLOT.size + _WHY)
+        self.lock = threading.Lock()
+        # A parent's writer may hold the lock at the fork: the child's copy would stay held.
+        os.register_at_fork(after_in_child=self._renew_lock)
+
+    def _renew_lock(self) -> None:
         self.lock = threading.Lock()
 
     def raise_to(self, slot: int, version: int) -> None:
         with self.lock:
             if version > _SLOT.unpack_from(self.map, slot * _SLOT.size)[0]:
                 _SLOT.pack_into(self.map, slot * _SLOT.size, version)
+
+    def tell(self, error: BaseException) -> None:
+        """In a failing child: leave `error` for the parent (cut to fit)."""
+        text = f"{type(error).__name__}: {error}".encode("utf-8", "replace")[: _WHY - 1]
+        self.map[2 * _SLOT.size : 2 * _SLOT.size + _WHY] = text.ljust(_WHY, b"\0")
+
+    def why(self) -> str:
+        """What the last failing child left (empty if none); clears it."""
+        start = 2 * _SLOT.size
+        text = bytes(self.map[start : start + _WHY]).rstrip(b"\0").decode("utf-8", "replace")
+        self.map[start : start + _WHY] = bytes(_WHY)
+        return text
 
     def newest(self) -> int:
         return max(int(_SLOT.unpack_from(self.map, 0)[0]), int(_SLOT.unpack_from(self.map, _SLOT.size)[0]))
@@ -148,11 +170,14 @@ def _child(catalog: Catalog, client: int, shared: _Shared, fork: int) -> int:
             shared.raise_to(1, _bump(catalog, f"client-{client}-child-{fork}-{bump}"))
             bumps += 1
         return bumps
-    except ConflictError:
+    except ConflictError as error:
+        shared.tell(error)
         return CHILD_OVERLAP
-    except BusyError:
+    except BusyError as error:
+        shared.tell(error)
         return CHILD_BUSY
-    except BaseException:
+    except BaseException as error:
+        shared.tell(error)
         return CHILD_ERROR
 
 
@@ -162,6 +187,7 @@ class _Forker:
         self.forks = self.child_bumps = 0
         self.failed: dict[str, int] = {}
         self.errors: list[str] = []
+        self.probes: dict[str, str] = {}
 
     def _burst(self, thread: int, started: threading.Barrier) -> None:
         """Save one dataset back to back, so the write queue has a leader and waiting writes at the fork."""
@@ -177,6 +203,7 @@ class _Forker:
 
     def run(self) -> None:
         ctx = self.ctx
+        self.probes = run_probes()
         while not ctx.should_stop():
             self.forks += 1
             started = threading.Barrier(BURST + 1)
@@ -202,6 +229,9 @@ class _Forker:
             for thread in burst:
                 thread.join()
             outcome = wait_child(pid, CHILD_TIMEOUT)
+            why = self.shared.why()
+            if why:
+                self.errors.append(f"child {self.forks}: {outcome}: {why}")
             status = int(outcome.split()[1]) if outcome.startswith("exit ") else -1
             if 0 <= status <= CHILD_BUMPS:
                 self.child_bumps += status
@@ -276,6 +306,8 @@ def fork_writers(ctx: ClientContext) -> None:
         busy=sum(w.busy for w in writers),
         forks=forker.forks if forker else 0,
         children_failed=forker.failed if forker else {},
+        probes_run=int(forker is not None),
+        probes_failed=forker.probes if forker else {},
         reads=reads,
         stale_reads=stale,
         max_versions_behind=0,
@@ -297,6 +329,21 @@ def _writers_excluded(run: RunView) -> Verdict:
     failed = _children_failed(run)
     child = failed.get("overlap", 0)
     return overlaps + child == 0, f"{overlaps} parent and {child} child transactions met another writer"
+
+
+@fork_writers.invariant(
+    "fork_lock_excluded", "a forked child waited for the slot-file lock its parent held across the fork"
+)
+def _fork_lock_excluded(run: RunView) -> Verdict:
+    if not run.metric_sum("probes_run"):
+        return inconclusive("client 0 did not run its fork probe")
+    problems = {
+        name: problem
+        for recorder in run.recorders
+        for name, problem in dict(recorder.metrics.get("probes_failed", {})).items()
+    }
+    problem = problems.get("lock_excluded")
+    return problem is None, problem or "the child waited until its parent let go"
 
 
 def _children_failed(run: RunView) -> dict[str, int]:
