@@ -13,7 +13,7 @@ against the newest bump acknowledged before it started (parent's and children's 
 process).
 
 A child that inherited the parent's write queue waits for a leader that does not exist in it.
-Before it starts forking, client 0 also runs the `lock_excluded` probe (`_fork_probes`), whose
+After its first fork, client 0 also runs the `lock_excluded` probe (`_fork_probes`), whose
 child must wait for a slot-file lock its parent holds: one that shares the parent's `flock`
 description does not, whatever the timing.
 """
@@ -203,7 +203,7 @@ class _Forker:
 
     def run(self) -> None:
         ctx = self.ctx
-        self.probes = run_probes()
+        probed = False
         while not ctx.should_stop():
             self.forks += 1
             started = threading.Barrier(BURST + 1)
@@ -242,7 +242,13 @@ class _Forker:
                     status, outcome
                 )
                 self.failed[label] = self.failed.get(label, 0) + 1
+            if not probed:
+                # After the first round, not before it: on a loaded machine the probe must not
+                # leave a short run without a child.
+                self.probes, probed = run_probes(), True
             time.sleep(FORK_EVERY)
+        if not probed:
+            self.probes = run_probes()
 
 
 def _read(ctx: ClientContext, shared: _Shared) -> tuple[int, int]:
