@@ -21,6 +21,7 @@ description does not, whatever the timing.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import mmap
 import os
 import struct
@@ -249,6 +250,8 @@ class _Forker:
             if pid == 0:
                 code = CHILD_ERROR
                 try:
+                    # A child about to be killed as hung first says where it is stuck.
+                    faulthandler.dump_traceback_later(CHILD_TIMEOUT * 0.9, exit=False)
                     code = _child(ctx.catalog, ctx.client, self.shared, self.forks)
                 finally:
                     os._exit(code)
