@@ -214,3 +214,43 @@ def test_a_child_forked_while_another_thread_opens_a_catalog_can_open_one(tmp_pa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "exit 0", done.stdout
+
+
+_CONNECTING_AT_FORK = """
+import os, threading, time
+from metafuse import _connections
+
+inside, left = threading.Event(), threading.Event()
+
+def connecting() -> None:
+    # Another thread is inside SQLite outside any session call (opening or closing a connection).
+    with _connections.native_call():
+        inside.set()
+        time.sleep(0.2)
+        left.set()
+
+threading.Thread(target=connecting, daemon=True).start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("waited" if left.is_set() else "did not wait")
+"""
+
+
+def test_a_fork_waits_for_a_connection_being_opened_or_closed(tmp_path: Path) -> None:
+    # Opening or closing a connection holds SQLite's process-wide mutexes with the GIL released;
+    # a child forked meanwhile would inherit them locked and hang on its first connection.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", _CONNECTING_AT_FORK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "waited", done.stdout
