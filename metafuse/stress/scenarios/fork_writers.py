@@ -189,7 +189,7 @@ def _child(catalog: Catalog, client: int, shared: _Shared, fork: int) -> int:
 class _Forker:
     def __init__(self, ctx: ClientContext, shared: _Shared) -> None:
         self.ctx, self.shared = ctx, shared
-        self.forks = self.child_bumps = self.refused_after_wait = 0
+        self.forks = self.child_bumps = self.refused_after_wait = self.busy = 0
         self.failed: dict[str, int] = {}
         self.errors: list[str] = []
         self.probes: dict[str, str] = {}
@@ -203,6 +203,8 @@ class _Forker:
             started.wait(timeout=CHILD_TIMEOUT)
             for save in range(BURST_SAVES):
                 current = catalog.save(rewrite(current, f"burst-{save}"), expected_version=current.version)
+        except BusyError:
+            self.busy += 1  # the busy timeout ran out, as for the writers: counted, not an error
         except Exception as error:
             self.errors.append(f"burst: {type(error).__name__}: {error}")
 
@@ -325,7 +327,7 @@ def fork_writers(ctx: ClientContext) -> None:
     ctx.recorder.metrics.update(
         bumps=sum(w.bumps for w in writers) + (forker.child_bumps if forker else 0),
         overlaps=sum(w.overlaps for w in writers),
-        busy=sum(w.busy for w in writers),
+        busy=sum(w.busy for w in writers) + (forker.busy if forker else 0),
         forks=forker.forks if forker else 0,
         refused_after_wait=forker.refused_after_wait if forker else 0,
         children_failed=forker.failed if forker else {},
