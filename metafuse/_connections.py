@@ -7,7 +7,8 @@ is closed by its owner the moment it lets go. So closing a catalog under other t
 closes a connection inside an SQLite call (which can crash the process).
 
 Across `os.fork()`: a fork first waits (up to `FORK_WAIT`) until no other thread is inside a
-catalog call or transaction, holding back new ones at a gate. The child then closes its copies of
+catalog call or transaction, or inside SQLite opening or closing a connection (`native_call`),
+holding back new ones at a gate. The child then closes its copies of
 the connections (closing touches only the child's copies: the parent's locks are its own), so
 SQLite's per-process lock bookkeeping starts afresh. A connection that was still inside a call or
 an open transaction at the fork is left untouched in the child: closing it could block forever on
@@ -85,7 +86,8 @@ class Session:
 
     def _close(self) -> None:
         if not self.closed and self.conn is not None:
-            self.conn.close()
+            with native_call():
+                self.conn.close()
         self.closed = True
 
 
@@ -320,6 +322,58 @@ class _ForkGate:
 _gate = _ForkGate()
 
 
+class _NativeCalls:
+    """Counts threads inside SQLite outside any session call: opening or closing a connection.
+
+    Opening and closing take SQLite's process-wide mutexes (its list of open files, the shared
+    memory of a WAL database) with the GIL released. A fork while another thread holds one leaves
+    the child's copy locked for good, and the child's next connection waits on it forever, so a
+    fork waits for these calls too, holding new ones back until it is done.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._local = threading.local()
+        self.count = 0
+        self.forking = False
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        with self._cond:
+            if not depth:  # a thread already inside is waited for, never held back
+                self._cond.wait_for(lambda: not self.forking, timeout=FORK_WAIT)
+            self.count += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            with self._cond:
+                self.count -= 1
+                self._cond.notify_all()
+
+    def hold(self, deadline: float) -> None:
+        """Hold new calls back and wait (until `deadline`) for those in flight."""
+        with self._cond:
+            self.forking = True
+            self._cond.wait_for(lambda: not self.count, timeout=max(0.0, deadline - time.monotonic()))
+
+    def release(self) -> None:
+        with self._cond:
+            self.forking = False
+            self._cond.notify_all()
+
+
+_native = _NativeCalls()
+
+
+def native_call() -> contextlib.AbstractContextManager[None]:
+    """Mark the calling thread as inside SQLite outside a session call (opening or closing a
+    connection, or a connection of its own): a fork waits until it is out."""
+    return _native.entered()
+
+
 def _before_fork() -> None:
     if perturb.ON:
         perturb.point("fork: before -> calls drained")
@@ -329,17 +383,20 @@ def _before_fork() -> None:
     deadline = time.monotonic() + FORK_WAIT
     for pool in list(_pools):
         pool._before_fork(deadline)
+    _native.hold(deadline)
 
 
 def _after_fork_in_parent() -> None:
+    _native.release()
     _gate.close()
     if perturb.ON:
         perturb.point("fork: parent resumed -> parent runs")
 
 
 def _after_fork_in_child() -> None:
-    global _gate
+    global _gate, _native
     _gate = _ForkGate()
+    _native = _NativeCalls()
     if _fork_unsafe():
         return
     for pool in list(_pools):

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from . import _schema, faults, perturb
 from ._cache import DatasetCache
-from ._connections import ConnectionPool
+from ._connections import ConnectionPool, native_call
 from ._freshness import open_slots, sidecar_path
 from ._guard import FreshnessGuard
 from ._logcommits import LogCommits, is_store_url
@@ -82,7 +82,8 @@ class Lifetime:
         self.closed = True
         guard, self.guard = self.guard, None
         if guard is not None and guard.wal is not None:
-            guard.wal.close()
+            with native_call():
+                guard.wal.close()
         if perturb.ON:
             perturb.point("close: closed flag set -> connections closed")
         # A replica's file goes with its catalog: no later open in this process will reuse its
@@ -109,18 +110,19 @@ def connect(path: str, *, read_only: bool, busy_timeout: float, synchronous: str
     Transactions are explicit (`BEGIN IMMEDIATE` for every write), the connection may be closed
     from any thread (only its owning thread uses it otherwise), and `synchronous` is set.
     """
-    conn = sqlite3.connect(
-        _schema.sqlite_uri(path, read_only=read_only),
-        timeout=busy_timeout,
-        isolation_level=None,
-        check_same_thread=False,
-        uri=True,
-    )
-    try:
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-    except BaseException:
-        conn.close()  # a damaged file can fail here, before the pool tracks the connection
-        raise
+    with native_call():  # opening takes SQLite's process-wide mutexes: a fork waits for it
+        conn = sqlite3.connect(
+            _schema.sqlite_uri(path, read_only=read_only),
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=True,
+        )
+        try:
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+        except BaseException:
+            conn.close()  # a damaged file can fail here, before the pool tracks the connection
+            raise
     return conn
 
 
@@ -177,7 +179,8 @@ def open_guard(path: str, spelled: str, connect: Callable[[], sqlite3.Connection
     slots = open_slots(path, sidecar)
     if slots is None:
         return None
-    wal = open_walindex(path, connect)
+    with native_call():  # its own connection opens SQLite's shared memory
+        wal = open_walindex(path, connect)
     return FreshnessGuard(slots, wal, trust_slots_alone=spelling)
 
 

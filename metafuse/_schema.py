@@ -151,6 +151,17 @@ def registered(real_path: str) -> Iterator[bool]:
             raise
 
 
+def _renew_open_lock() -> None:
+    # A thread that was opening or closing a catalog at the fork does not exist in the child:
+    # its hold on the lock would last forever. The count it was changing can only be too high,
+    # which makes a later open skip its header check: the safe side (no descriptor closed).
+    global _open_lock
+    _open_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_renew_open_lock)
+
+
 def unregister(real_path: str) -> None:
     """Count one open Catalog on `real_path` fewer (its `close()`)."""
     with _open_lock:

@@ -717,6 +717,7 @@ class _ProcessRun(_Run):
             except Exception:  # EOF or a message cut short by SIGKILL
                 self._end(slot, None)
                 self.crashed.append(slot)
+                self._say_how_it_ended(slot)
                 continue
             if kind == "ready":
                 self.ready += 1
@@ -727,6 +728,21 @@ class _ProcessRun(_Run):
                 if not value.finished:
                     self.crashed.append(slot)
                 self._end(slot, None)
+
+    def _say_how_it_ended(self, slot: int) -> None:
+        """Log how a client process that sent no record ended: its exit status or its signal."""
+        proc = self.procs.get(slot)
+        if proc is None:
+            return
+        proc.join(1.0)
+        code = proc.exitcode
+        if code is None:
+            how = "still running"
+        elif code < 0:
+            how = f"killed by signal {-code} ({signal.strsignal(-code)})"
+        else:
+            how = f"exit status {code}"
+        log.warning("%s: client %d ended without sending its record (%s)", self.scenario.name, slot, how)
 
     def _drain(self) -> None:
         """Read every message already waiting: a client whose record has arrived is not hung."""

@@ -167,3 +167,90 @@ def test_a_closed_catalog_stays_registered_until_its_busy_connection_closes(cata
         leave.set()
         holder.join(30)
     assert _schema._open_catalogs.get(str(catalog_path.resolve())) is None
+
+
+_OPEN_AT_FORK = """
+import os, sys, threading
+from metafuse import Catalog, _schema
+from metafuse.stress.scenarios._lifecycle.fork import wait_child
+
+path = sys.argv[1]
+Catalog.open(path).close()
+holding, release = threading.Event(), threading.Event()
+
+def opening() -> None:
+    # Another thread is inside the process-wide open/close registration at the fork.
+    with _schema._open_lock:
+        holding.set()
+        release.wait()
+
+threading.Thread(target=opening, daemon=True).start()
+holding.wait()
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        with Catalog.open(path):
+            code = 0
+    finally:
+        os._exit(code)
+print(wait_child(pid, 10.0))
+release.set()
+"""
+
+
+def test_a_child_forked_while_another_thread_opens_a_catalog_can_open_one(tmp_path: Path) -> None:
+    # The thread that held the open/close registration's lock at the fork does not exist in the
+    # child: the child's copy of the lock must not stay held.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_AT_FORK, str(tmp_path / "catalog.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "exit 0", done.stdout
+
+
+_CONNECTING_AT_FORK = """
+import os, threading, time
+from metafuse import _connections
+
+inside, left = threading.Event(), threading.Event()
+
+def connecting() -> None:
+    # Another thread is inside SQLite outside any session call (opening or closing a connection).
+    with _connections.native_call():
+        inside.set()
+        time.sleep(0.2)
+        left.set()
+
+threading.Thread(target=connecting, daemon=True).start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("waited" if left.is_set() else "did not wait")
+"""
+
+
+def test_a_fork_waits_for_a_connection_being_opened_or_closed(tmp_path: Path) -> None:
+    # Opening or closing a connection holds SQLite's process-wide mutexes with the GIL released;
+    # a child forked meanwhile would inherit them locked and hang on its first connection.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", _CONNECTING_AT_FORK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "waited", done.stdout
