@@ -283,9 +283,11 @@ def run_settings(
 
 def catalogs_shape(scenario: Scenario, config: StressConfig) -> str | None:
     """How thread-mode clients of `scenario` get their Catalog (`config.CATALOGS`), or None when
-    the scenario's clients open their own."""
+    the scenario's clients open their own. A scenario that needs `own_catalogs` keeps them."""
     if not scenario.shared_catalog:
         return None
+    if scenario.own_catalogs:
+        return scenario.catalogs
     return config.catalogs or scenario.catalogs
 
 

@@ -138,6 +138,9 @@ class Scenario:
     shared_catalog: bool = True
     catalogs: str = "shared"
     """Thread mode: how clients get their Catalog (`config.CATALOGS`) unless a run says otherwise."""
+    own_catalogs: bool = False
+    """Whether every client needs a Catalog of its own in both modes (`catalogs` is then
+    `per-client`, and a run's `--catalogs` does not change it)."""
     history_checked: bool = False
     """Whether every run records a history (`ctx.record`) and judges it linearizable: the invariant
     `linearizable`, added by the runner, backs the scenario's own."""
@@ -183,6 +186,7 @@ def scenario(
     always_process: bool = False,
     shared_catalog: bool = True,
     catalogs: str = "shared",
+    own_catalogs: bool = False,
     history_checked: bool = False,
     file_only: str | None = None,
     store_only: str | None = None,
@@ -193,10 +197,12 @@ def scenario(
     every client sees as `ctx.shared`. `shared_catalog=False` gives clients no `ctx.catalog`
     (they open their own); `always_process=True` runs clients as processes in either mode.
     `catalogs` is how thread-mode clients get their Catalog: `shared` (one for all), `per-client`
-    or `mixed` (every other client owns one). `history_checked=True` records every run's history
-    and checks it is linearizable (for scenarios that `ctx.record` their reads and writes).
-    `file_only` says why the scenario cannot run against
-    a catalog on an object store, and `store_only` why it needs one (it then runs on a temporary
+    or `mixed` (every other client owns one). `own_catalogs=True` gives every client a Catalog of
+    its own in both modes, whatever a run's `--catalogs` says; like every catalog the runner opens
+    for its clients, it is opened before the run's clock starts, so opening it takes no time from
+    the run. `history_checked=True` records every run's history and checks it is linearizable (for
+    scenarios that `ctx.record` their reads and writes). `file_only` says why the scenario cannot
+    run against a catalog on an object store, and `store_only` why it needs one (it then runs on a temporary
     directory store by default).
     """
 
@@ -212,7 +218,8 @@ def scenario(
             default_duration=default_duration,
             always_process=always_process,
             shared_catalog=shared_catalog,
-            catalogs=catalogs,
+            catalogs="per-client" if own_catalogs else catalogs,
+            own_catalogs=own_catalogs,
             history_checked=history_checked,
             file_only=file_only,
             store_only=store_only,

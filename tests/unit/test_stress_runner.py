@@ -103,6 +103,26 @@ COUNTING = REGISTRY.get("test_counting") or scenario(
 )(_counting)
 
 
+def _own_catalog(ctx: ClientContext) -> None:
+    """Report which Catalog this client was handed, before anything else (it must be open already)."""
+    ctx.event(ctx.client, id(ctx.catalog), ctx.catalog.get("stress.absent") is None)
+
+
+OWN = REGISTRY.get("test_own_catalog") or scenario(
+    "test_own_catalog", title="own catalog", summary="each client has its own catalog", own_catalogs=True
+)(_own_catalog)
+
+
+@OWN.invariant("catalogs_owned", "every client was handed an open catalog no other client has")
+def _catalogs_owned(run: RunView) -> Verdict:
+    clients = sorted(client for client, _, _ in run.merged.events)
+    catalogs = {catalog for _, catalog, _ in run.merged.events}
+    opened = all(absent for *_, absent in run.merged.events)
+    return clients == list(range(run.clients)) and len(catalogs) == run.clients and opened, (
+        f"clients {clients}, {len(catalogs)} catalogs"
+    )
+
+
 @COUNTING.invariant("all_clients_acted", "every client recorded events")
 def _all_acted(run: RunView) -> Verdict:
     seen = {client for (client,) in run.merged.events}
@@ -173,6 +193,16 @@ def test_every_client_runs_and_reports_back(mode: str) -> None:
     round_trip = ScenarioResult.from_dict(result.to_dict())
     assert round_trip.passed
     assert round_trip.throughput == result.throughput
+
+
+@pytest.mark.parametrize("asked", [None, "shared", "mixed"])
+def test_a_scenario_with_own_catalogs_gives_every_thread_one_whatever_the_run_asks(asked: str | None) -> None:
+    """Each client's catalog is open when the client starts (the runner opened it before the clock)."""
+    config = StressConfig(clients=4, duration=1, mode="thread", seed=1, catalogs=asked)
+    result = run_scenario(OWN, config)
+    assert result.passed, result.invariants
+    assert result.settings["catalogs"] == "per-client"
+    assert OWN.catalogs == "per-client"
 
 
 @pytest.mark.slow

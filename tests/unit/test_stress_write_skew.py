@@ -74,6 +74,16 @@ def test_without_read_validation_every_round_is_a_write_skew(tmp_path: Path, mod
     assert metrics["both_on"] == metrics["rounds"] * metrics["pairs"]
 
 
+def test_every_client_owns_its_catalog_even_when_the_run_asks_to_share_one(tmp_path: Path) -> None:
+    """The clients meet inside their transactions: on one shared Catalog they would queue on its
+    writer lock instead. The runner opens the catalogs before the run's clock starts; opened by the
+    clients, they once took a whole 1 s run on a loaded machine (no round, INCONCLUSIVE)."""
+    result = _run("thread", _store(tmp_path), catalogs="shared")
+    assert result.passed, _verdicts(result)
+    assert result.settings["catalogs"] == "per-client"
+    assert result.metrics["meetings_broken"] == 0
+
+
 def test_the_selfcheck_probe_runs_on_a_store() -> None:
     (probe,) = PROBES["unvalidated_reads"]
     assert (probe.scenario, probe.store) == ("write_skew", True)

@@ -9,14 +9,15 @@ and writes nothing, so a round never ends with both sides on. If the catalog val
 writes (each client's save names the version it read of its own dataset), two transactions that
 read before either commits both pass: the write skew of Adya's G2.
 
-The race is made, not hoped for. Every client opens its own catalog and meets the others in each
-round twice: before its transaction (the round gate) and inside it, after its reads and before its
-write. On an object store nothing serializes the transactions of different catalogs, so every
-client waits there until every other has read: all reads of a round precede all its writes. On a
-catalog file the writer lock admits one transaction at a time, so waiting for the others' reads
-would deadlock; each waits instead until every other client has *started* its transaction (it is
-then queued on the lock), so the transactions of a round overlap in time by construction and
-only the lock keeps them apart.
+The race is made, not hoped for. Every client has a catalog of its own (`own_catalogs`: opened by
+the runner before the run's clock starts, so a loaded machine spends none of a short run opening
+catalogs) and meets the others in each round twice: before its transaction (the round gate) and
+inside it, after its reads and before its write. On an object store nothing serializes the
+transactions of different catalogs, so every client waits there until every other has read: all
+reads of a round precede all its writes. On a catalog file the writer lock admits one transaction
+at a time, so waiting for the others' reads would deadlock; each waits instead until every other
+client has *started* its transaction (it is then queued on the lock), so the transactions of a
+round overlap in time by construction and only the lock keeps them apart.
 
 Each transaction is recorded as a `txn` line (its reads and writes, and its outcome); the
 `serializable` invariant runs `metafuse.stress.serializability` on them, and `--history` writes
@@ -139,7 +140,7 @@ def _transaction(
     title="write skew",
     summary="In rounds, clients read both flags of a pair in a transaction and set their own if neither is.",
     setup=_setup,
-    shared_catalog=False,
+    own_catalogs=True,
 )
 def write_skew(ctx: ClientContext) -> None:
     """Each round: one transaction that reads both datasets of the pair and maybe writes its own."""
@@ -151,7 +152,7 @@ def write_skew(ctx: ClientContext) -> None:
     transactions: list[Operation] = []
     rounds: list[tuple[int, int, int, int, int, str, bool]] = []  # round, pair, side, invoke, return, ...
     ctx.recorder.metrics.update(transactions=transactions, rounds=rounds)
-    catalog = Catalog.open(ctx.path)
+    catalog = ctx.catalog
     round_ = 0
     try:
         while ctx.next_round():
@@ -169,7 +170,6 @@ def write_skew(ctx: ClientContext) -> None:
                 if ctx.history is not None:
                     ctx.history.transaction(invoke, ret, status, mops)
     finally:
-        catalog.close()
         ctx.recorder.metrics["meetings_broken"] = meeting.broken
 
 
