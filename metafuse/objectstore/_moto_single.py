@@ -59,10 +59,10 @@ class KeyLocks:
             return list(self.app(environ, start_response))
 
 
-def moto_server(host: str, port: int, threaded: bool = False) -> Any:
+def moto_server(host: str, port: int, threaded: bool = False, idle_timeout: float = IDLE_TIMEOUT) -> Any:
     """Return moto's S3 application bound to `host`:`port` (0: a free port), served one request at
     a time by `serve_forever()`, or in parallel with writes to one key in turn if `threaded`;
-    a connection silent for `IDLE_TIMEOUT` s is dropped, so it cannot hold the server.
+    a connection silent for `idle_timeout` s is dropped, so it cannot hold the server.
     Raises ImportError without `moto[server]`, OSError if the address cannot be bound."""
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
         DomainDispatcherApplication,
@@ -73,7 +73,7 @@ def moto_server(host: str, port: int, threaded: bool = False) -> Any:
     class Handler(WSGIRequestHandler):
         # socketserver applies it to each accepted socket; werkzeug treats the timeout as a
         # dropped connection and the server moves on to the next one.
-        timeout = IDLE_TIMEOUT
+        timeout = idle_timeout
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     app: Any = DomainDispatcherApplication(create_backend_app)
@@ -92,9 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threaded", action="store_true", help="serve requests in parallel, writes to one key in turn"
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        help=f"seconds a connection may stay silent before it is dropped (default {IDLE_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     try:
-        server = moto_server(args.host, args.port, args.threaded)
+        server = moto_server(args.host, args.port, args.threaded, args.idle_timeout)
     except ImportError as exc:
         print(f"moto's server is not installed ({exc}): pip install 'moto[server]'", file=sys.stderr)
         return 2
