@@ -13,6 +13,11 @@ check to the store, so a conditional write stays atomic while requests for other
 reads, proceed at once: the figures then measure the catalog, not a server that answers one
 request at a time.
 
+Every connection gets `IDLE_TIMEOUT` seconds per read or write, as real S3 drops a connection
+that stops sending: without it, one client that connects and then says nothing (a thread stalled
+between connect and send, a process paused mid-request) holds the one-at-a-time server, and
+every other client behind it, for as long as its socket stays open.
+
 Prints `listening on http://HOST:PORT` once bound (port 0 picks a free port), then serves until
 killed. Needs `moto[server]` (moto, werkzeug, flask).
 """
@@ -26,6 +31,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+
+IDLE_TIMEOUT = 10.0
+"""Seconds a connection may stay silent (no byte read or written) before the server drops it;
+well under the clients' own 30 s read timeout, far above any pause a live client makes."""
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -50,21 +59,27 @@ class KeyLocks:
             return list(self.app(environ, start_response))
 
 
-def moto_server(host: str, port: int, threaded: bool = False) -> Any:
+def moto_server(host: str, port: int, threaded: bool = False, idle_timeout: float = IDLE_TIMEOUT) -> Any:
     """Return moto's S3 application bound to `host`:`port` (0: a free port), served one request at
-    a time by `serve_forever()`, or in parallel with writes to one key in turn if `threaded`.
+    a time by `serve_forever()`, or in parallel with writes to one key in turn if `threaded`;
+    a connection silent for `idle_timeout` s is dropped, so it cannot hold the server.
     Raises ImportError without `moto[server]`, OSError if the address cannot be bound."""
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - a test-only extra
         DomainDispatcherApplication,
         create_backend_app,
     )
-    from werkzeug.serving import make_server  # noqa: PLC0415
+    from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: PLC0415
+
+    class Handler(WSGIRequestHandler):
+        # socketserver applies it to each accepted socket; werkzeug treats the timeout as a
+        # dropped connection and the server moves on to the next one.
+        timeout = idle_timeout
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     app: Any = DomainDispatcherApplication(create_backend_app)
     if threaded:
         app = KeyLocks(app)
-    server = make_server(host, port, app, threaded=threaded, processes=1)
+    server = make_server(host, port, app, threaded=threaded, processes=1, request_handler=Handler)
     os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
     return server
 
@@ -77,9 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threaded", action="store_true", help="serve requests in parallel, writes to one key in turn"
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        help=f"seconds a connection may stay silent before it is dropped (default {IDLE_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     try:
-        server = moto_server(args.host, args.port, args.threaded)
+        server = moto_server(args.host, args.port, args.threaded, args.idle_timeout)
     except ImportError as exc:
         print(f"moto's server is not installed ({exc}): pip install 'moto[server]'", file=sys.stderr)
         return 2

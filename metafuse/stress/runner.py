@@ -616,6 +616,8 @@ class _ProcessRun(_Run):
         self.go = spawn.Event()
         self.start_at = spawn.RawValue("d", 0.0)
         self.ready = 0
+        self.spawned_at: dict[int, float] = {}
+        self.ready_at: dict[int, float] = {}
         control: ProcessControl = _Control(self, random.Random(self.config.seed ^ 0x5EED))
         interrupted = False
         try:
@@ -630,9 +632,8 @@ class _ProcessRun(_Run):
             self.deadline = self.start + self.duration
             self.go.set()
             probe = RssProbe(self.duration)
-            hard_stop = self.deadline + WATCHDOG_GRACE
             try:
-                while self.conns and time.monotonic() < hard_stop:
+                while self.conns and time.monotonic() < self._hard_stop():
                     self._pump(0.05)
                     if self.scenario.driver is not None and time.monotonic() < self.deadline:
                         self.scenario.driver(control)
@@ -666,6 +667,24 @@ class _ProcessRun(_Run):
             rss,
             interrupted=interrupted,
         )
+
+    def _hard_stop(self) -> float:
+        """When the watchdog gives up on the slowest client still running.
+
+        A client gets `WATCHDOG_GRACE` past the deadline, or past the moment it reported ready if
+        that came later, and one still starting gets `STARTUP_TIMEOUT` from its spawn: a
+        replacement for a killed client, spawned near the deadline on a loaded machine, is still
+        importing and opening its catalog (seconds of CPU) when the deadline passes. That is a
+        slow start, bounded as the first clients' start is, not a hang.
+        """
+        limit = self.deadline + WATCHDOG_GRACE
+        for slot in self.conns:
+            ready = self.ready_at.get(slot)
+            if ready is None:
+                limit = max(limit, self.spawned_at[slot] + STARTUP_TIMEOUT)
+            else:
+                limit = max(limit, ready + WATCHDOG_GRACE)
+        return limit
 
     def _spawn(self, slot: int) -> None:
         incarnation = self.incarnations[slot]
@@ -707,6 +726,8 @@ class _ProcessRun(_Run):
         sender.close()
         self.conns[slot] = receiver
         self.procs[slot] = proc
+        self.spawned_at[slot] = time.monotonic()
+        self.ready_at.pop(slot, None)
 
     def _pump(self, timeout: float) -> None:
         ready = multiprocessing.connection.wait(list(self.conns.values()), timeout)
@@ -723,6 +744,7 @@ class _ProcessRun(_Run):
                 continue
             if kind == "ready":
                 self.ready += 1
+                self.ready_at[slot] = time.monotonic()
             elif kind == "report":
                 self.reports.append(value)
             else:
