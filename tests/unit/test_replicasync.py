@@ -29,7 +29,7 @@ class CountingTransaction:
 
 def test_readers_waiting_behind_a_later_catch_up_take_its_result() -> None:
     transaction = CountingTransaction()
-    sync = ReplicaSync(None, None, None, transaction)  # type: ignore[arg-type]
+    sync = ReplicaSync(None, None, None, transaction, None, "unused")  # type: ignore[arg-type]
     read_began = time.monotonic()  # these readers' calls began before the catch-up below
     first = threading.Thread(target=sync.catch_up, args=(read_began,))
     first.start()
@@ -46,7 +46,7 @@ def test_readers_waiting_behind_a_later_catch_up_take_its_result() -> None:
 def test_a_read_that_began_after_the_last_catch_up_began_catches_up_itself() -> None:
     transaction = CountingTransaction()
     transaction.release.set()
-    sync = ReplicaSync(None, None, None, transaction)  # type: ignore[arg-type]
+    sync = ReplicaSync(None, None, None, transaction, None, "unused")  # type: ignore[arg-type]
     sync.catch_up(time.monotonic())
     sync.catch_up(time.monotonic())
     sync.catch_up()  # no time given: always looks at the log
@@ -63,7 +63,7 @@ def test_a_failed_catch_up_is_not_taken_for_one() -> None:
             raise OSError("store away")
         yield
 
-    sync = ReplicaSync(None, None, None, failing)  # type: ignore[arg-type]
+    sync = ReplicaSync(None, None, None, failing, None, "unused")  # type: ignore[arg-type]
     began = time.monotonic()
     with contextlib.suppress(OSError):
         sync.catch_up(began)
