@@ -281,17 +281,20 @@ def _read(ctx: ClientContext, shared: _Shared) -> tuple[int, int]:
     return reads, stale
 
 
-_SHARED: _Shared | None = None
+_SHARED: dict[str, _Shared] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _shared_for_process() -> _Shared:
-    """One shared mapping per process: thread-mode clients share it, as they share the Catalog."""
-    global _SHARED
+def _shared_for_run(path: str) -> _Shared:
+    """One shared mapping per run and process: thread-mode clients of a run share it, as they
+    share the Catalog. Keyed by the run's catalog path, so a later run in the same process (a
+    campaign, a test session) starts from zero instead of the newest bump of an earlier run."""
     with _SHARED_LOCK:
-        if _SHARED is None:
-            _SHARED = _Shared()
-        return _SHARED
+        shared = _SHARED.get(path)
+        if shared is None:
+            _SHARED.clear()  # an earlier run's mapping: nothing of it is read again
+            shared = _SHARED[path] = _Shared()
+        return shared
 
 
 @scenario(
@@ -306,7 +309,7 @@ def _shared_for_process() -> _Shared:
 )
 def fork_writers(ctx: ClientContext) -> None:
     """Writers on threads; client 0 forks writing children, the other clients read the counter."""
-    shared = _shared_for_process()
+    shared = _shared_for_run(ctx.path)
     writers = [_Writer(ctx, index, shared) for index in range(WRITERS)]
     threads = [
         threading.Thread(target=w.run, name=f"stress-{ctx.client}-writer-{w.index}", daemon=True)
