@@ -16,12 +16,13 @@ from metafuse.stress.config import StressConfig
 from metafuse.stress.runner import WATCHDOG_GRACE, run_scenario
 from metafuse.stress.scenarios import lifecycle as scenario
 from metafuse.stress.scenarios._content import recreate, tokened
+from metafuse.stress.scenarios._lifecycle import fork
 from metafuse.stress.scenarios._lifecycle.datasets import dataset_names
 
 from ._stress_views import view
 
 
-def _check(name: str, run: object) -> tuple[bool, str]:
+def _check(name: str, run: object) -> tuple[bool | None, str]:
     invariant = next(i for i in scenario.SCENARIO.invariants if i.name == name)
     return invariant.check(run)  # type: ignore[arg-type]
 
@@ -41,7 +42,10 @@ def test_children_ok_fails_on_a_hung_crashed_or_failed_child(tmp_path: Path) -> 
         )
         for bad in bad_ends:
             assert not _check("children_ok", view(catalog, [{"forks": {"exit 0": 3, bad: 1}}]))[0], bad
-        assert not _check("children_ok", view(catalog, [{"forks": {"skipped": 2}}]))[0]
+        # Rounds that were all skipped (a starved child among them) exercised nothing: no verdict.
+        assert _check("children_ok", view(catalog, [{"forks": {"skipped": 2}}]))[0] is None
+        assert _check("children_ok", view(catalog, [{"forks": {fork.STARVED: 1}}]))[0] is None
+        assert _check("children_ok", view(catalog, [{"forks": {fork.STARVED: 1, "hung": 1}}]))[0] is False
 
 
 def test_closed_refused_and_only_closed_errors_fail_on_what_they_name(tmp_path: Path) -> None:
@@ -74,7 +78,21 @@ def test_nothing_lost_fails_on_a_missing_write_or_other_content(tmp_path: Path) 
         assert not _check("nothing_lost", view(catalog, [{"acked": {name: (1, "other")}}]))[0]
         halves = [{"acked": {name: (1, "initial")}, "half_written": 1}]
         assert not _check("nothing_lost", view(catalog, halves))[0]
-        assert not _check("nothing_lost", view(catalog, [{}]))[0]
+        assert _check("nothing_lost", view(catalog, [{}]))[0] is None  # nothing acknowledged to check
+        assert _check("nothing_lost", view(catalog, [{"half_written": 1}]))[0] is False
+
+
+def test_lifecycle_exercised_is_inconclusive_without_progress_and_fails_on_closes_nobody_met(
+    tmp_path: Path,
+) -> None:
+    with Catalog(tmp_path / "c.db") as catalog:
+        done = {"reopens": 3, "closed_seen": 5, "forks": {"exit 0": 1}}
+        assert _check("lifecycle_exercised", view(catalog, [done]))[0] is True
+        unmet = {**done, "closed_seen": 0}
+        assert _check("lifecycle_exercised", view(catalog, [unmet, {}]))[0] is False
+        skipped = {**done, "forks": {"skipped: no transaction held": 2}}
+        assert _check("lifecycle_exercised", view(catalog, [skipped]))[0] is None
+        assert _check("lifecycle_exercised", view(catalog, [{**done, "reopens": 0}]))[0] is None
 
 
 def test_closed_refused_fails_when_the_refusal_check_failed(tmp_path: Path) -> None:

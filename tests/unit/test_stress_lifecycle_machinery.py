@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from metafuse.stress.scenarios._lifecycle.datasets import dataset_names
 from metafuse.stress.scenarios._lifecycle.holder import LockHolder
 from metafuse.stress.scenarios._lifecycle.quiet import Quiet
 from metafuse.stress.scenarios._lifecycle.shelf import CLOSED, Shelf, closed_ok, refusal_check
+from metafuse.stress.scenarios._lifecycle.watch import Watch
 from metafuse.stress.scenarios._lifecycle.worker import Worker
 
 NAMES = dataset_names(0)
@@ -294,11 +296,80 @@ def test_wait_child_reports_how_a_child_ended(code: str, outcome: str) -> None:
     assert fork.wait_child(_spawn(code), 60) == outcome
 
 
+def _blocked_child() -> subprocess.Popen[bytes]:
+    """A child that has started and now waits forever on its stdin, using no CPU: a hang."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"ready\n"
+    return child
+
+
 def test_wait_child_kills_a_hung_child() -> None:
-    pid = _spawn("import time; time.sleep(600)")
-    assert fork.wait_child(pid, 0.01) == "hung"
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reaped
+    child = _blocked_child()
+    try:
+        assert fork.wait_child(child.pid, 0.5) == "hung"
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child.pid, os.WNOHANG)  # reaped
+    finally:
+        child.returncode = -9  # reaped above: Popen must not wait for it again
+        for stream in (child.stdin, child.stdout):
+            assert stream is not None
+            stream.close()
+
+
+def _pinned_spinner(cpu: int, idle: bool) -> subprocess.Popen[bytes]:
+    """A child on CPU `cpu` that says it is ready, then spins (at idle priority if `idle`)."""
+    code = (
+        "import os, sys\n"
+        f"os.sched_setaffinity(0, {{{cpu}}})\n"
+        + ("os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n" if idle else "")
+        + "print('ready', flush=True)\n"
+        "while True: pass\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"ready\n"
+    return child
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="needs Linux's schedstat")
+def test_wait_child_tells_a_starved_child_from_a_hung_one() -> None:
+    # Once ready the child wants a CPU all along but never gets one: it shares its CPU with a
+    # busy process and runs at idle priority, as a child does on a machine at load 40. Killed
+    # at its deadline like a hung one, it must not count as hung.
+    cpu = min(os.sched_getaffinity(0))
+    hog = _pinned_spinner(cpu, idle=False)
+    try:
+        starved = _pinned_spinner(cpu, idle=True)
+        try:
+            assert fork.wait_child(starved.pid, 1.0) == fork.STARVED
+        finally:
+            starved.returncode = -9  # reaped by wait_child
+            assert starved.stdout is not None
+            starved.stdout.close()
+    finally:
+        hog.kill()
+        hog.wait()
+        assert hog.stdout is not None
+        hog.stdout.close()
+
+
+def test_watch_judges_from_what_the_child_waited_for() -> None:
+    watch = Watch(os.getpid(), start=time.monotonic() - 2.0)
+    watch._last = watch.start + 2.0
+    assert not watch.starved()  # two seconds with the machine and nothing waited for: hung
+    watch.runnable, watch.cpu = 1.5, 0.3  # 1.2 s queued for a CPU
+    assert watch.starved()
+    watch.runnable, watch.cpu = 1.5, 1.5  # a child that ran all along (a livelock) had the machine
+    assert not watch.starved()
+    watch.disk = 1.2
+    assert watch.starved()
+    watch.readable = False
+    assert not watch.starved()  # without /proc nothing tells a starved child from a hung one
 
 
 def test_refusal_check_passes_on_a_catalog_that_refuses_calls_after_close(path: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
+import sys
 import time
 import warnings
 from collections import Counter
@@ -25,6 +26,7 @@ from .holder import LockHolder
 from .quiet import Quiet
 from .shelf import Shelf
 from .timing import CHILD_TIMEOUT, FIRST_ROUND_OVERRUN, QUIESCE_TIMEOUT
+from .watch import Watch
 
 CHILD_OK, CHILD_ERROR, CHILD_BUSY, CHILD_STALE, CHILD_REFUSED = 0, 5, 3, 4, 6
 """A forked child's exit statuses: all checks passed, an error, a busy database, a stale read, and
@@ -57,17 +59,32 @@ def _child(inherited: Catalog, path: str, name: str, token: str) -> int:
         return CHILD_ERROR
 
 
+STARVED = "skipped: starved, killed at its deadline having waited most of it for a CPU or the disk"
+"""The outcome of a child still running at its deadline that never had the machine (see `watch`)."""
+
+
 def wait_child(pid: int, timeout: float) -> str:
-    """Reap child `pid`: "exit 0", "exit N", "signal N", or "hung" (killed after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
+    """Reap child `pid`: "exit 0", "exit N", "signal N", or, if it is still running after `timeout`
+    seconds, kill it and return "hung" or `STARVED`.
+
+    `STARVED` means the kernel shows the child spent most of those seconds queued for a CPU or in
+    disk I/O (`watch.Watch.starved`): a probe that got no time to run, not a hang. The figures of
+    a killed child go to stderr, beside the stack dump the child wrote before it was killed.
+    """
+    watch = Watch(pid)
+    deadline = watch.start + timeout
     while True:
+        watch.sample()
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
         if time.monotonic() >= deadline:
+            watch.sample()  # judged now: a starved child can take long to die once killed
+            outcome = STARVED if watch.starved() else "hung"
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return "hung"
+            sys.stderr.write(f"metafuse: child {pid} killed, {outcome.split(',')[0]}: {watch.describe()}\n")
+            return outcome
         time.sleep(0.005)
     if os.WIFSIGNALED(status):
         return f"signal {os.WTERMSIG(status)}"
