@@ -5,24 +5,26 @@ must fail at the master (exit 6) through the merged history: the workers' own st
 failure, since a lost update or a stale read raises nothing.
 
 The clean and the faulty runs are the same work, not the same time: every user makes
-`OPERATIONS` calls (`--metafuse-operations`) on one dataset, and `CAP_SECONDS` only caps the run
-(reached first, the verdict is INCONCLUSIVE, exit 7, never a pass). Why that much work exposes
-both faults in every run, however slowly a loaded machine makes it:
+`OPERATIONS` calls (`--metafuse-operations`), and `CAP_SECONDS` only caps the run (reached first,
+the verdict is INCONCLUSIVE, exit 7, never a pass). The users are `OwnerUser`s on two datasets:
+worker i read-modify-saves dataset i, racing its own three other users, then reads the other
+worker's dataset. Why that work exposes both faults in every run, however slowly the machine runs:
 
-- Every user is a `WriterUser` (get, then save over the version read), so the faulty worker's
-  four users both read and write the one dataset the other worker's four write too.
-- `lost_update`: a save over a version another save already replaced succeeds instead of
-  conflicting, and gets a version that write already got (`version_chain`). Between a user's get
-  and its save the other users of its worker run (the task yields there, and a store's call
-  yields on every round trip), so on one dataset the saves of the faulty worker's users race one
-  another in every round of their tasks, and the other worker's saves race them too: of its
-  4 x OPERATIONS / 2 saves, any that was not first on its version is a lost update.
-- `stale_cache`: the faulty worker's cached copy is served whatever was committed since, until
-  one of its own saves conflicts. The other worker commits the dataset over and over, so each of
-  the faulty worker's gets that follows a commit it has not seen returns a version older than an
-  acknowledged one (`no_stale_read`); each such stale get leads its save into a conflict, which
-  refreshes the copy for the next round. With OPERATIONS / 2 gets per user, that happens in
-  every run, as the measured runs beside two CPU hogs showed (docs/stress-testing.md, "Tests").
+- `lost_update` (the save skips its version check): each user yields between its read and its
+  save (on a store every call yields too), so the four users of the faulty worker read the same
+  version before the first of them saves it, and in a clean run all but one conflict. With the
+  fault the others succeed, each with a version already acknowledged (`version_chain`). No
+  other host writes that dataset, so no other commit can turn those saves into conflicts (on a
+  store, a log entry of the other worker touches only its own dataset). One such round suffices;
+  each user makes OPERATIONS / 3 of them.
+- `stale_cache` (the read cache ignores other connections' commits): the faulty worker never
+  saves the other worker's dataset, so nothing of its own ever drops its cached copy; after the
+  other worker's first acknowledged save, every read the faulty worker makes of that dataset
+  returns an older version (`no_stale_read`), and the copy only ages as the other worker keeps
+  saving. Each user reads it OPERATIONS / 3 times, throughout the run.
+
+Measured beside two CPU hogs, a faulty run's merged history held dozens to hundreds of such
+operations, each of which alone fails the verdict (docs/stress-testing.md, "Tests").
 """
 
 from __future__ import annotations
