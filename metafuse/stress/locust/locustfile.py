@@ -4,9 +4,14 @@
     locust -f metafuse/stress/locust/locustfile.py --worker --master-host HOST
 
 Users: `WriterUser` is `concurrent_writers` (read a random dataset, save a new token over the
-version read), `ReaderUser` the reads of `read_heavy_workload` and `cache_invalidation_race`.
+version read), `ReaderUser` the reads of `read_heavy_workload` and `cache_invalidation_race`,
+`OwnerUser` writes its worker's own dataset and reads another's (the tests' user).
 Locust's settings are the run's: users = clients, `--run-time` = duration, spawn rate =
-ramp-up. Every catalog call is reported through `events.request`: request type `catalog` with
+ramp-up. With `--metafuse-operations N` the work decides the length instead: each user stops
+after N calls, the master stops the test once all have, and `--run-time` only caps it (a run
+capped before its work is done is INCONCLUSIVE: too little evidence never passes).
+
+Every catalog call is reported through `events.request`: request type `catalog` with
 the operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`,
 a success of its own kind, so Locust's failures are the catalog's errors alone.
 
