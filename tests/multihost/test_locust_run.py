@@ -22,9 +22,9 @@ worker's dataset. Why that work exposes both faults in every run, however slowly
   has cached one (a read made while a commit of that dataset is in flight is not cached, so on a
   file that can take a while), every later read it makes of that dataset returns that version
   while the other worker keeps saving newer ones (`no_stale_read`). Each user reads it
-  OPERATIONS / 3 times, throughout the run. This half of the argument leans on timing: the
-  copy must be cached before the faulty worker's last reads; the runs measured had 6 to 258
-  such stale reads on a file and 45 to 46 on the store.
+  OPERATIONS / 3 times, and users work on past their quota until every user has made its own,
+  so the other worker is still saving while the faulty one makes its reads. This half leans on
+  timing: the copy must be cached before the faulty worker's last reads.
 
 Each such operation alone fails the verdict (docs/stress-testing.md, "Tests").
 """

@@ -7,9 +7,10 @@ Users: `WriterUser` is `concurrent_writers` (read a random dataset, save a new t
 version read), `ReaderUser` the reads of `read_heavy_workload` and `cache_invalidation_race`,
 `OwnerUser` writes its worker's own dataset and reads another's (the tests' user).
 Locust's settings are the run's: users = clients, `--run-time` = duration, spawn rate =
-ramp-up. With `--metafuse-operations N` the work decides the length instead: each user stops
-after N calls, the master stops the test once all have, and `--run-time` only caps it (a run
-capped before its work is done is INCONCLUSIVE: too little evidence never passes).
+ramp-up. With `--metafuse-operations N` the work decides the length instead: each user tells
+the master when it has made N calls (and works on), the master stops the test once all have,
+and `--run-time` only caps it (a run capped before its work is done is INCONCLUSIVE: too
+little evidence never passes).
 
 Every catalog call is reported through `events.request`: request type `catalog` with
 the operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`,
@@ -48,7 +49,6 @@ from typing import Any, TypeVar
 import gevent
 from locust import User, constant_throughput, events
 from locust.env import Environment
-from locust.exception import StopUser
 from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -110,7 +110,7 @@ def _options(parser: Any, **_: Any) -> None:
         "--metafuse-operations",
         type=int,
         default=0,
-        help="metafuse: catalog calls each user makes, then stops; the test ends when every user"
+        help="metafuse: catalog calls each user makes; the test ends when every user"
         " has made its calls, --run-time is then only a cap (reached first: INCONCLUSIVE). 0: no"
         " quota, the test runs until --run-time (default 0)",
     )
@@ -560,14 +560,20 @@ class _CatalogUser(User):
         self.quota = _quota(self.environment)
         self.calls = 0
         self.sequence = 0
+        self.reported = False
 
     def begin_task(self) -> None:
-        """At the start of each task: a user that made its quota of calls tells the master, and stops."""
-        if self.quota and self.calls >= self.quota:
+        """At the start of each task: a user that made its quota of calls tells the master, once.
+
+        It goes on working until the master stops the test: a worker that got ahead (another
+        was descheduled on a loaded machine) would otherwise finish before the others began,
+        and no call of theirs would overlap any of its own.
+        """
+        if self.quota and self.calls >= self.quota and not self.reported:
+            self.reported = True
             runner = self.environment.runner
             assert runner is not None
             runner.send_message(_FINISHED, {"users": 1})
-            raise StopUser()
 
     def call(
         self,
