@@ -182,13 +182,36 @@ def invariants(operations: Iterable[Operation]) -> list[Finding]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Work:
+    """The work a run was asked for: `quota` calls by each of `users` users; `finished` made them all.
+
+    A quota of 0 asks for none (the run's length alone decided it): such work is always done.
+    """
+
+    quota: int
+    users: int
+    finished: int
+
+    @property
+    def done(self) -> bool:
+        """Whether every user made its calls (or no quota was asked)."""
+        return self.quota <= 0 or (self.users > 0 and self.finished >= self.users)
+
+
+NO_QUOTA = Work(0, 0, 0)
+"""A run whose length alone decided how much it did."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Verdict:
     """The run's verdict: `status` is one of LINEARIZABLE, NOT_LINEARIZABLE, INCONCLUSIVE.
 
     A run whose histories did not all arrive (`missing` names the hosts) is INCONCLUSIVE, even
     if what did arrive fails the check: operations missing from a history can make a correct
     run look wrong (a read of a token whose write was lost). A run in which no client
-    recorded an operation (only the setup's) is INCONCLUSIVE too: it tested nothing.
+    recorded an operation (only the setup's) is INCONCLUSIVE too: it tested nothing. So is a
+    passing run that did less `work` than it was asked: too little evidence never reads as a
+    pass (a failure found in it still fails).
     """
 
     status: str
@@ -199,6 +222,7 @@ class Verdict:
     missing: tuple[str, ...]
     bound_ns: int
     origin: int
+    work: Work = NO_QUOTA
 
     def lines(self) -> Iterator[str]:
         """Readable lines: each failing key with the operations that prove it, then the summary."""
@@ -225,6 +249,13 @@ class Verdict:
             yield f"[metafuse] verdict: no history arrived from {host}; its operations are unknown"
         if not self.client_operations:
             yield "[metafuse] verdict: no client operation was recorded: nothing was tested"
+        if not self.work.done:
+            work = self.work
+            yield (
+                f"[metafuse] verdict: too little work to pass: {work.finished} of {work.users} users made"
+                f" their {work.quota} calls ({self.client_operations} calls recorded of"
+                f" {work.quota * work.users} asked) before the test stopped"
+            )
 
 
 def judge(
@@ -233,12 +264,13 @@ def judge(
     missing: Iterable[str] = (),
     bound_ns: int = 0,
     timeout: float | None = None,
+    work: Work = NO_QUOTA,
 ) -> Verdict:
     """Check a merged history: the one-pass `invariants`, then as `stress check-history` does.
 
     When an invariant already fails, the linearizability search (which may take minutes to
     prove a history wrong) is skipped. `timeout` bounds the search; undecided keys make the
-    verdict INCONCLUSIVE.
+    verdict INCONCLUSIVE, as does `work` not done when nothing failed.
     """
     absent = tuple(missing)
     clients = sum(op.client >= 0 for op in operations)
@@ -251,9 +283,9 @@ def judge(
         status = INCONCLUSIVE
     elif findings or totals["not_linearizable"]:
         status = NOT_LINEARIZABLE
-    elif totals["undecided"]:
+    elif totals["undecided"] or not work.done:
         status = INCONCLUSIVE
     else:
         status = LINEARIZABLE
     origin = min((op.invoke for op in operations), default=0)
-    return Verdict(status, findings, results, len(operations), clients, absent, bound_ns, origin)
+    return Verdict(status, findings, results, len(operations), clients, absent, bound_ns, origin, work)

@@ -21,11 +21,16 @@ MOTO_CREDENTIALS = TEST_CREDENTIALS
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a single-threaded moto S3 server; its credentials are set in the environment."""
+    """The URL of a threaded moto S3 server; its credentials are set in the environment.
+
+    Threaded: under load the single-threaded server answered one call at a time, so a run made
+    a few dozen calls; the threaded one answers in parallel and still writes one key at a time
+    (`metafuse.objectstore._moto_single`), so conditional writes stay exact.
+    """
     with pytest.MonkeyPatch.context() as patch:
         for name, value in MOTO_CREDENTIALS.items():
             patch.setenv(name, value)  # the Locust processes inherit them
-        server = MotoServer(log_path=str(tmp_path_factory.mktemp("moto") / "moto.log"))
+        server = MotoServer(log_path=str(tmp_path_factory.mktemp("moto") / "moto.log"), threaded=True)
         try:
             endpoint = server.start()
         except MissingDependency as exc:

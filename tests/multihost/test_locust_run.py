@@ -1,8 +1,32 @@
 """A master and two workers, each a `locust` process on loopback, and the master's one verdict.
 
-Each run is headless and short. A clean run must pass; a run whose workers have a planted
-fault must fail at the master (exit 6) through the merged history: the workers' own statistics
-show no failure, since a lost update or a stale read raises nothing.
+Each run is headless and short. A clean run must pass; a run with a fault planted on one worker
+must fail at the master (exit 6) through the merged history: the workers' own statistics show no
+failure, since a lost update or a stale read raises nothing.
+
+The clean and the faulty runs are the same work, not the same time: every user makes
+`OPERATIONS` calls (`--metafuse-operations`), and `CAP_SECONDS` only caps the run (reached first,
+the verdict is INCONCLUSIVE, exit 7, never a pass). The users are `OwnerUser`s on two datasets:
+worker i read-modify-saves dataset i, racing its own three other users, then reads the other
+worker's dataset. Why that work exposes both faults in every run, however slowly the machine runs:
+
+- `lost_update` (the save skips its version check): each user yields between its read and its
+  save (on a store every call yields too), so the four users of the faulty worker read the same
+  version before the first of them saves it, and in a clean run all but one conflict. With the
+  fault the others succeed, each with a version already acknowledged (`version_chain`). No
+  other host writes that dataset, so no other commit can turn those saves into conflicts (on a
+  store, a log entry of the other worker touches only its own dataset). One such round suffices;
+  each user makes OPERATIONS / 3 of them.
+- `stale_cache` (the read cache ignores other connections' commits): the faulty worker never
+  saves the other worker's dataset, so nothing of its own ever drops its cached copy; once a read
+  has cached one (a read made while a commit of that dataset is in flight is not cached, so on a
+  file that can take a while), every later read it makes of that dataset returns that version
+  while the other worker keeps saving newer ones (`no_stale_read`). Each user reads it
+  OPERATIONS / 3 times, and users work on past their quota until every user has made its own,
+  so the other worker is still saving while the faulty one makes its reads. This half leans on
+  timing: the copy must be cached before the faulty worker's last reads.
+
+Each such operation alone fails the verdict (docs/stress-testing.md, "Tests").
 """
 
 from __future__ import annotations
@@ -29,8 +53,16 @@ if importlib.util.find_spec("locust") is None:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_SECONDS = {"file": 3, "s3": 6}
-"""Run time per catalog kind: a store's calls are round trips to moto, a hundred times slower."""
+"""Run time per catalog kind for the runs that are not about catching a fault: a store's calls
+are round trips to moto, a hundred times slower."""
+OPERATIONS = {"file": 200, "s3": 40}
+"""Calls each user makes in the clean and the faulty runs (`--metafuse-operations`)."""
+CAP_SECONDS = 150
+"""The cap on those runs (`--run-time`): only reached when the machine makes far too little progress."""
+WORK = ("--metafuse-datasets=2", "OwnerUser")
+"""Those runs' users and dataset: every user writes and reads the one dataset."""
 EXIT_NOT_LINEARIZABLE = 6
+EXIT_INCONCLUSIVE = 7
 
 
 def _free_port() -> int:
@@ -60,7 +92,7 @@ def _run(
     first_worker_env: dict[str, str] | None = None,
     master_args: tuple[str, ...] = (),
 ) -> tuple[int, str]:
-    """Run a master and two workers (with `fault` planted in the workers); return its exit and output.
+    """Run a master and two workers (with `fault` planted in both); return its exit and output.
 
     With `kill_one`, the first worker is killed (SIGKILL) once its users have written.
     `first_worker_env` is added to the first worker's environment alone; `master_args` to the
@@ -129,12 +161,19 @@ def _catalog(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("s3_catalog"))
 
 
+def _work(kind: str) -> tuple[str, ...]:
+    return (f"--metafuse-operations={OPERATIONS[kind]}", *WORK)
+
+
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_a_clean_run_is_linearizable_at_the_master(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    status, output = _run(_catalog(kind, tmp_path, request), RUN_SECONDS[kind], "", tmp_path)
+    status, output = _run(
+        _catalog(kind, tmp_path, request), CAP_SECONDS, "", tmp_path, master_args=_work(kind)
+    )
     assert status == 0, output
+    assert f"[metafuse] work: all 8 users made their {OPERATIONS[kind]} calls" in output, output
     assert "operations: linearizable (0 keys failed; clocks bound +/-" in output, output
     assert "no history arrived" not in output
     assert "catalog  save" in output  # Locust's own statistics name the catalog's operations
@@ -151,10 +190,17 @@ def test_a_clean_run_is_linearizable_at_the_master(
 
 @pytest.mark.parametrize("fault", ["lost_update", "stale_cache"])
 @pytest.mark.parametrize("kind", ["file", "s3"])
-def test_a_planted_fault_on_the_workers_fails_the_verdict(
+def test_a_fault_planted_on_one_worker_fails_the_verdict(
     kind: str, fault: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    status, output = _run(_catalog(kind, tmp_path, request), RUN_SECONDS[kind], fault, tmp_path)
+    status, output = _run(
+        _catalog(kind, tmp_path, request),
+        CAP_SECONDS,
+        "",
+        tmp_path,
+        first_worker_env={FAULTS_ENV: fault},
+        master_args=_work(kind),
+    )
     assert status == EXIT_NOT_LINEARIZABLE, output
     assert "operations: NOT linearizable (" in output, output
     # Each failing key is named with the operations that prove it.
@@ -162,6 +208,27 @@ def test_a_planted_fault_on_the_workers_fails_the_verdict(
         r"^locust\.writers\.\d: .*(FAILED|NOT LINEARIZABLE).*\n  client \d+: ", output, re.MULTILINE
     )
     assert failing is not None, output
+
+
+def test_a_run_capped_before_its_work_is_done_is_inconclusive_never_a_pass(tmp_path: Path) -> None:
+    # Far more calls than 3 s allow: the history is clean, but too little of what was asked.
+    status, output = _run(
+        str(tmp_path / "catalog.db"),
+        RUN_SECONDS["file"],
+        "",
+        tmp_path,
+        master_args=("--metafuse-operations=100000000", *WORK),
+    )
+    assert status == EXIT_INCONCLUSIVE, output
+    assert "operations: INCONCLUSIVE (0 keys failed; clocks bound +/-" in output, output
+    done = re.search(
+        r"too little work to pass: 0 of 8 users made their 100000000 calls \((\d+) calls recorded of"
+        r" 800000000 asked\) before the test stopped",
+        output,
+    )
+    assert done is not None, output
+    assert int(done.group(1)) > 0, output
+    assert "[metafuse] work: all" not in output
 
 
 def test_a_worker_killed_mid_run_makes_the_verdict_inconclusive(tmp_path: Path) -> None:

@@ -160,3 +160,37 @@ def test_a_clock_measured_twice_is_bounded_by_both_measurements() -> None:
     stepped = ClockOffset(15 * MS, 1 * MS)
     assert not start.agrees(stepped)
     assert start.spanning(stepped) == ClockOffset(12 * MS + MS // 2, 7 * MS // 2)
+
+
+def _clean_run() -> list[Operation]:
+    save = Operation(1, "save", "k", "ok", 10 * MS, 11 * MS, token="a", version=2, expected=1)
+    read = Operation(2, "get", "k", "ok", 12 * MS, 13 * MS, token="a", version=2)
+    return distributed.merge([Part("all", _lines(_setup(), save, read), distributed.EXACT)])
+
+
+def test_a_passing_run_that_did_less_work_than_asked_is_inconclusive() -> None:
+    # Two users were each asked for 50 calls, one made them: the history is linearizable, but
+    # too little of it to believe a pass.
+    verdict = distributed.judge(_clean_run(), work=distributed.Work(quota=50, users=2, finished=1))
+    assert verdict.status == distributed.INCONCLUSIVE
+    assert list(verdict.lines())[-1] == (
+        "[metafuse] verdict: too little work to pass: 1 of 2 users made their 50 calls"
+        " (2 calls recorded of 100 asked) before the test stopped"
+    )
+    done = distributed.judge(_clean_run(), work=distributed.Work(quota=50, users=2, finished=2))
+    assert done.status == distributed.LINEARIZABLE
+    assert not any("too little work" in line for line in done.lines())
+
+
+def test_a_failure_found_in_too_little_work_still_fails() -> None:
+    first = Operation(1, "save", "k", "ok", 10 * MS, 11 * MS, token="a", version=2, expected=1)
+    second = Operation(2, "save", "k", "ok", 20 * MS, 21 * MS, token="b", version=2, expected=1)
+    operations = distributed.merge([Part("all", _lines(_setup(), first, second), distributed.EXACT)])
+    verdict = distributed.judge(operations, work=distributed.Work(quota=50, users=2, finished=0))
+    assert verdict.status == distributed.NOT_LINEARIZABLE
+
+
+def test_without_a_quota_the_work_is_always_done() -> None:
+    assert distributed.NO_QUOTA.done
+    assert distributed.Work(quota=0, users=8, finished=0).done
+    assert not distributed.Work(quota=1, users=0, finished=0).done

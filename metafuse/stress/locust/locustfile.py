@@ -4,9 +4,15 @@
     locust -f metafuse/stress/locust/locustfile.py --worker --master-host HOST
 
 Users: `WriterUser` is `concurrent_writers` (read a random dataset, save a new token over the
-version read), `ReaderUser` the reads of `read_heavy_workload` and `cache_invalidation_race`.
+version read), `ReaderUser` the reads of `read_heavy_workload` and `cache_invalidation_race`,
+`OwnerUser` writes its worker's own dataset and reads another's (the tests' user).
 Locust's settings are the run's: users = clients, `--run-time` = duration, spawn rate =
-ramp-up. Every catalog call is reported through `events.request`: request type `catalog` with
+ramp-up. With `--metafuse-operations N` the work decides the length instead: each user tells
+the master when it has made N calls (and works on), the master stops the test once all have,
+and `--run-time` only caps it (a run capped before its work is done is INCONCLUSIVE: too
+little evidence never passes).
+
+Every catalog call is reported through `events.request`: request type `catalog` with
 the operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`,
 a success of its own kind, so Locust's failures are the catalog's errors alone.
 
@@ -63,7 +69,8 @@ EXIT_INCONCLUSIVE = 7
 """The master's exit code when the verdict could not be decided (a history did not arrive, the
 search ran out of time, or no client recorded an operation)."""
 NAMES = tuple(f"locust.writers.{index}" for index in range(5))
-"""The datasets every user reads and writes (created afresh by the master when a test starts)."""
+"""The datasets users read and write (created afresh by the master when a test starts): the first
+`--metafuse-datasets` of them."""
 READS_PER_SECOND = 100
 """Each `ReaderUser`'s pace."""
 CLOCK_PROBES = 5
@@ -80,6 +87,7 @@ mid-run would. Only what the worker reads changes (its recorded times and its an
 master's probes); the master measures, detects and widens exactly as for a real clock."""
 _HELLO, _COLLECT, _HISTORY = "metafuse_hello", "metafuse_collect", "metafuse_history"
 _CLOCK, _CLOCK_REPLY = "metafuse_clock", "metafuse_clock_reply"
+_FINISHED = "metafuse_finished"
 
 
 def _options(parser: Any, **_: Any) -> None:
@@ -97,6 +105,21 @@ def _options(parser: Any, **_: Any) -> None:
         type=float,
         default=30.0,
         help="metafuse: seconds the master waits for the workers' histories (default 30)",
+    )
+    parser.add_argument(
+        "--metafuse-operations",
+        type=int,
+        default=0,
+        help="metafuse: catalog calls each user makes; the test ends when every user"
+        " has made its calls, --run-time is then only a cap (reached first: INCONCLUSIVE). 0: no"
+        " quota, the test runs until --run-time (default 0)",
+    )
+    parser.add_argument(
+        "--metafuse-datasets",
+        type=int,
+        default=len(NAMES),
+        help=f"metafuse: how many datasets the users share, 1 to {len(NAMES)}; fewer means more"
+        f" contention (default {len(NAMES)})",
     )
     parser.add_argument(
         "--check-timeout",
@@ -118,6 +141,8 @@ class _Recorder:
     target: str
     path: str
     base: int
+    worker: int
+    """This worker's index (0 in a local run)."""
     writers: list[HistoryWriter] = dataclasses.field(default_factory=list)
     numbers: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
     opened: Catalog | None = None
@@ -168,6 +193,10 @@ class _Collector:
     status: str | None = None
     started: bool = False
     """Whether a test started here (the master's, or a local run's)."""
+    finished: int = 0
+    """Users that made their `--metafuse-operations` calls (as the workers reported)."""
+    ending: bool = False
+    """Whether the test is being stopped because every user made its calls."""
 
 
 _recorder: _Recorder | None = None
@@ -203,6 +232,26 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _quota(environment: Environment) -> int:
+    """Each user's `--metafuse-operations` (0: none)."""
+    return int(getattr(environment.parsed_options, "metafuse_operations", 0) or 0)
+
+
+def _names(environment: Environment) -> tuple[str, ...]:
+    """The datasets of this run: the first `--metafuse-datasets` of `NAMES`."""
+    return NAMES[: int(getattr(environment.parsed_options, "metafuse_datasets", len(NAMES)))]
+
+
+def _check_options(environment: Environment) -> None:
+    options = environment.parsed_options
+    operations = int(getattr(options, "metafuse_operations", 0) or 0)
+    if operations < 0:
+        _fail(f"--metafuse-operations must be 0 (no quota) or a positive number of calls, not {operations}")
+    datasets = int(getattr(options, "metafuse_datasets", len(NAMES)))
+    if not 1 <= datasets <= len(NAMES):
+        _fail(f"--metafuse-datasets must be 1 to {len(NAMES)}, not {datasets}")
+
+
 def _target(environment: Environment) -> str:
     target = str(getattr(environment.parsed_options, "catalog", "") or "")
     if not target:
@@ -230,7 +279,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         os.close(fd)
         start_history(path)
         index = int(getattr(runner, "worker_index", 0))
-        _recorder = _Recorder(_target(environment), path, (max(index, 0) + 1) * CLIENTS_PER_WORKER)
+        worker = max(index, 0)
+        _recorder = _Recorder(_target(environment), path, (worker + 1) * CLIENTS_PER_WORKER, worker)
         if isinstance(runner, WorkerRunner):
             runner.send_message(_HELLO, {"index": index})
 
@@ -240,7 +290,7 @@ def _create_datasets(environment: Environment) -> bytes:
     catalog = _open(environment)
     try:
         invoke = time.time_ns()
-        created = recreate(catalog, [tokened(name, "initial") for name in NAMES])
+        created = recreate(catalog, [tokened(name, "initial") for name in _names(environment)])
         ret = time.time_ns()
     finally:
         catalog.close()
@@ -265,6 +315,7 @@ def _create_datasets(environment: Environment) -> bytes:
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
+        _check_options(environment)
         # Up front, not when the test starts: a worker receives the master's --catalog then, and
         # a catalog that cannot be opened is one line and exit 2 before anyone waits for workers.
         _open(environment).close()
@@ -281,6 +332,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
         runner.register_message(_HELLO, _on_hello, concurrent=True)
         runner.register_message(_HISTORY, _on_history)
         runner.register_message(_CLOCK_REPLY, _on_clock_reply)
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        runner.register_message(_FINISHED, _on_finished)
 
 
 def _open_early(environment: Environment) -> None:
@@ -353,6 +406,25 @@ def _on_history(environment: Environment, msg: Message) -> None:
         pieces.append(bytes(msg.data["data"]))
         if msg.data["last"]:
             _collector.complete.add(msg.node_id)
+
+
+def _on_finished(environment: Environment, msg: Message) -> None:
+    """Count users that made their calls; once all have, stop the test (headless: quit)."""
+    collector = _collector
+    collector.finished += int(msg.data["users"])
+    runner = environment.runner
+    assert runner is not None
+    users = int(runner.target_user_count)
+    if collector.ending or not collector.started or collector.finished < users:
+        return
+    collector.ending = True
+    print(
+        f"[metafuse] work: all {users} users made their {_quota(environment)} calls: stopping the test",
+        flush=True,
+    )
+    # Not from this handler: stopping waits for the workers' histories, which arrive through
+    # the message listener that is running it.
+    gevent.spawn(runner.quit if getattr(environment.parsed_options, "headless", True) else runner.stop)
 
 
 def _on_clock_reply(environment: Environment, msg: Message) -> None:
@@ -438,7 +510,11 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     operations = distributed.merge(parts)
     bound = max((part.clock.uncertainty_ns for part in parts), default=0)
     timeout = float(getattr(environment.parsed_options, "check_timeout", 60.0))
-    check = functools.partial(distributed.judge, operations, missing=missing, bound_ns=bound, timeout=timeout)
+    users = int(getattr(runner, "target_user_count", 0))
+    work = distributed.Work(_quota(environment), users, _collector.finished)
+    check = functools.partial(
+        distributed.judge, operations, missing=missing, bound_ns=bound, timeout=timeout, work=work
+    )
     # A native thread, so the hub keeps answering the workers' heartbeats during a long search.
     verdict: distributed.Verdict = gevent.get_hub().threadpool.apply(check)
     for line in verdict.lines():
@@ -479,6 +555,25 @@ class _CatalogUser(User):
         assert _recorder is not None, "the test started without a catalog"
         self.catalog = _recorder.catalog
         self.history = _recorder.new_writer()
+        self.names = _names(self.environment)
+        self.worker = _recorder.worker
+        self.quota = _quota(self.environment)
+        self.calls = 0
+        self.sequence = 0
+        self.reported = False
+
+    def begin_task(self) -> None:
+        """At the start of each task: a user that made its quota of calls tells the master, once.
+
+        It goes on working until the master stops the test: a worker that got ahead (another
+        was descheduled on a loaded machine) would otherwise finish before the others began,
+        and no call of theirs would overlap any of its own.
+        """
+        if self.quota and self.calls >= self.quota and not self.reported:
+            self.reported = True
+            runner = self.environment.runner
+            assert runner is not None
+            runner.send_message(_FINISHED, {"users": 1})
 
     def call(
         self,
@@ -502,6 +597,7 @@ class _CatalogUser(User):
                 raise  # the user is being stopped: recorded below as unknown
         finally:
             ret = _clock.now()
+            self.calls += 1
             self.history.call(op, key, invoke, ret, value, error, expected=expected, token=token)
             self.environment.events.request.fire(
                 request_type="conflict" if isinstance(error, ConflictError) else "catalog",
@@ -515,16 +611,8 @@ class _CatalogUser(User):
             )
         return value
 
-
-class WriterUser(_CatalogUser):
-    """`concurrent_writers`: read a random dataset, save a unique token over the version read."""
-
-    def on_start(self) -> None:
-        super().on_start()
-        self.sequence = 0
-
-    def read_modify_save(self) -> None:
-        name = random.choice(NAMES)
+    def read_modify_save(self, name: str) -> None:
+        """Read `name`, then save a unique token over the version read (a conflict is not retried)."""
         current = self.call("get", name, lambda: self.catalog().get(name))
         if current is None:
             return
@@ -541,7 +629,35 @@ class WriterUser(_CatalogUser):
             token=token,
         )
 
-    tasks = [read_modify_save]  # noqa: RUF012 - Locust reads a list
+
+class WriterUser(_CatalogUser):
+    """`concurrent_writers`: read a random dataset, save a unique token over the version read."""
+
+    def read_modify_save_any(self) -> None:
+        self.begin_task()
+        self.read_modify_save(random.choice(self.names))
+
+    tasks = [read_modify_save_any]  # noqa: RUF012 - Locust reads a list
+
+
+class OwnerUser(_CatalogUser):
+    """Read-modify-save of its worker's own dataset, racing the worker's other users; then a read
+    of another worker's dataset.
+
+    Worker *i* writes `NAMES[i % datasets]` alone, and reads the others. So every save races
+    only saves from its own worker, and a worker reads datasets it never writes, whose every
+    change comes from another host: what a fault that loses a racing save or serves a stale
+    copy needs to show in the history (the tests' runs).
+    """
+
+    def write_own_read_other(self) -> None:
+        self.begin_task()
+        own = self.names[self.worker % len(self.names)]
+        self.read_modify_save(own)
+        other = random.choice([name for name in self.names if name != own] or [own])
+        self.call("get", other, lambda: self.catalog().get(other))
+
+    tasks = [write_own_read_other]  # noqa: RUF012 - Locust reads a list
 
 
 class ReaderUser(_CatalogUser):
@@ -555,7 +671,8 @@ class ReaderUser(_CatalogUser):
     wait_time = constant_throughput(READS_PER_SECOND)
 
     def read(self) -> None:
-        name = random.choice(NAMES)
+        self.begin_task()
+        name = random.choice(self.names)
         self.call("get", name, lambda: self.catalog().get(name))
 
     tasks = [read]  # noqa: RUF012 - Locust reads a list
