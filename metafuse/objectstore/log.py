@@ -490,8 +490,9 @@ class CommitLog:
         One LIST from entry `sequence` to the end: with nothing after it, ours is the newest
         entry, and the newest entry is never a deleted number (the retention keeps it, and a
         number it deleted has later entries). Otherwise every entry from `sequence + 1` to the
-        newest listed must be there and name the one before it, ours first (a GET each,
-        `read_workers` at a time): then ours is in the chain that ends at the newest entry.
+        newest listed must be there and name the one before it, ours first (a GET each: the
+        next one alone, then the rest `read_workers` at a time): then ours is in the chain that
+        ends at the newest entry.
         The next entry alone is not enough: another writer that fell behind with us may have
         refilled the next deleted number after ours, naming ours, while the entry after that,
         written before either of us, names what the retention deleted. Entry `sequence` itself
@@ -501,10 +502,21 @@ class CommitLog:
         listed = [self._sequence_of(key) for key in self._list(self._before(sequence))]
         if not listed or listed[0] != sequence:
             raise NotFound(self.key(sequence))
-        if len(listed) == 1:
-            return
+        prev = commit_id
         try:
-            following = self._read_all(list(range(sequence + 1, listed[-1] + 1)))
+            # The next entry first, alone: a refill's is almost always the one that gives it away.
+            batches = [[sequence + 1], list(range(sequence + 2, listed[-1] + 1))] if len(listed) > 1 else []
+            for batch in batches:
+                for entry in self._read_all(batch):
+                    if entry.prev is not None and entry.prev != prev:
+                        raise LogForked(
+                            self.key(sequence),
+                            f"entry {entry.sequence} follows another commit ({entry.prev}) than the"
+                            " entry before it: this entry was written at a number that had been"
+                            " deleted (the writer fell behind the retention, stalled?, or the entry"
+                            " had been deleted by hand)",
+                        )
+                    prev = entry.commit_id
         except NotFound as missing:
             if not self._holds(sequence, commit_id):
                 raise NotFound(self.key(sequence)) from None  # the retention moved past ours
@@ -514,17 +526,6 @@ class CommitLog:
                 " a number that had been deleted (the writer fell behind the retention, stalled?,"
                 " or the entry had been deleted by hand)",
             ) from None
-        prev = commit_id
-        for entry in following:
-            if entry.prev is not None and entry.prev != prev:
-                raise LogForked(
-                    self.key(sequence),
-                    f"entry {entry.sequence} follows another commit ({entry.prev}) than the entry"
-                    " before it: this entry was written at a number that had been deleted (the"
-                    " writer fell behind the retention, stalled?, or the entry had been deleted"
-                    " by hand)",
-                )
-            prev = entry.commit_id
 
     def _holds(self, sequence: int, commit_id: str) -> bool:
         """Whether entry `sequence` is still the commit `commit_id` (one GET).
