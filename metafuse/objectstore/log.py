@@ -34,13 +34,16 @@ Appending (`CommitLog.append`):
 5. `StoreUnavailable`: back off and repeat the step. If the store stays away past the budget,
    the append raises `StoreUnavailable` when no write of ours can still land, or
    `CommitUnknown` (never a failure) when entry `n` may still be ours; `settle()` decides it.
-6. Check the placement (`_check_placed`, one LIST from entry `n`): nothing after it means ours
-   is the newest entry, which is never a number the retention deleted (it keeps the newest, and
-   a number it deleted has later entries); an entry after it must be entry `n+1` naming ours as
-   `prev` (one GET). A writer that stalled past the retention and wrote at a deleted number, or
-   filled an entry deleted by hand, finds a later entry that does not name it: its entry is not
-   part of the history everyone else reads, so it is deleted again and the append raises
-   `LogForked`; the commit is never acknowledged. Entry `n` already gone (the retention moved
+6. Check the placement (`_check_placed`, one LIST from entry `n` to the end): nothing after it
+   means ours is the newest entry, which is never a number the retention deleted (it keeps the
+   newest, and a number it deleted has later entries); otherwise every entry from `n+1` to the
+   newest listed must be there and name the one before it, ours first (a GET each): ours is then
+   in the chain that ends at the newest entry. A writer that stalled past the retention and wrote
+   at a deleted number, or filled an entry deleted by hand, finds a later entry missing or naming
+   another commit: its entry is not part of the history everyone else reads, so it is deleted
+   again and the append raises `LogForked`; the commit is never acknowledged. Entry `n+1` naming
+   ours is not enough on its own: two writers stalled at the same entry can refill two deleted
+   numbers in a row, the second naming the first. Entry `n` already gone (the retention moved
    past it meanwhile) cannot be decided, and is `CommitUnknown`.
 
 So an acknowledged commit is always readable at its sequence in the one history every client
@@ -484,34 +487,54 @@ class CommitLog:
     def _check_placed(self, sequence: int, commit_id: str) -> None:
         """Raise `LogForked` unless entry `sequence` (ours) is in the history others read.
 
-        One LIST from entry `sequence`: with nothing after it, ours is the newest entry, and the
-        newest entry is never a deleted number (the retention keeps it, and a number it deleted
-        has later entries). With an entry after it, one GET of entry `sequence + 1`, which must
-        name ours as `prev`; absent while a later one exists, our entry filled a hole. Entry
-        `sequence` itself gone already (the retention moved past it, or someone removed it)
-        cannot be decided here: `NotFound`, which the caller reports as unknown.
+        One LIST from entry `sequence` to the end: with nothing after it, ours is the newest
+        entry, and the newest entry is never a deleted number (the retention keeps it, and a
+        number it deleted has later entries). Otherwise every entry from `sequence + 1` to the
+        newest listed must be there and name the one before it, ours first (a GET each: the
+        next one alone, then the rest `read_workers` at a time): then ours is in the chain that
+        ends at the newest entry.
+        The next entry alone is not enough: another writer that fell behind with us may have
+        refilled the next deleted number after ours, naming ours, while the entry after that,
+        written before either of us, names what the retention deleted. Entry `sequence` itself
+        gone already (the retention moved past it, or someone removed it) cannot be decided
+        here: `NotFound`, which the caller reports as unknown.
         """
-        listed = [self._sequence_of(key) for key in self._list(self._before(sequence), 2)]
+        listed = [self._sequence_of(key) for key in self._list(self._before(sequence))]
         if not listed or listed[0] != sequence:
             raise NotFound(self.key(sequence))
-        if len(listed) == 1:
-            return
+        prev = commit_id
         try:
-            following = self.read(sequence + 1)
-        except NotFound:
+            # The next entry first, alone: a refill's is almost always the one that gives it away.
+            batches = [[sequence + 1], list(range(sequence + 2, listed[-1] + 1))] if len(listed) > 1 else []
+            for batch in batches:
+                for entry in self._read_all(batch):
+                    if entry.prev is not None and entry.prev != prev:
+                        raise LogForked(
+                            self.key(sequence),
+                            f"entry {entry.sequence} follows another commit ({entry.prev}) than the"
+                            " entry before it: this entry was written at a number that had been"
+                            " deleted (the writer fell behind the retention, stalled?, or the entry"
+                            " had been deleted by hand)",
+                        )
+                    prev = entry.commit_id
+        except NotFound as missing:
+            if not self._holds(sequence, commit_id):
+                raise NotFound(self.key(sequence)) from None  # the retention moved past ours
             raise LogForked(
                 self.key(sequence),
-                f"entry {listed[1]} exists but {sequence + 1} does not: this entry was written at a"
-                " number that had been deleted (the writer fell behind the retention, stalled?, or"
-                " the entry had been deleted by hand)",
+                f"{missing.key} is absent while entry {listed[-1]} exists: this entry was written at"
+                " a number that had been deleted (the writer fell behind the retention, stalled?,"
+                " or the entry had been deleted by hand)",
             ) from None
-        if following.prev is not None and following.prev != commit_id:
-            raise LogForked(
-                self.key(sequence),
-                f"entry {sequence + 1} follows another commit ({following.prev}): this entry was"
-                " written at a number that had been deleted (the writer fell behind the retention,"
-                " stalled?, or the entry had been deleted by hand)",
-            )
+
+    def _holds(self, sequence: int, commit_id: str) -> bool:
+        """Whether entry `sequence` is still the commit `commit_id` (one GET).
+
+        A commit is created once, so an entry that holds it now has held it since it landed."""
+        try:
+            return self.read(sequence).commit_id == commit_id
+        except NotFound:
+            return False
 
     def settle(self, unknown: CommitUnknown) -> AppendResult | None:
         """Decide a `CommitUnknown` for good: its `AppendResult`, or None if it never landed.

@@ -482,6 +482,52 @@ def test_the_newest_entry_is_acknowledged_even_when_all_before_it_are_deleted(ro
     assert entries(root) == [4]
 
 
+def test_two_writers_stalled_at_one_entry_cannot_vouch_for_each_other(root: Path) -> None:
+    # Both applied entry 3, then stalled past the retention. The first refills the deleted
+    # entry 4; the second loses 4 to it, finds 5 absent (deleted too) and refills 5 naming it.
+    # Checked before the second's entry is removed, the first finds entry 5 naming it: 5 must
+    # not count as the history, since 6, written before either, names another entry 5.
+    other = CommitLog(LocalDirStore(root), retention=0)
+    append_n(other, 3)
+    first_store, second_store = AfterPut(root), AfterPut(root)
+    first, second = CommitLog(first_store, retention=0), CommitLog(second_store, retention=0)
+    third = first.read(3)
+    append_n(other, 4)  # entries 4 to 7
+    other.truncate(below=6)  # a snapshot at 6 is old enough: entries 1 to 5 go
+    second_landed, first_checked = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def second_appends() -> None:
+        try:
+            outcomes["second"] = second.append({"i": "second"}, after=3, prev=third.commit_id).sequence
+        except LogForked as refused:
+            outcomes["second"] = refused
+
+    def second_waits_for_the_first_check() -> None:
+        second_landed.set()
+        first_checked.wait()
+
+    def first_lets_the_second_land() -> None:
+        second_thread.start()
+        assert second_landed.wait(timeout=60), "the second writer never refilled entry 5"
+        outcomes["named"] = other.read(5).prev == other.read(4).commit_id  # the second's, naming ours
+
+    second_thread = threading.Thread(target=second_appends, name="second-writer")
+    second_store.after_put = second_waits_for_the_first_check
+    first_store.after_put = first_lets_the_second_land
+    try:
+        with pytest.raises(LogForked, match="fell behind the retention"):
+            first.append({"i": "first"}, after=3, prev=third.commit_id)
+    finally:
+        first_checked.set()
+        if second_thread.ident is not None:
+            second_thread.join()
+    assert outcomes["named"] is True
+    assert isinstance(outcomes["second"], LogForked)
+    assert entries(root) == [6, 7]  # both refills removed again
+    assert [other.read(n).payload for n in (6, 7)] == [{"i": 2}, {"i": 3}]  # untouched
+
+
 def test_a_snapshot_named_past_the_logs_end_never_makes_the_retention_delete_the_log(root: Path) -> None:
     with Catalog.open(url_of(root), retention=0, snapshot_every=2) as writer:
         writer.create(make("bogus.d0"))

@@ -31,6 +31,7 @@ PROGRESS_INVARIANTS = {
     "connection_cleanup": ("datasets_readable", "connections_closed", "fds_restored"),
     "optimistic_lock_resolution": ("every_client_succeeds", "no_lost_update", "attempts_bounded"),
     "concurrent_writers": ("writes_succeeded", "conflicts_detected"),
+    "stalled_writer": ("stalls_refused",),
 }
 """For each scenario, the invariants that need some progress to be judged."""
 

@@ -21,7 +21,7 @@ from ...catalog import Catalog
 from ...errors import CommitUnknownError, ForkedHistoryError
 from ...model import Dataset
 from ..client import ClientContext
-from ..scenario import RunView, SetupContext, Verdict, scenario
+from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._store import sibling_catalog
 
 
@@ -129,4 +129,8 @@ def _stalls_refused(run: RunView) -> Verdict:
     unknown = run.metric_sum("unknown")
     stalls = refused + acknowledged + unknown
     detail = f"{stalls} stalls: {refused} refused, {unknown} unknown, {acknowledged} acknowledged"
-    return stalls > 0 and acknowledged == 0, detail
+    if stalls == 0:
+        # Each client makes one stall before it looks at the clock: none with an outcome means
+        # every client hung or gave up busy, and no writer was left behind to judge.
+        return inconclusive(f"{detail}: too little progress to judge")
+    return acknowledged == 0, detail
