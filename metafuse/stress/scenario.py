@@ -87,9 +87,10 @@ class RunView:
             f"{stale} stale reads, up to {self.metric_max('max_versions_behind')} versions behind",
         )
 
-    def no_unexpected_errors(self) -> Verdict:
-        """The verdict most scenarios need: no operation ended in an unexpected error."""
-        errors = self.merged.total("error")
+    def no_unexpected_errors(self, *counted: str) -> Verdict:
+        """The verdict most scenarios need: no operation ended in an unexpected error, and none
+        was counted in the clients' `counted` metrics (errors of work outside the history)."""
+        errors = self.merged.total("error") + sum(self.metric_sum(name) for name in counted)
         first = f", first: {self.merged.errors[0]}" if errors and self.merged.errors else ""
         return errors == 0, f"{errors} errors{first}"
 

@@ -417,9 +417,7 @@ def _no_stale_read(run: RunView) -> Verdict:
 
 @fork_writers.invariant("no_errors", "no write or read failed unexpectedly")
 def _no_errors(run: RunView) -> Verdict:
-    errors = run.merged.total("error") + run.metric_sum("other_errors")
-    first = f", first: {run.merged.errors[0]}" if errors and run.merged.errors else ""
-    return errors == 0, f"{errors} errors{first}"
+    return run.no_unexpected_errors("other_errors")
 
 
 def _metrics(run: RunView) -> dict[str, Any]:

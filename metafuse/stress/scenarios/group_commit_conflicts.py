@@ -221,9 +221,7 @@ def _nothing_lost(run: RunView) -> Verdict:
 
 @group_commit_conflicts.invariant("no_errors", "no save or read failed with anything but a conflict")
 def _no_errors(run: RunView) -> Verdict:
-    errors = run.merged.total("error") + run.metric_sum("other_errors")
-    first = f", first: {run.merged.errors[0]}" if errors and run.merged.errors else ""
-    return errors == 0, f"{errors} errors{first}"
+    return run.no_unexpected_errors("other_errors")
 
 
 def _metrics(run: RunView) -> dict[str, Any]:
