@@ -70,16 +70,16 @@ def moto_server(host: str, port: int, threaded: bool = False, idle_timeout: floa
     )
     from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: PLC0415
 
-    class Handler(WSGIRequestHandler):
-        # socketserver applies it to each accepted socket; werkzeug treats the timeout as a
-        # dropped connection and the server moves on to the next one.
-        timeout = idle_timeout
+    # socketserver applies `timeout` to each accepted socket; werkzeug treats the timeout as a
+    # dropped connection and the server moves on to the next one. Made with type(): where
+    # werkzeug is not installed (the typecheck session), a class statement would subclass Any.
+    handler: Any = type("IdleTimeoutHandler", (WSGIRequestHandler,), {"timeout": idle_timeout})
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     app: Any = DomainDispatcherApplication(create_backend_app)
     if threaded:
         app = KeyLocks(app)
-    server = make_server(host, port, app, threaded=threaded, processes=1, request_handler=Handler)
+    server = make_server(host, port, app, threaded=threaded, processes=1, request_handler=handler)
     os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
     return server
 
