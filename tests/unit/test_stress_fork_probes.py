@@ -3,44 +3,52 @@
 from __future__ import annotations
 
 import os
-import threading
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from metafuse import _freshness
 from metafuse.stress.scenarios import _fork_probes
+
+CHILD = Path(__file__).with_name("_fork_probe_child.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _probe_alone(directory: Path, *bug: str) -> str:
+    """The probe's verdict from a fresh interpreter, whose fork meets no thread of this worker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, str(CHILD), str(directory), *bug],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
 
 
 def test_a_forked_child_waits_for_the_slot_lock_its_parent_holds(tmp_path: Path) -> None:
-    assert _fork_probes.lock_excluded(str(tmp_path)) is None
+    assert _probe_alone(tmp_path) == "None"
 
 
-def _shares_the_description(self: _freshness.ChangeSlots) -> None:
-    """The bug `fork_shares_flock` plants: a new description is opened but never put in place."""
-    fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-    os.close(fd)
-    self._lock = threading.Lock()
-
-
-def test_a_child_sharing_the_parents_flock_description_is_caught(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_freshness.ChangeSlots, "_reopen_after_fork", _shares_the_description)
-    problem = _fork_probes.lock_excluded(str(tmp_path))
-    assert problem == "the child took the slot-file lock while its parent held it"
+def test_a_child_sharing_the_parents_flock_description_is_caught(tmp_path: Path) -> None:
+    assert _probe_alone(tmp_path, "shared") == "the child took the slot-file lock while its parent held it"
 
 
 def test_run_probes_names_each_failure_and_leaves_no_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_freshness.ChangeSlots, "_reopen_after_fork", _shares_the_description)
     made: list[str] = []
-    real = _fork_probes.tempfile.mkdtemp
 
-    def recorded(prefix: str) -> str:
-        made.append(real(prefix=prefix))
-        return made[-1]
+    def planted(directory: str) -> str:
+        made.append(directory)
+        Path(directory, "left-behind").write_text("x")
+        return "the child took the slot-file lock while its parent held it"
 
-    monkeypatch.setattr(_fork_probes.tempfile, "mkdtemp", recorded)
-    assert set(_fork_probes.run_probes()) == {"lock_excluded"}
+    monkeypatch.setitem(_fork_probes.PROBES, "lock_excluded", planted)
+    assert _fork_probes.run_probes() == {
+        "lock_excluded": "the child took the slot-file lock while its parent held it"
+    }
     assert made
     assert not any(os.path.exists(path) for path in made)
