@@ -17,10 +17,9 @@ import shutil
 import struct
 import tempfile
 import time
-import warnings
 
 from ..._freshness import ChangeSlots
-from ._lifecycle.fork import wait_child
+from ._lifecycle.fork import fork_with_threads, wait_child
 
 TIMEOUT = 4.0
 """Seconds the child gets before it is killed (and the probe fails)."""
@@ -28,14 +27,6 @@ OVERLAP = 7
 """Exit status of a `lock_excluded` child that got the lock while the parent held it."""
 _FLAG = struct.Struct("<q")
 _HELD, _ENTERED = 0, 1
-
-
-def _fork() -> int:
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that forking with threads may deadlock the child: the probe forks
-        # from a process whose other threads are working, which is what the library supports.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
-        return os.fork()
 
 
 def lock_excluded(directory: str) -> str | None:
@@ -46,7 +37,7 @@ def lock_excluded(directory: str) -> str | None:
         inode = os.stat(slots.path).st_ino
         with slots.locked():
             _FLAG.pack_into(flags, _HELD * _FLAG.size, 1)
-            pid = _fork()
+            pid = fork_with_threads()
             if pid == 0:
                 status = 1  # anything but 0 or OVERLAP: the child failed before it could tell
                 try:

@@ -27,7 +27,6 @@ import os
 import struct
 import threading
 import time
-import warnings
 from typing import Any
 
 from ..._connections import FORK_WAIT
@@ -37,7 +36,7 @@ from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._content import recreate, rewrite, tokened
 from ._fork_probes import run_probes
-from ._lifecycle.fork import wait_child
+from ._lifecycle.fork import fork_with_threads, wait_child
 
 WRITERS = 3
 """Writing threads per client."""
@@ -242,12 +241,8 @@ class _Forker:
                 thread.start()
             with contextlib.suppress(threading.BrokenBarrierError):
                 started.wait(timeout=CHILD_TIMEOUT)
-            with warnings.catch_warnings():
-                # Python 3.12+ warns that forking with threads may deadlock the child; forking
-                # while the parent's threads write is what this probe tests.
-                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
-                began = time.monotonic()
-                pid = os.fork()
+            began = time.monotonic()
+            pid = fork_with_threads()  # while the parent's threads write
             waited = time.monotonic() - began
             if pid == 0:
                 code = CHILD_ERROR

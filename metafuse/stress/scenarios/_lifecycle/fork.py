@@ -63,6 +63,15 @@ STARVED = "skipped: starved, killed at its deadline having waited most of it for
 """The outcome of a child still running at its deadline that never had the machine (see `watch`)."""
 
 
+def fork_with_threads() -> int:
+    """`os.fork()` from a process whose other threads are working, without Python 3.12+'s
+    warning that such a fork may deadlock the child: forking there, with the library's fork
+    guard, is what the fork scenarios and probes test."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
+        return os.fork()
+
+
 def wait_child(pid: int, timeout: float) -> str:
     """Reap child `pid`: "exit 0", "exit N", "signal N", or, if it is still running after `timeout`
     seconds, kill it and return "hung" or `STARVED`.
@@ -131,12 +140,9 @@ class Forker:
             self.rounds += 1
             token = f"{self.label}-fork-{self.rounds}"
             inherited, _ = self.shelf.current()
-            with self.holder, warnings.catch_warnings():
-                # Python 3.12+ warns that forking a process with threads may deadlock the child;
-                # that hazard is what this scenario tests, with the threads parked at safe points.
-                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
+            with self.holder:  # the threads parked at safe points while the fork happens
                 began = time.monotonic()
-                pid = os.fork()
+                pid = fork_with_threads()
             waited = time.monotonic() - began
             if pid == 0:
                 code = CHILD_ERROR
