@@ -23,19 +23,20 @@ CHILD = Path(__file__).with_name("_lifecycle_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _child(*args: str, faults: str = "", timeout: float = 120) -> dict[str, object]:
+def _python(*args: str, faults: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a fresh interpreter on `args`, with this checkout's package and no METAFUSE_/STRESS_
+    settings of the test run (only `faults`, if given)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
     env["PYTHONPATH"] = str(ROOT)
     if faults:
         env["METAFUSE_FAULTS"] = faults
-    done = subprocess.run(
-        [sys.executable, str(CHILD), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+def _child(*args: str, faults: str = "", timeout: float = 120) -> dict[str, object]:
+    done = _python(str(CHILD), *args, faults=faults, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     report: dict[str, object] = json.loads(lines[-1]) if lines else {}
     report["returncode"] = done.returncode
@@ -202,16 +203,7 @@ release.set()
 def test_a_child_forked_while_another_thread_opens_a_catalog_can_open_one(tmp_path: Path) -> None:
     # The thread that held the open/close registration's lock at the fork does not exist in the
     # child: the child's copy of the lock must not stay held.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run(
-        [sys.executable, "-c", _OPEN_AT_FORK, str(tmp_path / "catalog.db")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = _python("-c", _OPEN_AT_FORK, str(tmp_path / "catalog.db"), timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "exit 0", done.stdout
 
@@ -242,15 +234,6 @@ print("waited" if left.is_set() else "did not wait")
 def test_a_fork_waits_for_a_connection_being_opened_or_closed(tmp_path: Path) -> None:
     # Opening or closing a connection holds SQLite's process-wide mutexes with the GIL released;
     # a child forked meanwhile would inherit them locked and hang on its first connection.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run(
-        [sys.executable, "-c", _CONNECTING_AT_FORK],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = _python("-c", _CONNECTING_AT_FORK, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "waited", done.stdout
