@@ -23,6 +23,11 @@ inode. The lock is a POSIX advisory `flock`: it serializes processes on one host
 A store whose directory was removed after it was opened raises `StoreInaccessible` from
 `list`, `list_meta`, `put` and `delete` (each takes the lock, which lives there); it is never
 re-created silently. `get` and `head` of a key raise `NotFound`, as for any absent key.
+
+For tests of what a store's misbehaviour does to its clients, `misbehaving(root, hook)` routes the
+puts of every `LocalDirStore` opened on `root` meanwhile (in this process) through `hook`, which
+may land a put and then lose its reply, or hold it and land it late (see
+`metafuse.objectstore.testing.LostReplies`). No directory has a hook unless a test gives it one.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ import itertools
 import os
 import stat
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ._base import GetResult, ObjectMeta, ObjectStore, PutMode, check_key
@@ -52,6 +58,35 @@ from .errors import (
 
 INTERNAL_DIR = ".metafuse-store"
 """Under the root: the lock file and temporary files (keys never start with '.', so never clash)."""
+
+
+PutHook = Callable[[str, bytes, PutMode, Callable[[], str]], str]
+"""A test's stand-in for the world between a client and the store: called as `hook(key, data,
+mode, land)`, where `land()` makes the put and returns its tag (or raises what the store says).
+It returns a tag or raises as a store's `put` does, whether or not (or when) it called `land`."""
+
+_hooks: dict[str, PutHook] = {}
+_hooks_changed = threading.Condition()
+
+
+@contextlib.contextmanager
+def misbehaving(root: str | os.PathLike[str], hook: PutHook) -> Iterator[None]:
+    """Route the puts of every `LocalDirStore` opened on `root` inside the block through `hook`
+    (in this process; a store keeps its hook after the block). For tests only.
+
+    One block per directory at a time: a thread entering a block for a directory another
+    thread's block holds waits until that one ends, so each store gets the hook of the block it
+    was opened in."""
+    path = os.path.abspath(os.fspath(root))
+    with _hooks_changed:
+        _hooks_changed.wait_for(lambda: path not in _hooks)
+        _hooks[path] = hook
+    try:
+        yield
+    finally:
+        with _hooks_changed:
+            del _hooks[path]
+            _hooks_changed.notify_all()
 
 
 def file_tag(info: os.stat_result) -> str:
@@ -77,6 +112,8 @@ class LocalDirStore(ObjectStore):
         self._internal = path / INTERNAL_DIR
         self._lock_path = self._internal / "lock"
         self._gate_path = self._internal / "gate"
+        with _hooks_changed:
+            self._hook = _hooks.get(str(path))
 
     def get(self, key: str) -> GetResult:
         path = self._path(key)
@@ -99,6 +136,11 @@ class LocalDirStore(ObjectStore):
         return _meta(key, info)
 
     def put(self, key: str, data: bytes, mode: PutMode) -> str:
+        if self._hook is not None:
+            return self._hook(key, data, mode, lambda: self._put(key, data, mode))
+        return self._put(key, data, mode)
+
+    def _put(self, key: str, data: bytes, mode: PutMode) -> str:
         if mode.kind not in ("create", "update", "overwrite"):
             raise ValueError(f"unknown put mode {mode.kind!r}: use CREATE, OVERWRITE or update(tag)")
         target = self._path(key)

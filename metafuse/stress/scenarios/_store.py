@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from ..._logcommits import LOG_FILE_SCHEME, is_store_url
 from ...objectstore import ObjectStore, open_store
 
@@ -23,3 +25,10 @@ def catalog_store(url: str) -> ObjectStore:
     """The object store a store catalog's `url` names, with keys relative to the catalog."""
     local = url.lower().startswith(LOG_FILE_SCHEME)
     return open_store(url[len("log+") :] if local else url)
+
+
+def local_root(url: str) -> str | None:
+    """The directory of a `log+file://` catalog URL (the root its `LocalDirStore` opens), else None."""
+    if not url.lower().startswith(LOG_FILE_SCHEME):
+        return None
+    return urlsplit(url[len("log+") :]).path

@@ -9,10 +9,15 @@ retention pass removed the entry before its writer could check where it landed, 
 tell (`CommitUnknownError`): acknowledged, it would sit at a deleted number no other client
 reads. Every client's first stall happens before it looks at the clock, so every run makes at
 least one stall per client whatever the load.
+
+On a `log+file://` store the network misbehaves as well (`LostReplies`): a share of the log
+entries each client writes lose their reply after landing, or land late, after the writer has
+been told nothing; the promises are the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -20,9 +25,14 @@ from typing import Any
 from ...catalog import Catalog
 from ...errors import CommitUnknownError, ForkedHistoryError
 from ...model import Dataset
+from ...objectstore.local import misbehaving
+from ...objectstore.testing import LostReplies
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
-from ._store import sibling_catalog
+from ._store import local_root, sibling_catalog
+
+LOST, LATE = 0.1, 0.1
+"""On a `log+file://` store: the share of log entries whose reply is lost, and that land late."""
 
 
 def _counter(client: int) -> str:
@@ -82,7 +92,13 @@ def stalled_writer(ctx: ClientContext) -> None:
     counter, filler = _counter(ctx.client), _filler(ctx.client)
     outcomes = {"acknowledged": 0, "refused": 0, "unknown": 0}
     longest = 0.0
-    with Catalog.open(url) as stalled, Catalog.open(url, snapshot_every=1) as world:
+    root = local_root(url)
+    network = LostReplies(ctx.rng.getrandbits(64), lost=LOST, late=LATE, prefix="log/")
+    with contextlib.ExitStack() as stack:
+        with misbehaving(root, network) if root is not None else contextlib.nullcontext():
+            stalled = stack.enter_context(Catalog.open(url))
+            world = stack.enter_context(Catalog.open(url, snapshot_every=1))
+        stack.callback(network.drain)  # no late entry lands after the client is done
         while True:
             began = time.monotonic()
             outcome, result = ctx.call("stalled_save", stall_then_save, stalled, world, counter, filler)
@@ -94,6 +110,7 @@ def stalled_writer(ctx: ClientContext) -> None:
             # A stall cannot stop halfway: none is started that would end past the deadline.
             if ctx.should_stop() or ctx.time_left() < longest:
                 break
+        ctx.recorder.metrics.update({f"network.{fate or 'ok'}": n for fate, n in network.counts.items()})
 
 
 SCENARIO = stalled_writer
@@ -118,7 +135,9 @@ def _acknowledged_kept(run: RunView) -> Verdict:
             if value is None or not acknowledged <= value <= acknowledged + unknown:
                 wrong.append(f"client {recorder.client}: {acknowledged} acknowledged, counter {value}")
     total = run.metric_sum("acknowledged")
-    return not wrong, "; ".join(wrong) if wrong else f"{total} acknowledged saves, all kept"
+    lost, late = run.metric_sum("network.lost"), run.metric_sum("network.late")
+    network = f"{lost} replies lost, {late} entries late"
+    return not wrong, f"{'; '.join(wrong) if wrong else f'{total} acknowledged saves, all kept'} ({network})"
 
 
 @stalled_writer.invariant(

@@ -6,34 +6,46 @@ with a writer and a reader (two replicas). A round plays one misbehaviour, in tu
 - `foreign_snapshot`: an object someone else put under `snapshots/` (a backup);
 - `corrupt_snapshot`: the newest snapshot overwritten with garbage;
 - `deleted_entry`: a log entry the reader has not applied yet deleted by hand;
-- `store_gone`: every object of the catalog deleted (a bucket emptied or removed).
+- `store_gone`: every object of the catalog deleted (a bucket emptied or removed);
+- `lost_reply` (on `log+file://` only, where the store can be made to misbehave): a writer's PUT
+  of its log entry gets no reply and has not landed; while the writer waits to send it again, a
+  rival commits at that number; then the lost request lands late (and meets the rival's entry),
+  and the writer's resend is refused as taken.
 
-The snapshot acts must not disturb anyone: a new client sees every acknowledged write. The
-other two cannot be survived, so the reader must say so (a `CatalogError`): a read that returns
-an old value, or a write that is acknowledged, is silent damage. Every client's first round comes
-before it looks at the clock, and client `i` starts with act `i % 4` of `ACTS`, which alternates
-harmless and damaging acts: a run with two clients plays both kinds, with four every act.
+The snapshot acts and `lost_reply` must not disturb anyone: a new client sees every acknowledged
+write, once. The deleted entry and the emptied store cannot be survived, so the reader must say
+so (a `CatalogError`): a read that returns an old value, or a write that is acknowledged, is
+silent damage. Every client's first round comes before it looks at the clock, and client `i`
+starts with act `i % n` of the `n` acts the store can play (`acts_for`), which alternate
+harmless and damaging: a run with two clients plays both kinds, with `n` every act.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from ...catalog import Catalog
 from ...errors import CatalogError
 from ...model import Dataset
-from ...objectstore import OVERWRITE
+from ...objectstore import OVERWRITE, AmbiguousWrite, ObjectStoreError, PutMode
+from ...objectstore.local import misbehaving
+from ...objectstore.testing import LOST_REPLY
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
-from ._store import catalog_store, sibling_catalog
+from ._store import catalog_store, local_root, sibling_catalog
 
-ACTS = ("foreign_snapshot", "deleted_entry", "corrupt_snapshot", "store_gone")
+ACTS = ("foreign_snapshot", "deleted_entry", "lost_reply", "store_gone", "corrupt_snapshot")
 """The misbehaviours, in the order each client plays them (harmless and damaging in turn)."""
 HARMLESS = ("foreign_snapshot", "corrupt_snapshot")
-"""The acts a catalog must ride out unnoticed."""
+"""The snapshot acts, which a catalog must ride out unnoticed."""
+DAMAGING = ("deleted_entry", "store_gone")
+"""The acts no catalog can ride out: each must be reported."""
+LOCAL_ONLY = ("lost_reply",)
+"""The acts that need a store this process can make misbehave (a `log+file://` directory)."""
 
 KEPT, LOUD, SILENT = "kept", "loud", "silent"
 
@@ -90,10 +102,71 @@ def _log_damaged(url: str, act: str) -> str:
         return SILENT  # acknowledged on a log the reader cannot have followed
 
 
+class _RivalTakesTheNumber:
+    """The world of the `lost_reply` act, as the writer's put hook.
+
+    The writer's first log entry is lost on the way: no reply, and it has not landed. When the
+    writer sends that entry again, the rival commits first (and takes its number), the lost
+    request lands late (and meets the rival's entry), and only then does the resend go out.
+    """
+
+    def __init__(self, rival: Catalog) -> None:
+        self.rival = rival
+        self.held: tuple[str, Callable[[], str]] | None = None
+        self.played = False
+
+    def __call__(self, key: str, data: bytes, mode: PutMode, land: Callable[[], str]) -> str:
+        if self.played or mode.kind != "create" or not key.startswith("log/"):
+            return land()
+        if self.held is None:
+            self.held = (key, land)
+            raise AmbiguousWrite(key, str(mode), LOST_REPLY)
+        self.played = True
+        held, late = self.held
+        if key != held:
+            raise RuntimeError(
+                f"the writer sent {key} after its write of {held} got no reply, not that again"
+            )
+        self.rival.create(_dataset("chaos.rival"))
+        with contextlib.suppress(ObjectStoreError):
+            late()
+        return land()
+
+
+def _reply_lost(url: str) -> str:
+    """A writer's lost entry, a rival at its number, a late copy and a refused resend: the writer
+    must be acknowledged once, after the rival, and everyone must see both writes."""
+    root = local_root(url)
+    if root is None:
+        raise ValueError(f"the lost_reply act needs a log+file:// catalog, not {url!r}")
+    with Catalog.open(url) as rival:
+        rival.create(_dataset("chaos.first"))
+        world = _RivalTakesTheNumber(rival)
+        with misbehaving(root, world):
+            writer = Catalog.open(url)
+        with writer:
+            writer.create(_dataset("chaos.mine"))
+            if not world.played:
+                raise RuntimeError("the writer's lost entry was never sent again: the act was not played")
+            if writer.get("chaos.rival") is None:
+                return SILENT
+    with Catalog.open(url) as fresh:
+        names = sorted(dataset.name for dataset in fresh.list())
+    return KEPT if names == ["chaos.first", "chaos.mine", "chaos.rival"] else SILENT
+
+
+def acts_for(url: str) -> tuple[str, ...]:
+    """The acts a client can play on the store `url` names, in the order of `ACTS`."""
+    local = local_root(url) is not None
+    return tuple(act for act in ACTS if local or act not in LOCAL_ONLY)
+
+
 def play(url: str, act: str) -> str:
     """Play `act` on a fresh catalog at `url`: "kept", "loud" or "silent"."""
     if act in HARMLESS:
         return _snapshots_damaged(url, act)
+    if act == "lost_reply":
+        return _reply_lost(url)
     return _log_damaged(url, act)
 
 
@@ -126,8 +199,9 @@ def _play_rounds(ctx: ClientContext) -> None:
     outcomes: dict[str, int] = {}
     played = ctx.client
     longest = 0.0
+    acts = acts_for(ctx.shared["base"])
     while True:
-        act = ACTS[played % len(ACTS)]
+        act = acts[played % len(acts)]
         url = sibling_catalog(ctx.shared["base"], f"chaos-{ctx.client}-{played}")
         began = time.monotonic()
         outcome, result = ctx.call(act, play, url, act)
@@ -176,7 +250,7 @@ def _every_round(run: RunView, acts: tuple[str, ...], expected: str, needed: boo
     matched = {act: _count(run, act, expected) for act in acts}
     detail = f"played {played}, {expected} {matched}"
     if not sum(played.values()):
-        return not needed, f"{detail} (1 client plays a harmless act first)" if not needed else detail
+        return not needed, f"{detail} (too few clients to play it first)" if not needed else detail
     return played == matched, detail
 
 
@@ -187,5 +261,14 @@ def _foreign_ignored(run: RunView) -> Verdict:
 
 @store_chaos.invariant("damage_reported", "a deleted log entry and an emptied store were reported each time")
 def _damage_reported(run: RunView) -> Verdict:
-    damaging = tuple(act for act in ACTS if act not in HARMLESS)
-    return _every_round(run, damaging, LOUD, needed=run.clients > 1)
+    return _every_round(run, DAMAGING, LOUD, needed=run.clients > 1)
+
+
+@store_chaos.invariant(
+    "lost_replies_survived",
+    "a write whose reply was lost, and whose number a rival took meanwhile, was acknowledged once and kept",
+)
+def _lost_replies_survived(run: RunView) -> Verdict:
+    # Client 2 plays it first on a log+file:// store; other stores cannot be made to lose replies.
+    local = local_root(run.shared["base"]) is not None
+    return _every_round(run, LOCAL_ONLY, KEPT, needed=local and run.clients > 2)
