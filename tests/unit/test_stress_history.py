@@ -210,10 +210,11 @@ def test_a_clean_run_records_a_linearizable_history(tmp_path: Path, name: str, m
     assert setup
     assert all(op.op == "create" and op.outcome == "ok" and op.version == 1 for op in setup)
     assert {op.client for op in operations} <= {history.SETUP_CLIENT, 0, 1, 2}
-    reads = sum(op.op == "get" for op in operations)
-    assert reads == result.operations["read"]["total"]
-    if "write" in result.operations:
-        assert sum(op.op == "save" for op in operations) == result.operations["write"]["total"]
+    # A starved 1 s run may end before a kind of operation was made: its count is then 0 on both
+    # sides, and the comparison still holds.
+    counted = {kind: stats["total"] for kind, stats in result.operations.items()}
+    assert sum(op.op == "get" for op in operations) == counted.get("read", 0)
+    assert sum(op.op == "save" for op in operations) == counted.get("write", 0)
     results = check(operations)
     assert all(r.linearizable for r in results)
     assert max(op.ret for op in setup) <= min(op.invoke for op in operations if op.client >= 0)
