@@ -15,8 +15,9 @@ thread of the parent outside any call the fork waits for (a connection of the ap
 a finaliser) may have held at the fork, and would then wait forever. What abandoning costs: the
 child keeps their descriptors, and SQLite, which keeps one lock record per file for all of a
 process's connections, still counts them as holding the file's shared and `-shm` locks, so the
-child's new connections do not take those locks for real (a fork does not pass locks on): other
-processes see the child only through its parent while the parent keeps the file open. A child whose
+child's new connections would not take those locks for real (a fork does not pass locks on), and
+other processes would not see the child once its parent closed the file: the child takes them
+itself (`_inheritedlocks`) and holds them for its life, as SQLite believes it does. A child whose
 parent's thread held such a mutex at the fork still hangs at its own first call on that file (every
 connection of a process to one file shares that state); only the fork and its hooks are safe then.
 A connection that was inside a call or an open transaction at the fork also makes the child refuse
@@ -35,7 +36,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import faults, perturb
+from . import _inheritedlocks, faults, perturb
 from .errors import CatalogClosedError, TransactionAbortedError
 
 FORK_WAIT = 3.0
@@ -259,6 +260,9 @@ class ConnectionPool:
                 refuse(self._path, "any", "another thread was inside an SQLite call on it")
             else:
                 refuse(self._path, "writes", "another thread had a transaction open on it")
+        if self._sessions:
+            # SQLite still counts the abandoned connections' locks as held: take them for real.
+            _inheritedlocks.take_over(self._path)
         self._sessions = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -406,6 +410,7 @@ def _after_fork_in_child() -> None:
     _native = _NativeCalls()
     if _fork_unsafe():
         return
+    _inheritedlocks.forget()
     for pool in list(_pools):
         pool._after_fork_in_child()
 

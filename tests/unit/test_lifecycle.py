@@ -281,3 +281,45 @@ def test_a_child_forked_while_another_thread_reads_the_file_leaves_connections_a
     done = _python("-c", _READING_AT_FORK, str(tmp_path / "catalog.db"), timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["exit", "0"] * 12, done.stdout
+
+
+_OUTLIVING_THE_PARENT = """
+import os, sqlite3, sys
+from metafuse import Catalog, Dataset
+from metafuse.stress.scenarios._lifecycle.fork import wait_child
+
+path = sys.argv[1]
+catalog = Catalog.open(path)
+catalog.create(Dataset(name="a", uri="s3://bucket/a"))
+go_read, go_write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(go_write)
+    code = 1
+    try:
+        catalog.create(Dataset(name="b", uri="s3://bucket/b"))  # the child's connection has the WAL open
+        os.read(go_read, 1)
+        catalog.create(Dataset(name="c", uri="s3://bucket/c"))
+        code = 0
+    finally:
+        os._exit(code)
+os.close(go_read)
+catalog.close()
+# Another user of the file comes and goes. If the child did not hold its locks for real, this close
+# would see no other user, checkpoint, and delete the WAL the child goes on writing to.
+other = sqlite3.connect(path)
+other.execute("SELECT count(*) FROM sqlite_master").fetchone()
+other.close()
+os.write(go_write, b"x")
+print(wait_child(pid, 30.0))
+with Catalog.open(path) as again:
+    print(*(name for name in "abc" if again.get(name) is not None))
+"""
+
+
+def test_a_child_that_outlives_its_parents_connections_keeps_its_writes(tmp_path: Path) -> None:
+    # The child abandons the connections it inherited; SQLite still counts their locks as held, so
+    # the child must hold them itself, or its acknowledged write is lost.
+    done = _python("-c", _OUTLIVING_THE_PARENT, str(tmp_path / "catalog.db"), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["exit 0", "a b c"], done.stdout
