@@ -59,9 +59,12 @@ def take_over(path: str) -> list[str]:
 
 
 def _holds(pid: int, inode: int, start: int, length: int) -> bool:
-    """Whether process `pid` holds a POSIX read lock on exactly that range of the file `inode`."""
-    end = str(start + length - 1)
-    with contextlib.suppress(OSError), open("/proc/locks", encoding="ascii") as locks:
+    """Whether process `pid` holds a POSIX read lock covering that range of the file `inode`.
+
+    Covering, not equal: the kernel merges a process's adjacent read locks into one range (the
+    DMS lock with a read mark next to it, say)."""
+    end = start + length - 1
+    with contextlib.suppress(OSError, ValueError), open("/proc/locks", encoding="ascii") as locks:
         for line in locks:
             fields = line.split()
             if (
@@ -70,7 +73,8 @@ def _holds(pid: int, inode: int, start: int, length: int) -> bool:
                 and fields[3] == "READ"
                 and fields[4] == str(pid)
                 and fields[5].endswith(f":{inode}")
-                and fields[6:8] == [str(start), end]
+                and int(fields[6]) <= start
+                and (fields[7] == "EOF" or int(fields[7]) >= end)
             ):
                 return True
     return False
