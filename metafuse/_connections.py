@@ -17,7 +17,8 @@ child keeps their descriptors, and SQLite, which keeps one lock record per file 
 process's connections, still counts them as holding the file's shared and `-shm` locks, so the
 child's new connections would not take those locks for real (a fork does not pass locks on), and
 other processes would not see the child once its parent closed the file: the child takes them
-itself (`_inheritedlocks`) and holds them for its life, as SQLite believes it does. A child whose
+itself (`_forklocks`, as its parent held them at the fork) and holds them for its life, as SQLite
+believes it does, or refuses the file if another process took it over meanwhile. A child whose
 parent's thread held such a mutex at the fork still hangs at its own first call on that file (every
 connection of a process to one file shares that state); only the fork and its hooks are safe then.
 A connection that was inside a call or an open transaction at the fork also makes the child refuse
@@ -36,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _inheritedlocks, faults, perturb
+from . import _forklocks, faults, perturb
 from .errors import CatalogClosedError, TransactionAbortedError
 
 FORK_WAIT = 3.0
@@ -262,7 +263,9 @@ class ConnectionPool:
                 refuse(self._path, "writes", "another thread had a transaction open on it")
         if self._sessions:
             # SQLite still counts the abandoned connections' locks as held: take them for real.
-            _inheritedlocks.take_over(self._path)
+            problem = _forklocks.take_over(self._path)
+            if problem is not None:
+                refuse(self._path, "any", f"another process was taking the file over ({problem})")
         self._sessions = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -395,6 +398,7 @@ def _before_fork() -> None:
     for pool in list(_pools):
         pool._before_fork(deadline)
     _native.hold(deadline)
+    _forklocks.record([pool._path for pool in list(_pools) if pool._sessions])
 
 
 def _after_fork_in_parent() -> None:
@@ -410,7 +414,6 @@ def _after_fork_in_child() -> None:
     _native = _NativeCalls()
     if _fork_unsafe():
         return
-    _inheritedlocks.forget()
     for pool in list(_pools):
         pool._after_fork_in_child()
 

@@ -292,18 +292,19 @@ path = sys.argv[1]
 catalog = Catalog.open(path)
 catalog.create(Dataset(name="a", uri="s3://bucket/a"))
 go_read, go_write = os.pipe()
+ready_read, ready_write = os.pipe()
 pid = os.fork()
 if pid == 0:
-    os.close(go_write)
     code = 1
     try:
         catalog.create(Dataset(name="b", uri="s3://bucket/b"))  # the child's connection has the WAL open
+        os.write(ready_write, b"x")
         os.read(go_read, 1)
         catalog.create(Dataset(name="c", uri="s3://bucket/c"))
         code = 0
     finally:
         os._exit(code)
-os.close(go_read)
+os.read(ready_read, 1)  # the child's after-fork hooks have run
 catalog.close()
 # Another user of the file comes and goes. If the child did not hold its locks for real, this close
 # would see no other user, checkpoint, and delete the WAL the child goes on writing to.

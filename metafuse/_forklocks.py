@@ -9,10 +9,12 @@ deleting the WAL) and the `-shm` file's DMS lock (which keeps another process fr
 rebuilding the WAL-index). A fork does not pass POSIX locks on, and SQLite, counting them as held,
 never takes them again for the child's new connections: other processes would not see the child.
 
-`take_over` takes the same two locks for the child, each only where the parent holds it, on a
-descriptor of its own that is never closed (closing any descriptor of a file drops every POSIX
-lock the process holds on it, SQLite's included). The child then holds them for its life, as
-SQLite believes it does: the abandoned connections never close.
+So the parent notes, just before the fork (`record`), which of the two it holds on each catalog
+file, and the child takes those (`take_over`) on a descriptor of its own that is never closed
+(closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+included). The child then holds them for its life, as SQLite believes it does: the abandoned
+connections never close. The note is taken before the fork because the parent may let go of its
+locks the moment the fork returns, before the child runs.
 """
 
 from __future__ import annotations
@@ -28,34 +30,48 @@ DMS = (128, 1)
 
 _held: list[int] = []
 """Descriptors carrying the locks taken here, kept open for the life of the process."""
+_noted: dict[str, list[tuple[str, int, tuple[int, int]]]] = {}
+"""Per catalog file, at the last fork: (file, inode, range) of each lock the parent held."""
 _taken: set[str] = set()
-"""Files `take_over` has run for in this process (cleared by `forget` in each child)."""
+"""Catalog files `take_over` has run for in this process since the fork."""
 
 
-def forget() -> None:
-    """In a forked child, before any `take_over`: the parent's takings are not this process's."""
+def record(paths: list[str]) -> None:
+    """In the parent, just before a fork: note which of the two locks it holds on each file."""
+    _noted.clear()
+    for path in paths:
+        held = []
+        for name, span in ((path, SHARED), (f"{path}-shm", DMS)):
+            with contextlib.suppress(OSError):
+                inode = os.stat(name).st_ino
+                if _holds(os.getpid(), inode, *span):
+                    held.append((name, inode, span))
+        _noted[path] = held
     _taken.clear()
 
 
-def take_over(path: str) -> list[str]:
-    """In a forked child: take the locks on the catalog file `path` and its `-shm` that the parent
-    holds as SHARED and DMS; return the files locked (fewer when the parent held none, or a
-    lock could not be had now)."""
+def take_over(path: str) -> str | None:
+    """In a forked child: take the locks on `path` and its `-shm` its parent held at the fork.
+
+    Returns None, or why the child cannot hold them (another process took the file over between
+    the fork and now): the child must then not use the file.
+    """
     if path in _taken:
-        return []
+        return None
     _taken.add(path)
-    parent = os.getppid()
-    locked: list[str] = []
-    for name, (start, length) in ((path, SHARED), (f"{path}-shm", DMS)):
-        with contextlib.suppress(OSError):
-            inode = os.stat(name).st_ino
-            if not _holds(parent, inode, start, length):
-                continue
+    for name, inode, (start, length) in _noted.get(path, []):
+        try:
             fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-            _held.append(fd)  # never closed, even when the lock is refused: see the module docstring
+        except OSError:
+            return f"{name} was deleted after the fork"
+        _held.append(fd)  # never closed, even when the lock is refused: see the module docstring
+        try:
             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, length, start, os.SEEK_SET)
-            locked.append(name)
-    return locked
+        except OSError:
+            return f"another process locked {name} after the fork"
+        if os.fstat(fd).st_ino != inode:
+            return f"{name} was replaced after the fork"
+    return None
 
 
 def _holds(pid: int, inode: int, start: int, length: int) -> bool:

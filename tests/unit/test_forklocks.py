@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from metafuse import _inheritedlocks
+from metafuse import _forklocks
 
 
 def test_a_lock_merged_with_its_neighbour_still_counts_as_held(tmp_path: Path) -> None:
@@ -15,12 +15,12 @@ def test_a_lock_merged_with_its_neighbour_still_counts_as_held(tmp_path: Path) -
     fd = os.open(path, os.O_RDONLY)
     try:
         inode = os.fstat(fd).st_ino
-        start, length = _inheritedlocks.DMS
-        assert not _inheritedlocks._holds(os.getpid(), inode, start, length)
+        start, length = _forklocks.DMS
+        assert not _forklocks._holds(os.getpid(), inode, start, length)
         # A read mark beside the DMS lock: the kernel lists the two as one range.
         fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 2, start - 1, os.SEEK_SET)
-        assert _inheritedlocks._holds(os.getpid(), inode, start, length)
-        assert not _inheritedlocks._holds(os.getpid(), inode, start + 1, length)
-        assert not _inheritedlocks._holds(os.getppid(), inode, start, length)
+        assert _forklocks._holds(os.getpid(), inode, start, length)
+        assert not _forklocks._holds(os.getpid(), inode, start + 1, length)
+        assert not _forklocks._holds(os.getppid(), inode, start, length)
     finally:
         os.close(fd)
