@@ -8,13 +8,22 @@ closes a connection inside an SQLite call (which can crash the process).
 
 Across `os.fork()`: a fork first waits (up to `FORK_WAIT`) until no other thread is inside a
 catalog call or transaction, or inside SQLite opening or closing a connection (`native_call`),
-holding back new ones at a gate. The child then closes its copies of
-the connections (closing touches only the child's copies: the parent's locks are its own), so
-SQLite's per-process lock bookkeeping starts afresh. A connection that was still inside a call or
-an open transaction at the fork is left untouched in the child: closing it could block forever on
-a mutex held by a thread that does not exist there, and rolling back its transaction would rewrite
-shared WAL-index memory under the parent's live transaction. The child then refuses to use that
-file (writes, or every call if a call was in flight) with a `CatalogFileError` that says why.
+holding back new ones at a gate. The child never closes its copies of the connections: it
+abandons them (kept referenced in `_orphans`, so no finaliser closes them either) and opens new
+ones. Closing runs SQLite code on per-file state (its mutexes on the file and its `-shm`) that a
+thread of the parent outside any call the fork waits for (a connection of the application's own,
+a finaliser) may have held at the fork, and would then wait forever. What abandoning costs: the
+child keeps their descriptors, and SQLite, which keeps one lock record per file for all of a
+process's connections, still counts them as holding the file's shared and `-shm` locks, so the
+child's new connections would not take those locks for real (a fork does not pass locks on), and
+other processes would not see the child once its parent closed the file: the child takes them
+itself (`_forklocks`, as its parent held them at the fork) and holds them for its life, as SQLite
+believes it does, or refuses the file if another process took it over meanwhile. A child whose
+parent's thread held such a mutex at the fork still hangs at its own first call on that file (every
+connection of a process to one file shares that state); only the fork and its hooks are safe then.
+A connection that was inside a call or an open transaction at the fork also makes the child refuse
+that file (writes, or every call if a call was in flight) with a `CatalogFileError` that says why:
+SQLite's record of that call or transaction cannot be cleared in the child.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import faults, perturb
+from . import _forklocks, faults, perturb
 from .errors import CatalogClosedError, TransactionAbortedError
 
 FORK_WAIT = 3.0
@@ -243,15 +252,20 @@ class ConnectionPool:
     def _after_fork_in_child(self) -> None:
         own: Session | None = getattr(self._local, "session", None)
         for session in self._sessions:
+            # Never closed here, idle or not: closing runs SQLite code on state (its per-file
+            # mutexes) that a parent thread outside any session call may have held at the fork.
+            _orphans.append(session)  # kept alive, so no finaliser closes it either
             if session.uses == 0:
-                with contextlib.suppress(sqlite3.Error):
-                    session._close()
                 continue
-            _orphans.append(session)  # keep it alive and untouched (see the module docstring)
             if session.uses > session.depth:
                 refuse(self._path, "any", "another thread was inside an SQLite call on it")
             else:
                 refuse(self._path, "writes", "another thread had a transaction open on it")
+        if self._sessions:
+            # SQLite still counts the abandoned connections' locks as held: take them for real.
+            problem = _forklocks.take_over(self._path)
+            if problem is not None:
+                refuse(self._path, "any", f"another process was taking the file over ({problem})")
         self._sessions = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -384,6 +398,7 @@ def _before_fork() -> None:
     for pool in list(_pools):
         pool._before_fork(deadline)
     _native.hold(deadline)
+    _forklocks.record([pool._path for pool in list(_pools) if pool._sessions])
 
 
 def _after_fork_in_parent() -> None:

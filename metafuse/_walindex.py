@@ -22,7 +22,6 @@ Two hazards shape how the mapping is held:
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import sqlite3
@@ -139,8 +138,7 @@ class WalIndex:
 
     def __init__(self, db_path: str, connect: Callable[[], sqlite3.Connection]) -> None:
         self.path = f"{db_path}-shm"
-        self._connect = connect
-        self._conn = connect()
+        self._conn: sqlite3.Connection | None = connect()
         try:
             # The first read transaction maps the WAL-index and holds it open with this connection.
             self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -159,19 +157,21 @@ class WalIndex:
     def close(self) -> None:
         """Close this view's connection (the shared mapping stays for the process)."""
         _live.discard(self)
-        self._conn.close()
+        if self._conn is not None:  # None in a forked child: see `_after_fork_in_child`
+            self._conn.close()
 
     def _after_fork_in_child(self) -> None:
-        # This connection is never inside a call at a fork (it runs one statement, at open):
-        # closing the child's copy is safe, and a new one keeps the WAL-index open here.
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
-        with contextlib.suppress(sqlite3.Error):
-            self._conn = self._connect()
-            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        # The child's copy is abandoned, never closed: closing runs SQLite code on per-file
+        # state (its mutexes) that a parent thread outside our calls may have held at the fork.
+        # Kept referenced, so no finaliser closes it either; SQLite still counts it as open.
+        if self._conn is not None:
+            _abandoned.append(self._conn)
+            self._conn = None
 
 
 _live: weakref.WeakSet[WalIndex] = weakref.WeakSet()
+_abandoned: list[sqlite3.Connection] = []
+"""A forked child's copies of the views' connections, kept so that nothing ever closes them."""
 
 
 def open_walindex(db_path: str, connect: Callable[[], sqlite3.Connection]) -> WalIndex | None:

@@ -1,18 +1,22 @@
-"""Runs the fork probe `lock_excluded` in an interpreter of its own and prints its verdict.
+"""Runs one fork probe in an interpreter of its own and prints its verdict.
 
-Usage: `python _fork_probe_child.py DIRECTORY [shared]`; with `shared`, the child keeps sharing
-its parent's open file description of the slot file (the bug `fork_shares_flock` plants). A
+Usage: `python _fork_probe_child.py PROBE DIRECTORY [BUG]`. With `shared` (for `lock_excluded`),
+the child keeps sharing its parent's open file description of the slot file (the bug
+`fork_shares_flock` plants); with `closing` (for `hooks_unblocked`), a child closes the idle
+connections it inherited (the bug `fork_closes_inherited_connection` plants). A
 fresh interpreter has no other thread and no other catalog, so what the probe's fork meets is
 the probe and the library alone, not whatever earlier tests left in a test worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import sys
 import threading
 
-from metafuse import _freshness
+from metafuse import _connections, _freshness
 from metafuse.stress.scenarios import _fork_probes
 
 
@@ -23,11 +27,25 @@ def _shares_the_description(self: _freshness.ChangeSlots) -> None:
     self._lock = threading.Lock()
 
 
+def _closes_inherited(self: _connections.ConnectionPool) -> None:
+    """The bug `fork_closes_inherited_connection` plants: a child closes every idle inherited
+    connection (the rest of the hook, for connections busy at the fork, does not matter here)."""
+    for session in self._sessions:
+        if session.uses == 0:
+            with contextlib.suppress(sqlite3.Error):
+                session._close()
+    self._sessions = []
+    self._lock = threading.Lock()
+    self._local = threading.local()
+
+
 def main(argv: list[str]) -> int:
-    directory, *bug = argv
+    probe, directory, *bug = argv
     if bug == ["shared"]:
         _freshness.ChangeSlots._reopen_after_fork = _shares_the_description  # type: ignore[method-assign]
-    print(_fork_probes.lock_excluded(directory))
+    if bug == ["closing"]:
+        _connections.ConnectionPool._after_fork_in_child = _closes_inherited  # type: ignore[method-assign]
+    print(_fork_probes.PROBES[probe](directory))
     return 0
 
 

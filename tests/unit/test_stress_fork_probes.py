@@ -1,4 +1,4 @@
-"""The fork probe `lock_excluded` passes on the library and fails on the bug it names."""
+"""The fork probes pass on the library and fail on the bugs they name."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ CHILD = Path(__file__).with_name("_fork_probe_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _probe_alone(directory: Path, *bug: str) -> str:
+def _probe_alone(probe: str, directory: Path, *bug: str) -> str:
     """The probe's verdict from a fresh interpreter, whose fork meets no thread of this worker."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METAFUSE_", "STRESS_"))}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
-        [sys.executable, str(CHILD), str(directory), *bug],
+        [sys.executable, str(CHILD), probe, str(directory), *bug],
         capture_output=True,
         text=True,
         env=env,
@@ -31,11 +31,25 @@ def _probe_alone(directory: Path, *bug: str) -> str:
 
 
 def test_a_forked_child_waits_for_the_slot_lock_its_parent_holds(tmp_path: Path) -> None:
-    assert _probe_alone(tmp_path) == "None"
+    assert _probe_alone("lock_excluded", tmp_path) == "None"
 
 
 def test_a_child_sharing_the_parents_flock_description_is_caught(tmp_path: Path) -> None:
-    assert _probe_alone(tmp_path, "shared") == "the child took the slot-file lock while its parent held it"
+    assert _probe_alone("lock_excluded", tmp_path, "shared") == (
+        "the child took the slot-file lock while its parent held it"
+    )
+
+
+def test_children_forked_while_another_thread_reads_the_file_get_through_their_hooks(tmp_path: Path) -> None:
+    assert _probe_alone("hooks_unblocked", tmp_path) == "None"
+
+
+def test_a_child_that_closes_its_inherited_connections_is_caught(tmp_path: Path) -> None:
+    # About one fork in three meets the reader inside SQLite's per-file mutex; the probe forks
+    # FORKS times and stops at the first child that hangs.
+    assert _probe_alone("hooks_unblocked", tmp_path, "closing") == (
+        "a child forked while another thread read the catalog's file ended with hung"
+    )
 
 
 def test_run_probes_names_each_failure_and_leaves_no_directory(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,6 +61,7 @@ def test_run_probes_names_each_failure_and_leaves_no_directory(monkeypatch: pyte
         return "the child took the slot-file lock while its parent held it"
 
     monkeypatch.setitem(_fork_probes.PROBES, "lock_excluded", planted)
+    monkeypatch.setitem(_fork_probes.PROBES, "hooks_unblocked", lambda directory: None)
     assert _fork_probes.run_probes() == {
         "lock_excluded": "the child took the slot-file lock while its parent held it"
     }

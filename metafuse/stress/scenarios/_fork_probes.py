@@ -1,4 +1,4 @@
-"""A fork probe whose outcome does not depend on timing: a child that shares its parent's slot lock shows.
+"""Fork probes: a child that shares its parent's slot lock, or hangs in its after-fork hooks, shows.
 
 `lock_excluded` holds a `ChangeSlots` lock (the change-slot file's lock every writer takes for
 its compare-and-set) across a fork, on a slot file of its own in a temporary directory so it
@@ -6,6 +6,14 @@ neither waits for nor delays the run's writers, and the child asks for the same 
 must wait until the parent lets go: the parent holds on until it sees the child blocked on the
 lock in `/proc/locks`. A child that kept the parent's open file description of the slot file
 gets its `flock` at once, while the parent still holds it, and says so in its exit status.
+
+`hooks_unblocked` forks `FORKS` times while another thread reads a catalog's file through a
+`sqlite3` connection of its own (an application's own use of the file, which no fork waits for),
+with the catalog's connection and WAL-index view idle. Each child only runs the after-fork hooks
+and exits. A hook that closes an inherited connection runs SQLite code on per-file state whose
+mutex that reader may hold at the fork, and then waits forever: about one fork in three when
+measured alone, so a run of `FORKS` misses it only by rare luck (the outcome depends on timing,
+unlike `lock_excluded`'s).
 """
 
 from __future__ import annotations
@@ -14,17 +22,22 @@ import contextlib
 import mmap
 import os
 import shutil
+import sqlite3
 import struct
 import tempfile
+import threading
 import time
 
 from ..._freshness import ChangeSlots
-from ._lifecycle.fork import fork_with_threads, wait_child
+from ...catalog import Catalog
+from ._lifecycle.fork import STARVED, fork_with_threads, wait_child
 
 TIMEOUT = 4.0
 """Seconds the child gets before it is killed (and the probe fails)."""
 OVERLAP = 7
 """Exit status of a `lock_excluded` child that got the lock while the parent held it."""
+FORKS = 12
+"""Forks `hooks_unblocked` makes (it stops at the first child that does not exit)."""
 _FLAG = struct.Struct("<q")
 _HELD, _ENTERED = 0, 1
 
@@ -74,7 +87,39 @@ def _waiting(pid: int, inode: int) -> bool:
     return False
 
 
-PROBES = {"lock_excluded": lock_excluded}
+def hooks_unblocked(directory: str) -> str | None:
+    """Fork while another thread is inside SQLite on a catalog's file through a connection the
+    catalog does not own; None if every child got through its after-fork hooks and exited."""
+    path = os.path.join(directory, "probe.db")
+    stop = threading.Event()
+    with Catalog(path) as catalog:
+        catalog.get("probe")  # an idle connection (and the WAL-index view's) for children to inherit
+        reader = threading.Thread(target=_read_until, args=(path, stop), name="probe-reader", daemon=True)
+        reader.start()
+        try:
+            for _ in range(FORKS):
+                pid = fork_with_threads()
+                if pid == 0:
+                    os._exit(0)
+                outcome = wait_child(pid, TIMEOUT)
+                if outcome not in ("exit 0", STARVED):  # a starved child proves nothing either way
+                    return f"a child forked while another thread read the catalog's file ended with {outcome}"
+        finally:
+            stop.set()
+            reader.join()
+    return None
+
+
+def _read_until(path: str, stop: threading.Event) -> None:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        while not stop.is_set():
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
+
+
+PROBES = {"lock_excluded": lock_excluded, "hooks_unblocked": hooks_unblocked}
 """Every probe by name."""
 
 

@@ -13,9 +13,11 @@ against the newest bump acknowledged before it started (parent's and children's 
 process).
 
 A child that inherited the parent's write queue waits for a leader that does not exist in it.
-After its first fork, client 0 also runs the `lock_excluded` probe (`_fork_probes`), whose
-child must wait for a slot-file lock its parent holds: one that shares the parent's `flock`
-description does not, whatever the timing.
+After its first fork, client 0 also runs the fork probes (`_fork_probes`): `lock_excluded`, whose
+child must wait for a slot-file lock its parent holds (one that shares the parent's `flock`
+description does not, whatever the timing), and `hooks_unblocked`, whose children, forked while
+another thread reads a catalog's file through a connection of its own, must get through their
+after-fork hooks (one that closes an inherited connection can wait forever on SQLite's mutex).
 """
 
 from __future__ import annotations
@@ -367,6 +369,22 @@ def _fork_lock_excluded(run: RunView) -> Verdict:
     }
     problem = problems.get("lock_excluded")
     return problem is None, problem or "the child waited until its parent let go"
+
+
+@fork_writers.invariant(
+    "fork_hooks_unblocked",
+    "children forked while another thread read a catalog's file through its own connection all exited",
+)
+def _fork_hooks_unblocked(run: RunView) -> Verdict:
+    if not run.metric_sum("probes_run"):
+        return inconclusive("client 0 did not run its fork probes")
+    problems = {
+        name: problem
+        for recorder in run.recorders
+        for name, problem in dict(recorder.metrics.get("probes_failed", {})).items()
+    }
+    problem = problems.get("hooks_unblocked")
+    return problem is None, problem or "every child got through its after-fork hooks"
 
 
 def _children_failed(run: RunView) -> dict[str, int]:
