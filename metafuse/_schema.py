@@ -151,15 +151,21 @@ def registered(real_path: str) -> Iterator[bool]:
             raise
 
 
-def _renew_open_lock() -> None:
+def _after_fork_in_child() -> None:
     # A thread that was opening or closing a catalog at the fork does not exist in the child:
     # its hold on the lock would last forever. The count it was changing can only be too high,
     # which makes a later open skip its header check: the safe side (no descriptor closed).
     global _open_lock
     _open_lock = threading.RLock()
+    # The child abandons, never closes, the connections it inherited (see `_connections`), and it
+    # holds their locks for real on descriptors of its own (`_forklocks`): a file open at the fork
+    # stays open in this process for good, so its count never falls back to zero, and a later open
+    # never checks its header through a descriptor whose close would drop those locks.
+    for real_path in _open_catalogs:
+        _open_catalogs[real_path] += 1
 
 
-os.register_at_fork(after_in_child=_renew_open_lock)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def unregister(real_path: str) -> None:

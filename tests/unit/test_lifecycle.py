@@ -318,9 +318,27 @@ with Catalog.open(path) as again:
 """
 
 
+# The same, but the child closes the catalog it inherited and opens the file again first: its
+# abandoned connections still count their locks as held, so that open must not check the file's
+# header through a descriptor of its own (closing it would drop every lock the child holds on it).
+_REOPEN = "        catalog.close()\n        catalog = Catalog.open(path)\n"
+_REOPENED_IN_THE_CHILD = _OUTLIVING_THE_PARENT.replace(
+    '        catalog.create(Dataset(name="b"', _REOPEN + '        catalog.create(Dataset(name="b"', 1
+)
+
+
 def test_a_child_that_outlives_its_parents_connections_keeps_its_writes(tmp_path: Path) -> None:
     # The child abandons the connections it inherited; SQLite still counts their locks as held, so
     # the child must hold them itself, or its acknowledged write is lost.
     done = _python("-c", _OUTLIVING_THE_PARENT, str(tmp_path / "catalog.db"), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["exit 0", "a b c"], done.stdout
+
+
+def test_a_child_that_reopens_the_file_after_closing_its_inherited_catalog_keeps_its_writes(
+    tmp_path: Path,
+) -> None:
+    assert _REOPENED_IN_THE_CHILD != _OUTLIVING_THE_PARENT
+    done = _python("-c", _REOPENED_IN_THE_CHILD, str(tmp_path / "catalog.db"), timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["exit 0", "a b c"], done.stdout
