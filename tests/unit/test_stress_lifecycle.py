@@ -13,11 +13,12 @@ import pytest
 
 from metafuse import Catalog
 from metafuse.stress.config import StressConfig
-from metafuse.stress.runner import WATCHDOG_GRACE, run_scenario
+from metafuse.stress.runner import run_scenario
 from metafuse.stress.scenarios import lifecycle as scenario
 from metafuse.stress.scenarios._content import recreate, tokened
 from metafuse.stress.scenarios._lifecycle import fork
 from metafuse.stress.scenarios._lifecycle.datasets import dataset_names
+from metafuse.stress.watchdog import WATCHDOG_GRACE
 
 from ._stress_views import view
 

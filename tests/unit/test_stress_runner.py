@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from metafuse.stress import runner
+from metafuse.stress import watchdog
 from metafuse.stress.client import ClientContext
 from metafuse.stress.config import StressConfig
 from metafuse.stress.result import ScenarioResult
@@ -137,7 +137,7 @@ def short_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
     send its report on a loaded machine would be counted as hung (a false alarm, seen in the
     README test loop under load).
     """
-    monkeypatch.setattr(runner, "WATCHDOG_GRACE", 1.0)
+    monkeypatch.setattr(watchdog, "WATCHDOG_GRACE", 1.0)
 
 
 @pytest.mark.usefixtures("short_watchdog")
