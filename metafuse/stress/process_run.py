@@ -126,6 +126,9 @@ class ProcessRun(ClientRun):
             self.start = self.start_at.value = time.monotonic()
             self.deadline = self.start + self.duration
             self.go.set()
+            self.watch = watchdog.Watchdog(
+                self.deadline, watchdog.ProcessClientsProgress(self.live, self._running_pids)
+            )
             probe = RssProbe(self.duration)
             try:
                 while self.conns and time.monotonic() < self._hard_stop():
@@ -166,13 +169,14 @@ class ProcessRun(ClientRun):
     def _hard_stop(self) -> float:
         """When the watchdog gives up on the slowest client still running.
 
-        A client gets `WATCHDOG_GRACE` past the deadline, or past the moment it reported ready if
-        that came later, and one still starting gets `STARTUP_TIMEOUT` from its spawn: a
-        replacement for a killed client, spawned near the deadline on a loaded machine, is still
-        importing and opening its catalog (seconds of CPU) when the deadline passes. That is a
-        slow start, bounded as the first clients' start is, not a hang.
+        Clients get `WATCHDOG_GRACE` past the deadline, extended while they make progress (see
+        `watchdog.Watchdog`), or past the moment one reported ready if that came later, and one
+        still starting gets `STARTUP_TIMEOUT` from its spawn: a replacement for a killed client,
+        spawned near the deadline on a loaded machine, is still importing and opening its
+        catalog (seconds of CPU) when the deadline passes. That is a slow start, bounded as the
+        first clients' start is, not a hang.
         """
-        limit = self.deadline + watchdog.WATCHDOG_GRACE
+        limit = self.watch.limit(time.monotonic())
         for slot in self.conns:
             ready = self.ready_at.get(slot)
             if ready is None:
@@ -180,6 +184,10 @@ class ProcessRun(ClientRun):
             else:
                 limit = max(limit, ready + watchdog.WATCHDOG_GRACE)
         return limit
+
+    def _running_pids(self) -> list[int]:
+        """The process ids of the clients still running (those the watchdog still waits for)."""
+        return [pid for slot in self.conns if (pid := self.procs[slot].pid) is not None]
 
     def _spawn(self, slot: int) -> None:
         incarnation = self.incarnations[slot]

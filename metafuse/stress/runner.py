@@ -43,7 +43,7 @@ def run_scenario(
     faults: tuple[str, ...] = (),
     progress: bool | float = False,
 ) -> ScenarioResult:
-    """Run `scenario` once and return its result; never hangs past duration + the watchdog grace.
+    """Run `scenario` once and return its result; never hangs past duration + the watchdog's cap.
 
     With no `path` the catalog lives in a temporary directory that is removed afterwards.
     `faults` names fault hooks (see `metafuse.faults`) switched on for this run only, in this

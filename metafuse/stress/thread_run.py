@@ -80,10 +80,11 @@ class ThreadRun(ClientRun):
         probe = RssProbe(self.duration)
         interrupted = False
         try:
+            # Taken before the clients start: the threads started from here on are theirs.
+            watch = watchdog.Watchdog(deadline, watchdog.ThreadClientsProgress(live))
             for thread in threads:
                 thread.start()
-            hard_stop = deadline + watchdog.WATCHDOG_GRACE
-            while any(thread.is_alive() for thread in threads) and time.monotonic() < hard_stop:
+            while any(thread.is_alive() for thread in threads) and not watch.expired(time.monotonic()):
                 for thread in threads:
                     thread.join(0.05)
                     self.meter.update(live, time.monotonic() - start)
