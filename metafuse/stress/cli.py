@@ -1,8 +1,8 @@
 """`metafuse stress ...`: list, run, check-history, selfcheck and compare, each a thin layer over the library.
 
 Owns the `stress` command, its list of actions and the `list` action. Each other action's arguments
-and handler live in a module of its own (`cli_run`, `cli_history`, `cli_selfcheck`, `cli_compare`),
-and how they log in `cli_logging`. Nothing here runs a scenario or judges a result: the library does.
+and handler live in a module of its own (`_cli_run`, `_cli_history`, `_cli_selfcheck`, `_cli_compare`),
+and how they log in `_cli_logging`. Nothing here runs a scenario or judges a result: the library does.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 from .._cli_base import EXIT_OK, OneLineParser
 from . import config as stress_config
-from .cli_compare import add_compare_command
-from .cli_history import add_check_history_command
-from .cli_run import add_run_command
-from .cli_selfcheck import add_selfcheck_command
+from ._cli_compare import add_compare_command
+from ._cli_history import add_check_history_command
+from ._cli_run import add_run_command
+from ._cli_selfcheck import add_selfcheck_command
 from .scenario import REGISTRY
 from .scenarios import CORE
 

@@ -2,7 +2,7 @@
 
 Owns `run_scenario`: the catalog (a temporary one by default), the faults and perturbation of the
 run, the hand-over to `ThreadRun` or `ProcessRun`, and the assembly of the `ScenarioResult` from
-`run_verdicts`. How clients start and are watched lives in `thread_run` and `process_run`.
+`_run_verdicts`. How clients start and are watched lives in `_thread_run` and `_process_run`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from .._logcommits import REPLICA_ROOT_ENV, is_store_url
 from ..catalog import Catalog
 from . import history as op_history
 from . import scenarios as _builtin  # noqa: F401 - registers the built-in scenarios by name
+from ._process_run import ProcessRun
+from ._run_settings import run_settings, scheduled_operations
+from ._run_verdicts import clients_finished, evaluate, linearizable, memory, scenario_metrics
+from ._thread_run import ThreadRun
 from .config import StressConfig
-from .process_run import ProcessRun
 from .progress import Progress
 from .recorder import merge
 from .resources import catalog_fds, count_open_fds
 from .result import ScenarioResult, clients_table, operations_table, series_table
-from .run_settings import run_settings, scheduled_operations
-from .run_verdicts import clients_finished, evaluate, linearizable, memory, scenario_metrics
 from .scenario import RunView, Scenario, SetupContext
-from .thread_run import ThreadRun
 
 log = logging.getLogger("metafuse.stress")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from metafuse.stress import watchdog
+from metafuse.stress import _watchdog
 from metafuse.stress.client import ClientContext
 from metafuse.stress.config import StressConfig
 from metafuse.stress.result import ScenarioResult
@@ -183,8 +183,16 @@ def short_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
     send its report on a loaded machine would be counted as hung (a false alarm, seen in the
     README test loop under load).
     """
-    monkeypatch.setattr(watchdog, "WATCHDOG_GRACE", SHORT_GRACE)
-    monkeypatch.setattr(watchdog, "WATCHDOG_CAP", SHORT_CAP)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_GRACE", SHORT_GRACE)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_CAP", SHORT_CAP)
+
+
+def _assert_client_0_hung(result: ScenarioResult) -> None:
+    finished = next(i for i in result.invariants if i.name == "clients_finished")
+    assert not finished.ok
+    assert "[0]" in finished.detail
+    assert "hung" in finished.detail
+    assert not result.passed
 
 
 @pytest.mark.usefixtures("short_watchdog")
@@ -199,11 +207,7 @@ def test_watchdog_ends_a_run_whose_client_hangs(mode: str, tmp_path: Path) -> No
     # The run ended without waiting for the hung client (which would take HANG_SECONDS): a
     # bound tied to the hang, not to how fast a loaded machine starts three processes.
     assert time.monotonic() - started < HANG_SECONDS
-    finished = next(i for i in result.invariants if i.name == "clients_finished")
-    assert not finished.ok
-    assert "[0]" in finished.detail
-    assert "hung" in finished.detail
-    assert not result.passed
+    _assert_client_0_hung(result)
 
 
 @pytest.mark.usefixtures("short_watchdog")
@@ -227,11 +231,7 @@ def test_a_client_that_spins_without_end_is_hung_at_the_cap(mode: str, tmp_path:
         result = run_scenario(SPINNING, config, path=str(tmp_path / "catalog.db"))
     finally:
         _spinner_release.set()
-    finished = next(i for i in result.invariants if i.name == "clients_finished")
-    assert not finished.ok
-    assert "[0]" in finished.detail
-    assert "hung" in finished.detail
-    assert not result.passed
+    _assert_client_0_hung(result)
 
 
 def test_client_processes_slow_to_exit_after_reporting_are_not_hung(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Hashable
 
 import pytest
 
-from metafuse.stress import watchdog
-from metafuse.stress.watchdog import (
+from metafuse.stress import _watchdog
+from metafuse.stress._watchdog import (
     SAMPLE_EVERY,
     WATCHDOG_CAP,
     WATCHDOG_GRACE,
@@ -152,6 +152,6 @@ def test_the_process_reading_counts_the_cpu_of_a_client_process_s_children() -> 
 
 
 def test_bounds_are_read_when_used_so_tests_can_shorten_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watchdog, "WATCHDOG_GRACE", 1.0)
-    monkeypatch.setattr(watchdog, "WATCHDOG_CAP", 3.0)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_GRACE", 1.0)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_CAP", 3.0)
     assert Watchdog(DEADLINE, Readings()).limit(DEADLINE) == DEADLINE + 1.0

@@ -2,7 +2,7 @@
 
 Owns `ProcessRun`, the `ProcessControl` it hands a scenario's driver, the picklable job a client
 process rebuilds its context from, and the client process's entry point. A hung or killed client
-is SIGKILLed and reaped here. Judges nothing (`run_verdicts` does).
+is SIGKILLed and reaped here. Judges nothing (`_run_verdicts` does).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 from .. import faults as fault_hooks
 from ..catalog import Catalog
-from . import watchdog
+from . import _watchdog
+from ._client_run import ClientRun, Outcome, run_client
 from .client import Board, ClientContext
-from .client_run import ClientRun, Outcome, run_client
 from .control import ProcessControl
 from .gate import BarrierGate
 from .recorder import Recorder
@@ -120,14 +120,14 @@ class ProcessRun(ClientRun):
                 self._spawn(slot)
             # The clock starts when every interpreter has started: spawning 50 of them on two
             # cores takes seconds, which would otherwise eat into the measured duration.
-            ready_by = time.monotonic() + watchdog.STARTUP_TIMEOUT
+            ready_by = time.monotonic() + _watchdog.STARTUP_TIMEOUT
             while self.ready < self.clients and self.conns and time.monotonic() < ready_by:
                 self._pump(0.05)
             self.start = self.start_at.value = time.monotonic()
             self.deadline = self.start + self.duration
             self.go.set()
-            self.watch = watchdog.Watchdog(
-                self.deadline, watchdog.ProcessClientsProgress(self.live, self._running_pids)
+            self.watch = _watchdog.Watchdog(
+                self.deadline, _watchdog.ProcessClientsProgress(self.live, self._running_pids)
             )
             probe = RssProbe(self.duration)
             try:
@@ -140,7 +140,7 @@ class ProcessRun(ClientRun):
                 interrupted = True
                 self.deadline = min(self.deadline, time.monotonic())
                 self.stop.set()
-                hard_stop = time.monotonic() + watchdog.WATCHDOG_GRACE
+                hard_stop = time.monotonic() + _watchdog.WATCHDOG_GRACE
                 while self.conns and time.monotonic() < hard_stop:
                     self._pump(0.05)
             self._drain()
@@ -170,7 +170,7 @@ class ProcessRun(ClientRun):
         """When the watchdog gives up on the slowest client still running.
 
         Clients get `WATCHDOG_GRACE` past the deadline, extended while they make progress (see
-        `watchdog.Watchdog`), or past the moment one reported ready if that came later, and one
+        `_watchdog.Watchdog`), or past the moment one reported ready if that came later, and one
         still starting gets `STARTUP_TIMEOUT` from its spawn: a replacement for a killed client,
         spawned near the deadline on a loaded machine, is still importing and opening its
         catalog (seconds of CPU) when the deadline passes. That is a slow start, bounded as the
@@ -180,9 +180,9 @@ class ProcessRun(ClientRun):
         for slot in self.conns:
             ready = self.ready_at.get(slot)
             if ready is None:
-                limit = max(limit, self.spawned_at[slot] + watchdog.STARTUP_TIMEOUT)
+                limit = max(limit, self.spawned_at[slot] + _watchdog.STARTUP_TIMEOUT)
             else:
-                limit = max(limit, ready + watchdog.WATCHDOG_GRACE)
+                limit = max(limit, ready + _watchdog.WATCHDOG_GRACE)
         return limit
 
     def _running_pids(self) -> list[int]:
@@ -331,7 +331,7 @@ def _process_main(
     with fault_hooks.enabled(*job.faults):
         catalog = Catalog.open(job.path, synchronous=job.synchronous) if scenario.shared_catalog else None
         sender.send(("ready", None))
-        go.wait(watchdog.STARTUP_TIMEOUT)
+        go.wait(_watchdog.STARTUP_TIMEOUT)
         ctx = ClientContext(
             client=job.client,
             clients=job.clients,

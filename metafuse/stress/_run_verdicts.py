@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from . import history as op_history
-from .client_run import Outcome
+from ._client_run import Outcome
 from .linearizability import check as check_linearizable
 from .resources import rss_growth
 from .scenario import InvariantResult, RunView, Scenario

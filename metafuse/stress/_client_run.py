@@ -2,7 +2,7 @@
 
 Owns `ClientRun` (a run's fixed inputs), `Outcome` (what the clients left behind for the verdicts)
 and `run_client` (one client function, its crash caught and its record published). Starts no
-client and judges nothing: `thread_run` and `process_run` start them, `run_verdicts` judges.
+client and judges nothing: `_thread_run` and `_process_run` start them, `_run_verdicts` judges.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Clients as threads of this process: their catalogs, their start, the watchdog, their records.
 
 Owns `ThreadRun`. A hung thread cannot be killed: it is reported and the catalogs it may still be
-using are closed only once it ends. Judges nothing (`run_verdicts` does) and never touches the
+using are closed only once it ends. Judges nothing (`_run_verdicts` does) and never touches the
 process run's shared memory or pipes.
 """
 
@@ -13,12 +13,12 @@ import time
 from collections.abc import MutableSequence
 
 from ..catalog import Catalog
-from . import watchdog
+from . import _watchdog
+from ._client_run import ClientRun, Outcome, run_client
+from ._run_settings import catalogs_shape, own_catalog
 from .client import Board, ClientContext
-from .client_run import ClientRun, Outcome, run_client
 from .gate import BarrierGate, Flag
 from .resources import RssProbe
-from .run_settings import catalogs_shape, own_catalog
 
 log = logging.getLogger("metafuse.stress")
 
@@ -81,7 +81,7 @@ class ThreadRun(ClientRun):
         interrupted = False
         try:
             # Taken before the clients start: the threads started from here on are theirs.
-            watch = watchdog.Watchdog(deadline, watchdog.ThreadClientsProgress(live))
+            watch = _watchdog.Watchdog(deadline, _watchdog.ThreadClientsProgress(live))
             for thread in threads:
                 thread.start()
             while any(thread.is_alive() for thread in threads) and not watch.expired(time.monotonic()):
@@ -93,7 +93,7 @@ class ThreadRun(ClientRun):
             stop.set()
             gate.abort()
             for thread in threads:
-                thread.join(watchdog.WATCHDOG_GRACE / len(threads))
+                thread.join(_watchdog.WATCHDOG_GRACE / len(threads))
         elapsed = min(time.monotonic(), deadline) - start
         rss = probe.finish()
         hung = [index for index, thread in enumerate(threads) if thread.is_alive()]

@@ -1,7 +1,7 @@
 """`metafuse stress run`'s options: the run's settings, the load model, outputs and thresholds.
 
 Owns the argument definitions of `stress run` and the parsing of their values into the one-line
-errors the library's configuration gives. Runs nothing: `cli_run` handles the parsed arguments.
+errors the library's configuration gives. Runs nothing: `_cli_run` handles the parsed arguments.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from .._cli_base import file_path, whole_number
 from ..errors import ValidationError
 from . import config as stress_config
-from .cli_logging import add_output_options
+from ._cli_logging import add_output_options
 from .outputs import add_html_option
 
 

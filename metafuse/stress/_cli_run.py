@@ -1,7 +1,7 @@
 """`metafuse stress run`: check the arguments, run each scenario, print and write its results.
 
 Owns the `run` action's handler: the checks made before any scenario runs, the loop over the
-scenarios, the output files and the exit status. Its arguments are defined in `cli_run_options`;
+scenarios, the output files and the exit status. Its arguments are defined in `_cli_run_options`;
 running and judging a scenario is `run_scenario`'s.
 """
 
@@ -20,8 +20,8 @@ from . import config as stress_config
 from . import history as op_history
 from . import html_report
 from . import thresholds as stress_thresholds
-from .cli_logging import configure_logging
-from .cli_run_options import RUN_EPILOG, add_run_arguments
+from ._cli_logging import configure_logging
+from ._cli_run_options import RUN_EPILOG, add_run_arguments
 from .outputs import check_output_path, csv_text, junit_text, write_text
 from .progress import Progress
 from .report import (

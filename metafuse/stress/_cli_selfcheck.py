@@ -17,7 +17,7 @@ from .._cli_base import EXIT_FAILED, EXIT_OK, whole_number
 from ..faults import FAULTS
 from . import config as stress_config
 from . import html_report
-from .cli_logging import add_output_options, configure_logging
+from ._cli_logging import add_output_options, configure_logging
 from .outputs import add_html_option, check_output_path, write_text
 from .report import environment, plural
 from .selfcheck import HISTORY_PROBES, PROBES, BugVerdict, run_history_probe, run_selfcheck

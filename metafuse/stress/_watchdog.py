@@ -9,7 +9,7 @@ is hung too). Progress is CPU time used by the clients and by the threads and pr
 started, or operations they finished.
 
 Owns these bounds, `Watchdog` and the progress readings; the thread and process runs
-(`thread_run`, `process_run`) apply them. Starts, stops and kills nothing itself, and imports
+(`_thread_run`, `_process_run`) apply them. Starts, stops and kills nothing itself, and imports
 nothing of the runner. Reads `/proc` (Linux); where there is none, progress is operations only.
 """
 
