@@ -29,7 +29,8 @@ from ._cli_base import (
 from .catalog import DEFAULT_PATH, Catalog
 from .errors import BusyError, CatalogError, ConflictError, NotFoundError, ValidationError
 from .model import Dataset
-from .stress.cli import add_stress_commands, check_log_level
+from .stress._cli_logging import check_log_level
+from .stress.cli import add_stress_commands
 
 EXIT_BROKEN_PIPE = 141
 """The reader of our output went away (`metafuse list | head`): we stop quietly with 128 + SIGPIPE,

@@ -35,7 +35,7 @@ from typing import Any
 from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
 from ..errors import ValidationError
 from . import config as stress_config
-from .cli import configure_logging
+from ._cli_logging import configure_logging
 from .html_report import table_report
 from .outputs import add_html_option, check_output_path, write_text
 from .report import environment, plural, reproduce_command, write_json

@@ -20,7 +20,7 @@ from typing import Any
 from .._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OneLineParser
 from ..errors import CatalogError, ValidationError
 from . import config as stress_config
-from .cli import configure_logging
+from ._cli_logging import configure_logging
 from .html_report import matrix_preface, run_report
 from .outputs import add_html_option, check_output_path, write_text
 from .report import environment, reproduce_command, results_document, write_json

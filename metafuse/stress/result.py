@@ -44,7 +44,7 @@ class ScenarioResult:
     per_client: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     """One row per client slot: its measured operations by outcome and its retries (see `clients_table`)."""
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Every setting that shapes the run's workload (see `runner.SETTINGS`): what `stress compare`
+    """Every setting that shapes the run's workload (see `_run_settings.SETTINGS`): what `stress compare`
     checks two runs agree on, and what the reproduce command is built from."""
     scheduled: Optional[int] = None  # noqa: UP045 - Python 3.9 evaluates it in get_type_hints
     """Open model (`--rate`): operations the schedule made due before the run ended (None: closed)."""

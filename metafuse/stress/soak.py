@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .._cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, whole_number
 from . import config as stress_config
-from .cli import configure_logging
+from ._cli_logging import configure_logging
 from .report import format_result, results_document, write_json
 from .resources import count_open_fds
 from .runner import run_scenario

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from metafuse import Catalog
+from metafuse.stress._watchdog import WATCHDOG_GRACE
 from metafuse.stress.config import StressConfig
-from metafuse.stress.runner import WATCHDOG_GRACE, run_scenario
+from metafuse.stress.runner import run_scenario
 from metafuse.stress.scenarios import lifecycle as scenario
 from metafuse.stress.scenarios._content import recreate, tokened
 from metafuse.stress.scenarios._lifecycle import fork

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from metafuse.stress import runner
+from metafuse.stress import _watchdog
 from metafuse.stress.client import ClientContext
 from metafuse.stress.config import StressConfig
 from metafuse.stress.result import ScenarioResult
@@ -129,15 +129,70 @@ def _all_acted(run: RunView) -> Verdict:
     return seen == set(range(run.clients)), f"clients seen: {sorted(seen)}"
 
 
+SHORT_GRACE = 1.0
+"""The shortened watchdog grace of the tests whose client hangs or overruns on purpose."""
+SHORT_CAP = 10 * SHORT_GRACE
+"""The shortened cap: well past `OVERRUN`, so the slow client's test does not meet it, and short
+enough for the test whose client spins without end to wait it out."""
+OVERRUN = 3 * SHORT_GRACE
+"""Seconds past the end that the slow client of `_overrun` keeps working: longer than a fixed grace."""
+_spinner_release = threading.Event()
+
+
+def _spin_for(seconds: float) -> None:
+    """Use the CPU for `seconds` of wall-clock time, as a client busy computing does."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
+
+
+def _overrun(ctx: ClientContext) -> None:
+    """Client 0 keeps working, one short busy operation after another, until `OVERRUN` seconds past
+    the end: slow to finish, but progressing all along, as a client starved of CPU is. The others
+    stop at the end."""
+    while not ctx.should_stop():
+        ctx.call("noop", time.sleep, 0.01)
+    if ctx.client == 0:
+        while time.monotonic() < ctx.deadline + OVERRUN:
+            ctx.call("spin", _spin_for, 0.05)
+
+
+def _spin_forever(ctx: ClientContext) -> None:
+    """Client 0 never returns but keeps using the CPU (a livelock); the others do one call and finish."""
+    if ctx.client == 0:
+        while not _spinner_release.is_set():
+            _spin_for(0.05)
+        return
+    ctx.call("noop", time.sleep, 0.01)
+
+
+OVERRUNNING = REGISTRY.get("test_overrun") or scenario(
+    "test_overrun", title="overrun", summary="a client works on past the end"
+)(_overrun)
+SPINNING = REGISTRY.get("test_spin_forever") or scenario(
+    "test_spin_forever", title="spin forever", summary="a client spins without end"
+)(_spin_forever)
+
+
 @pytest.fixture
 def short_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 1 s watchdog grace, for the tests whose client hangs on purpose (they wait it out).
+    """A 1 s watchdog grace and a 10 s cap, for the tests whose client hangs or overruns on purpose
+    (they wait it out).
 
     Only for those: a run whose clients must all finish gets the real grace, or a client slow to
     send its report on a loaded machine would be counted as hung (a false alarm, seen in the
     README test loop under load).
     """
-    monkeypatch.setattr(runner, "WATCHDOG_GRACE", 1.0)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_GRACE", SHORT_GRACE)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_CAP", SHORT_CAP)
+
+
+def _assert_client_0_hung(result: ScenarioResult) -> None:
+    finished = next(i for i in result.invariants if i.name == "clients_finished")
+    assert not finished.ok
+    assert "[0]" in finished.detail
+    assert "hung" in finished.detail
+    assert not result.passed
 
 
 @pytest.mark.usefixtures("short_watchdog")
@@ -152,11 +207,31 @@ def test_watchdog_ends_a_run_whose_client_hangs(mode: str, tmp_path: Path) -> No
     # The run ended without waiting for the hung client (which would take HANG_SECONDS): a
     # bound tied to the hang, not to how fast a loaded machine starts three processes.
     assert time.monotonic() - started < HANG_SECONDS
+    _assert_client_0_hung(result)
+
+
+@pytest.mark.usefixtures("short_watchdog")
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_client_still_making_progress_past_the_grace_is_not_hung(mode: str, tmp_path: Path) -> None:
+    """The watchdog judges progress, not a fixed time: client 0 cannot finish before 3 graces past
+    the end, and a watchdog that gave it one grace would count it as hung."""
+    config = StressConfig(clients=2, duration=1, mode=mode, seed=1)
+    result = run_scenario(OVERRUNNING, config, path=str(tmp_path / "catalog.db"))
     finished = next(i for i in result.invariants if i.name == "clients_finished")
-    assert not finished.ok
-    assert "[0]" in finished.detail
-    assert "hung" in finished.detail
-    assert not result.passed
+    assert finished.ok, finished.detail
+    assert result.operations["spin"]["ok"] > 0
+
+
+@pytest.mark.usefixtures("short_watchdog")
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_client_that_spins_without_end_is_hung_at_the_cap(mode: str, tmp_path: Path) -> None:
+    """Progress buys time up to the cap only: a client busy for ever is hung like one that sleeps."""
+    try:
+        config = StressConfig(clients=2, duration=1, mode=mode, seed=1)
+        result = run_scenario(SPINNING, config, path=str(tmp_path / "catalog.db"))
+    finally:
+        _spinner_release.set()
+    _assert_client_0_hung(result)
 
 
 def test_client_processes_slow_to_exit_after_reporting_are_not_hung(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from metafuse.stress import runner
+from metafuse.stress import _watchdog
 from metafuse.stress.client import ClientContext
 from metafuse.stress.config import StressConfig
 from metafuse.stress.control import ProcessControl
@@ -61,7 +61,7 @@ def test_a_replacement_still_starting_at_the_deadline_is_not_hung(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     grace = 1.0
-    monkeypatch.setattr(runner, "WATCHDOG_GRACE", grace)
+    monkeypatch.setattr(_watchdog, "WATCHDOG_GRACE", grace)
     monkeypatch.setenv(SLOW_START, str(3 * grace))  # every client starts slower than the grace
     config = StressConfig(clients=2, duration=1, mode="process", seed=1)
     result = run_scenario(LATE, config, path=str(tmp_path / "catalog.db"))
