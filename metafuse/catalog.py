@@ -246,6 +246,8 @@ class Catalog:
         if dataset is None:
             return None
         if stamp is not None:
+            if perturb.ON:
+                perturb.point("read: database read -> cached")
             offset, token, epoch = stamp
             self._cache.put(name, offset, token, dataset, epoch)
         return dataset

@@ -19,6 +19,10 @@ so child processes inherit it), or in-process with `enabled(seed, p)`. Invalid t
 break `import metafuse`: the mode stays off and `check_environment()` raises the
 `ValidationError` naming the variable (the CLI reports it up front as one line, exit 2).
 
+Holding a thread at a point (`hold`) makes one interleaving certain instead of likely: the
+thread that arms a hold stops at the next point of that name it reaches, and stays there until
+another thread releases it, so a probe can run other steps inside the window the point names.
+
 Reproducing a schedule: every thread draws from its own `random.Random`, seeded from the seed,
 the process's name (`multiprocessing`'s, when it is in use) and the thread's name, so the same
 seed gives each named thread the same sequence of choices in every run. Which thread gets to a
@@ -50,6 +54,7 @@ POINTS: dict[str, str] = {
         "a hit's WAL-index check passed and its slot token and epoch are not yet compared"
     ),
     "hit: validated -> served": "a cache hit's stamp passed its check and the entry is not yet returned",
+    "read: database read -> cached": "a cache miss has read the row and not yet stored it in the cache",
     "group: lead taken -> batch collected": (
         "a group-commit leader holds the writer lock and has not yet taken the waiting writes"
     ),
@@ -110,6 +115,10 @@ _env_error: ValidationError | None = None
 _local = threading.local()
 _generation = 0  # bumped by every switch and fork: a thread's generator from before is not reused
 _fired: dict[str, int] = {}
+_holds: dict[int, Hold] = {}  # thread ident -> the hold it armed
+_holds_lock = threading.Lock()
+HOLD_LIMIT = 5.0
+"""Longest a held thread waits for its release, in seconds: a probe that fails never hangs a run."""
 _forks = 0  # forks in this process's line of descent: a child's threads draw a sequence of their own
 
 
@@ -159,7 +168,53 @@ def _switch(settings: Settings | None) -> None:
     _settings = settings
     _generation += 1
     _fired.clear()
-    ON = settings is not None
+    ON = settings is not None or bool(_holds)
+
+
+class Hold:
+    """One thread stopped at one point until another thread releases it (see `hold`).
+
+    `reached` is set when the thread that armed the hold arrives at the point; it then waits
+    until `release()` (or `HOLD_LIMIT` seconds), and goes on. A hold fires once.
+    """
+
+    def __init__(self, name: str) -> None:
+        if name not in POINTS:
+            raise ValueError(f"unknown interleaving point {name!r}: add it to metafuse.perturb.POINTS")
+        self.point = name
+        self.reached = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """Let the held thread go on (at once, if it has not arrived yet)."""
+        self._released.set()
+
+    def _wait_released(self) -> None:
+        self._released.wait(HOLD_LIMIT)
+
+
+@contextlib.contextmanager
+def hold(name: str) -> Iterator[Hold]:
+    """Arm a hold at point `name` for the calling thread, for a `with` block; yield it.
+
+    Works whether or not the mode is on (it switches call sites on while any hold is armed,
+    without pausing anywhere else). On leaving the block the hold is disarmed and released, so
+    a thread is never left waiting for a release that will not come.
+    """
+    global ON
+    armed = Hold(name)
+    ident = threading.get_ident()
+    with _holds_lock:
+        _holds[ident] = armed
+        ON = True
+    try:
+        yield armed
+    finally:
+        armed.release()
+        with _holds_lock:
+            if _holds.get(ident) is armed:
+                del _holds[ident]
+            ON = _settings is not None or bool(_holds)
 
 
 @contextlib.contextmanager
@@ -205,6 +260,14 @@ def point(name: str) -> None:
     Call only under `if perturb.ON:`. Guarantees nothing about the order of threads; it only makes
     a different order likely. Never raises for a known name, never holds a lock.
     """
+    if _holds:
+        armed = _holds.get(threading.get_ident())
+        if armed is not None and armed.point == name:
+            with _holds_lock:
+                _holds.pop(threading.get_ident(), None)
+            armed.reached.set()
+            armed._wait_released()
+            return
     settings = _settings
     if settings is None:
         return
@@ -218,9 +281,11 @@ def point(name: str) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _forks, _generation
+    global _forks, _generation, _holds_lock
     _forks += 1
     _generation += 1
+    _holds.clear()  # the threads that armed them did not come along
+    _holds_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -113,3 +113,8 @@ def test_fork_writers(stress_settings: StressConfig) -> None:
 def test_grouped_writers(stress_settings: StressConfig) -> None:
     """Machines' grouped saves race at a store's log: every acknowledged version exactly once."""
     _run("grouped_writers", stress_settings)
+
+
+def test_held_races(stress_settings: StressConfig) -> None:
+    """The cache's narrowest races, played step by step with held threads: no read is stale."""
+    _run("held_races", stress_settings)

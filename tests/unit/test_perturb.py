@@ -194,3 +194,50 @@ def test_the_guide_lists_every_point_as_the_registry_has_it() -> None:
     table = guide.split("<!-- perturb-points -->\n", 1)[1].split("<!-- /perturb-points -->", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert rows == [f"| `{name}` | {meaning} |" for name, meaning in perturb.POINTS.items()]
+
+
+def test_a_hold_stops_only_the_thread_that_armed_it_until_released() -> None:
+    point = "hit: validated -> served"
+    passed = threading.Event()
+
+    def other() -> None:
+        perturb.point(point)  # not armed in this thread: goes straight on
+        passed.set()
+
+    def held() -> str:
+        with perturb.hold(point) as hold:
+            holds.append(hold)
+            perturb.point("read: stamp loaded -> database read")  # another point: not held
+            perturb.point(point)
+            return "went on"
+
+    holds: list[perturb.Hold] = []
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(held()))
+    thread.start()
+    while not holds:
+        threading.Event().wait(0.001)
+    assert holds[0].reached.wait(5)
+    assert perturb.ON is True  # call sites run while a hold is armed, with the mode off
+    other_thread = threading.Thread(target=other)
+    other_thread.start()
+    assert passed.wait(5)
+    other_thread.join()
+    assert thread.is_alive()  # still held: it has not returned
+    assert result == []
+    holds[0].release()
+    thread.join(5)
+    assert result == ["went on"]
+    assert perturb.ON is False  # disarmed on leaving the block, the mode off again
+    assert perturb.fired() == {}  # a hold is not a random pause
+
+
+def test_a_hold_fires_once_and_an_unknown_point_is_refused() -> None:
+    with pytest.raises(ValueError, match="no such point"):
+        perturb.Hold("no such point")
+    with perturb.hold("hit: validated -> served") as hold:
+        hold.release()  # released before it is reached: the thread goes straight on
+        perturb.point("hit: validated -> served")
+        assert hold.reached.is_set()
+        perturb.point("hit: validated -> served")  # fired once already: not held again
+    assert perturb.ON is False

@@ -84,3 +84,29 @@ def test_outside_writes_seen_fails_when_no_reader_saw_one(catalog: Catalog) -> N
     assert _check("outside_writes_seen", view(catalog, seen))[0]
     unseen = [{"outside_writes": 10}, {"outside_versions_seen": 0}]
     assert not _check("outside_writes_seen", view(catalog, unseen))[0]
+
+
+def test_a_migration_bumps_every_dataset_it_names_in_one_transaction(catalog: Catalog) -> None:
+    catalog.create(tokened("stress.outside.1", "v1-initial"))
+    conn = sqlite3.connect(catalog.path, isolation_level=None)
+    try:
+        version = scenario.outside_migration(conn, ("stress.outside.0", "stress.outside.1"), 4)
+    finally:
+        conn.close()
+    assert version == 2
+    with Catalog(catalog.path, cache_size=0) as fresh:
+        stored = [fresh.get(name) for name in ("stress.outside.0", "stress.outside.1")]
+        assert [(d.version, d.description) for d in stored if d is not None] == [(2, "v2-outside-4")] * 2
+
+
+def test_a_migration_naming_a_missing_dataset_is_an_error_and_commits_nothing(catalog: Catalog) -> None:
+    conn = sqlite3.connect(catalog.path, isolation_level=None)
+    try:
+        with pytest.raises(LookupError, match=r"stress\.outside\.9"):
+            scenario.outside_migration(conn, ("stress.outside.0", "stress.outside.9"), 1)
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+    stored = catalog.get("stress.outside.0")
+    assert stored is not None
+    assert stored.version == 1

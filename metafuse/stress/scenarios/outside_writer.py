@@ -5,14 +5,17 @@ rewrites a dataset's description and bumps its version, through a connection tha
 MetaFuse's. The catalog's clients keep their caches warm by reading the same datasets over and
 over, and some of them `update()` one of the datasets the outside writer also rewrites.
 
-After every other outside write, the outside writer's client also saves a dataset of its own
-through its Catalog (`ACCOUNTED`), as a script that migrates and then records the migration
-would: that commit accounts for the outside one at once (a MetaFuse writer that finds `known`
-behind bumps the epoch), so accounting lands within a millisecond of the outside commit, while
-full-speed readers still hold entries from before it and are between a hit's checks. The other
-outside writes are accounted for lazily (by an updater's next commit, or a reader once the
-mismatch has stood still), so the window in which only the WAL-index check refuses an old entry
-stays open too.
+After every other outside write, the outside writer also commits a migration that rewrites
+every one of `MIGRATED` datasets in one transaction, and then its client saves a dataset of its
+own through its Catalog (`ACCOUNTED`), as a script that migrates and then records the migration
+would: that commit accounts for the outside ones at once (a MetaFuse writer that finds `known`
+behind bumps the epoch), so accounting lands within a millisecond of the outside commit. Readers
+read the migrated datasets one after the other, so the accounting lands while a full-speed
+reader is still working through entries from before the migration, one hit's checks after
+another, not only when the one hit that meets the first changed dataset happens to be paused.
+The other outside writes are accounted for lazily (by an updater's next commit, or a reader once
+the mismatch has stood still), so the window in which only the WAL-index check refuses an old
+entry stays open too.
 
 Checked online, as in `cache_invalidation_race`: every writer (outside or not) publishes the
 newest version it has had acknowledged on the run's shared board, one slot per dataset, after its
@@ -37,6 +40,11 @@ from ._content import recreate, rewrite, tokened
 DATASETS = 3
 """Datasets the outside writer rewrites in turn; only the first is also updated through MetaFuse."""
 NAMES = tuple(f"stress.outside.{index}" for index in range(DATASETS))
+MIGRATED = tuple(f"stress.outside.migrated.{index}" for index in range(12))
+"""Datasets that only the outside writer's migrations rewrite, all of them in each one, so they
+always share one version (board slot `DATASETS`)."""
+MIGRATED_SLOT = DATASETS
+"""Board slot of the newest acknowledged version of the `MIGRATED` datasets."""
 OUTSIDE_MARK = "-outside-"
 """Part of every token the outside writer commits, so readers can tell they saw one."""
 PAUSE = 0.002
@@ -59,7 +67,7 @@ def lingers(client: int, updater: bool) -> bool:
 
 
 def _setup(catalog: Catalog, setup: SetupContext) -> dict[str, Any]:
-    recreate(catalog, [tokened(name, "v1-initial") for name in (*NAMES, ACCOUNTED)])
+    recreate(catalog, [tokened(name, "v1-initial") for name in (*NAMES, *MIGRATED, ACCOUNTED)])
     backoff = 0.005 * setup.clients * setup.config.backoff_scale
     return {
         "max_attempts": setup.config.max_attempts,
@@ -91,6 +99,33 @@ def outside_write(conn: sqlite3.Connection, name: str, sequence: int) -> int:
     if row is None:
         raise LookupError(f"dataset {name} is missing from the catalog")
     return int(row[0])
+
+
+def outside_migration(conn: sqlite3.Connection, names: tuple[str, ...], sequence: int) -> int:
+    """Rewrite every one of `names` as `outside_write` does, all in one transaction; return the
+    lowest new version among them (they share one when only migrations write them).
+
+    A name missing from the catalog is a `LookupError` naming the names, and nothing is committed.
+    """
+    marks = ", ".join("?" for _ in names)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "UPDATE datasets SET description = 'v' || (version + 1) || ? || ?, version = version + 1"
+            f" WHERE name IN ({marks})",
+            (OUTSIDE_MARK, str(sequence), *names),
+        )
+        lowest, found = conn.execute(
+            f"SELECT MIN(version), COUNT(*) FROM datasets WHERE name IN ({marks})", names
+        ).fetchone()
+        if found != len(set(names)):
+            raise LookupError(f"a dataset of the migration ({', '.join(names)}) is missing from the catalog")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return int(lowest)
 
 
 def roles(client: int, clients: int) -> tuple[bool, bool, bool]:
@@ -146,6 +181,11 @@ def outside_writer(ctx: ClientContext) -> None:
                 if outcome == "ok" and version is not None:
                     board.raise_to(index, version)
                     if sequence % 2 == 0:
+                        outcome, version = ctx.call(
+                            "outside_write", outside_migration, conn, MIGRATED, sequence
+                        )
+                        if outcome == "ok" and version is not None:
+                            board.raise_to(MIGRATED_SLOT, version)
                         ctx.call("account", ctx.catalog.update, ACCOUNTED, _with_token(ctx.client, sequence))
                 time.sleep(PAUSE)
             if updater:
@@ -170,8 +210,8 @@ def outside_writer(ctx: ClientContext) -> None:
                 # outside writer, which waits in it, of the lock.
                 time.sleep(PAUSE)
             if reader:
-                for index, name in enumerate(NAMES):
-                    newest = board.read(index)  # acknowledged before this read starts
+                for index, name in enumerate((*NAMES, *MIGRATED)):
+                    newest = board.read(min(index, MIGRATED_SLOT))  # acknowledged before this read starts
                     _, seen = ctx.call("read", ctx.catalog.get, name)
                     if seen is None:
                         continue
