@@ -261,11 +261,12 @@ class ConnectionPool:
                 refuse(self._path, "any", "another thread was inside an SQLite call on it")
             else:
                 refuse(self._path, "writes", "another thread had a transaction open on it")
-        if self._sessions:
-            # SQLite still counts the abandoned connections' locks as held: take them for real.
-            problem = _forklocks.take_over(self._path)
-            if problem is not None:
-                refuse(self._path, "any", f"another process was taking the file over ({problem})")
+        # SQLite still counts the abandoned connections' locks as held (the pool's, and the
+        # catalog's WAL-index view, which stays open when the threads that had sessions ended):
+        # take for real whatever the parent held at the fork.
+        problem = _forklocks.take_over(self._path)
+        if problem is not None:
+            refuse(self._path, "any", f"another process was taking the file over ({problem})")
         self._sessions = []
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -398,7 +399,7 @@ def _before_fork() -> None:
     for pool in list(_pools):
         pool._before_fork(deadline)
     _native.hold(deadline)
-    _forklocks.record([pool._path for pool in list(_pools) if pool._sessions])
+    _forklocks.record([pool._path for pool in list(_pools)])
 
 
 def _after_fork_in_parent() -> None:
