@@ -13,8 +13,10 @@ and `--run-time` only caps it (a run capped before its work is done is INCONCLUS
 little evidence never passes).
 
 Every catalog call is reported through `events.request`: request type `catalog` with
-the operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`,
-a success of its own kind, so Locust's failures are the catalog's errors alone.
+the operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`
+and a call refused as overloaded (`BusyError`) under `busy`, successes of their own kinds, so
+Locust's failures are the catalog's errors alone. A busy call is not work: it does not count
+towards `--metafuse-operations`.
 
 Every worker records its users' operations in the history format, with wall-clock times. When
 the test stops, the master asks every worker (connected, or that said hello) for its history (the worker

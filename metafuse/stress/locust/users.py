@@ -6,9 +6,14 @@ writes its worker's own dataset and reads another's (the tests' user). All share
 catalog (`_collect.Recorder`) and write their operations into its history.
 
 Every catalog call is reported through `events.request`: request type `catalog` with the
-operation (`get`, `save`) as its name; a conflict is reported under request type `conflict`, a
-success of its own kind, so Locust's failures are the catalog's errors alone. Importing this
-module imports Locust (and so gevent's monkey-patching).
+operation (`get`, `save`) as its name. Two of the catalog's answers are reported apart, each
+under a request type of its own that Locust counts as a success: a conflict (`conflict`), and a
+call refused because the catalog was overloaded (`busy`: `BusyError`, nothing written). So
+Locust's failures are the catalog's errors alone. A busy call did no work: it does not count
+towards `--metafuse-operations`, and a user whose every save was refused busy has not made its
+calls, so a catalog that only answers busy never lets a run with a quota finish (it ends
+INCONCLUSIVE at its `--run-time` cap). Importing this module imports Locust (and so gevent's
+monkey-patching).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TypeVar
 import gevent
 from locust import User, constant_throughput
 
-from metafuse.errors import CatalogError, ConflictError
+from metafuse.errors import BusyError, CatalogError, ConflictError
 from metafuse.stress.scenarios._content import rewrite
 
 from . import _clocks, _collect, _settings
@@ -45,18 +50,23 @@ class _CatalogUser(User):
         self.names = _settings.names(self.environment)
         self.worker = recorder.worker
         self.quota = _settings.quota(self.environment)
-        self.calls = 0
+        self.calls = 0  # calls the catalog answered: a busy one did no work
+        self.saves_answered = self.saves_busy = 0
         self.sequence = 0
         self.reported = False
 
     def begin_task(self) -> None:
         """At the start of each task: a user that made its quota of calls tells the master, once.
 
+        Its quota is of calls the catalog answered, and if it tried to save, at least one save
+        must have been answered: a user whose every save was refused busy did no writing, and
+        a run of such users (a writer lock that never comes free) must not end as if it had.
         It goes on working until the master stops the test: a worker that got ahead (another
         was descheduled on a loaded machine) would otherwise finish before the others began,
         and no call of theirs would overlap any of its own.
         """
-        if self.quota and self.calls >= self.quota and not self.reported:
+        wrote = self.saves_answered > 0 or not self.saves_busy
+        if self.quota and self.calls >= self.quota and wrote and not self.reported:
             self.reported = True
             runner = self.environment.runner
             assert runner is not None
@@ -71,7 +81,11 @@ class _CatalogUser(User):
         expected: int | None = None,
         token: str | None = None,
     ) -> T | None:
-        """Run one catalog call; report it to Locust and record it. A catalog error returns None."""
+        """Run one catalog call; report it to Locust and record it. A catalog error returns None.
+
+        Reported under request type `catalog`, or `conflict` (`ConflictError`) or `busy`
+        (`BusyError`), which Locust counts as successes: only the catalog's other errors fail.
+        """
         invoke = _clocks.clock.now()
         started = time.perf_counter()
         value: T | None = None
@@ -84,16 +98,19 @@ class _CatalogUser(User):
                 raise  # the user is being stopped: recorded below as unknown
         finally:
             ret = _clocks.clock.now()
-            self.calls += 1
+            busy = isinstance(error, BusyError)
+            self.calls += not busy
+            if op == "save":
+                self.saves_busy += busy
+                self.saves_answered += not busy and (error is None or isinstance(error, ConflictError))
             self.history.call(op, key, invoke, ret, value, error, expected=expected, token=token)
+            kind = "conflict" if isinstance(error, ConflictError) else "busy" if busy else "catalog"
             self.environment.events.request.fire(
-                request_type="conflict" if isinstance(error, ConflictError) else "catalog",
+                request_type=kind,
                 name=op,
                 response_time=(time.perf_counter() - started) * 1000,
                 response_length=0,
-                exception=error
-                if isinstance(error, CatalogError) and not isinstance(error, ConflictError)
-                else None,
+                exception=error if isinstance(error, CatalogError) and kind == "catalog" else None,
                 context={},
             )
         return value
