@@ -11,8 +11,8 @@ and never makes a correct history look wrong. What the widening costs: two opera
 different hosts less than twice the bound apart are treated as concurrent, so a stale read that
 close to the write it missed is not caught.
 
-This module needs only the standard library; `metafuse/stress/locust/locustfile.py` wires it to
-Locust's messages.
+This module needs only the standard library; `metafuse/stress/locust/` wires it to Locust's
+messages (`_collect` gathers the parts, `_verdict` judges them).
 """
 
 from __future__ import annotations

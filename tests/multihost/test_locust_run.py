@@ -45,7 +45,7 @@ import pytest
 from metafuse.faults import ENV_VAR as FAULTS_ENV
 from metafuse.stress.locust import LOCUSTFILE
 
-CLOCK_STEP_ENV = "METAFUSE_LOCUST_CLOCK_STEP_MS"  # the locustfile's; importing it imports Locust
+CLOCK_STEP_ENV = "METAFUSE_LOCUST_CLOCK_STEP_MS"  # `_clocks.STEP_ENV`; importing it imports Locust
 
 # Importing locust would monkey-patch this process with gevent: look for it instead.
 if importlib.util.find_spec("locust") is None:
@@ -125,7 +125,7 @@ def _run(
             "--worker",
             "--master-host=127.0.0.1",
             f"--master-port={port}",
-            # Opened before the test starts (see the locustfile's `_open_early`).
+            # Opened before the test starts (see `_collect._open_early`).
             f"--catalog={catalog}",
             env={**worker_env, **(first_worker_env or {})} if index == 0 else worker_env,
             log=tmp_path / f"worker{index}.log",
