@@ -27,7 +27,7 @@ re-created silently. `get` and `head` of a key raise `NotFound`, as for any abse
 For tests of what a store's misbehaviour does to its clients, `misbehaving(root, hook)` routes the
 puts of every `LocalDirStore` opened on `root` meanwhile (in this process) through `hook`, which
 may land a put and then lose its reply, or hold it and land it late (see
-`metafuse.objectstore.testing.LostReplies`). No directory has a hook unless a test gives it one.
+`metafuse.objectstore.lost_replies.LostReplies`). No directory has a hook unless a test gives it one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A misbehaving network in front of `LocalDirStore`: lost replies and late requests.
 
 `local.misbehaving(root, hook)` gives the stores opened on a directory a put hook;
-`testing.LostReplies` is the hook the stress scenarios use. The last test is the log's promise
+`lost_replies.LostReplies` is the hook the stress scenarios use. The last test is the log's promise
 under it: appends from several threads, a fifth of whose entries lose their reply and a fifth
 land late, are each acknowledged once, at the number they hold, and none is lost.
 """
@@ -24,7 +24,7 @@ from metafuse.objectstore import (
     PutMode,
 )
 from metafuse.objectstore.local import misbehaving
-from metafuse.objectstore.testing import LOST_REPLY, LostReplies
+from metafuse.objectstore.lost_replies import LOST_REPLY, LostReplies
 
 
 def test_only_stores_opened_in_the_block_on_that_directory_get_the_hook(tmp_path: Path) -> None:

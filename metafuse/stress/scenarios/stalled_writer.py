@@ -26,7 +26,7 @@ from ...catalog import Catalog
 from ...errors import CommitUnknownError, ForkedHistoryError
 from ...model import Dataset
 from ...objectstore.local import misbehaving
-from ...objectstore.testing import LostReplies
+from ...objectstore.lost_replies import LostReplies
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, inconclusive, scenario
 from ._store import local_root, sibling_catalog

@@ -33,7 +33,7 @@ from ...errors import CatalogError
 from ...model import Dataset
 from ...objectstore import OVERWRITE, AmbiguousWrite, ObjectStoreError, PutMode
 from ...objectstore.local import misbehaving
-from ...objectstore.testing import LOST_REPLY
+from ...objectstore.lost_replies import LOST_REPLY
 from ..client import ClientContext
 from ..scenario import RunView, SetupContext, Verdict, scenario
 from ._store import catalog_store, local_root, sibling_catalog
