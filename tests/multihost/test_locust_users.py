@@ -12,32 +12,17 @@ timeout.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gevent  # noqa: F401  (missing gevent fails this module; it never skips)
 
+from ._scripts import run_script
+
 SCRIPT = Path(__file__).with_name("_busy_user.py")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path: Path) -> dict[str, object]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "catalog.db")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    outcome: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return outcome
+    return run_script(SCRIPT, tmp_path / "catalog.db")
 
 
 def test_a_save_refused_busy_is_reported_apart_and_is_not_work(tmp_path: Path) -> None:

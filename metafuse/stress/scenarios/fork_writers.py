@@ -360,15 +360,7 @@ def _writers_excluded(run: RunView) -> Verdict:
     "fork_lock_excluded", "a forked child waited for the slot-file lock its parent held across the fork"
 )
 def _fork_lock_excluded(run: RunView) -> Verdict:
-    if not run.metric_sum("probes_run"):
-        return inconclusive("client 0 did not run its fork probe")
-    problems = {
-        name: problem
-        for recorder in run.recorders
-        for name, problem in dict(recorder.metrics.get("probes_failed", {})).items()
-    }
-    problem = problems.get("lock_excluded")
-    return problem is None, problem or "the child waited until its parent let go"
+    return _probe_verdict(run, "lock_excluded", "the child waited until its parent let go")
 
 
 @fork_writers.invariant(
@@ -376,6 +368,11 @@ def _fork_lock_excluded(run: RunView) -> Verdict:
     "children forked while another thread read a catalog's file through its own connection all exited",
 )
 def _fork_hooks_unblocked(run: RunView) -> Verdict:
+    return _probe_verdict(run, "hooks_unblocked", "every child got through its after-fork hooks")
+
+
+def _probe_verdict(run: RunView, probe: str, held: str) -> Verdict:
+    """The verdict of one of client 0's fork probes: `held` when it found nothing wrong."""
     if not run.metric_sum("probes_run"):
         return inconclusive("client 0 did not run its fork probes")
     problems = {
@@ -383,8 +380,8 @@ def _fork_hooks_unblocked(run: RunView) -> Verdict:
         for recorder in run.recorders
         for name, problem in dict(recorder.metrics.get("probes_failed", {})).items()
     }
-    problem = problems.get("hooks_unblocked")
-    return problem is None, problem or "every child got through its after-fork hooks"
+    problem = problems.get(probe)
+    return problem is None, problem or held
 
 
 def _children_failed(run: RunView) -> dict[str, int]:
