@@ -1,4 +1,8 @@
-"""MetaFuse: a serverless data catalog whose whole database is one SQLite file."""
+"""MetaFuse: a serverless data catalog whose whole database is one SQLite file.
+
+Owns these names and `__version__` only: it re-exports them from `catalog`, `_stats`, `errors` and
+`model`, defines no behaviour of its own, and may not import `stress` or `cli`, which sit above it.
+"""
 
 from __future__ import annotations
 

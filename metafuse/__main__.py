@@ -1,4 +1,7 @@
-"""`python -m metafuse`: the same as the `metafuse` command."""
+"""`python -m metafuse`: the same as the `metafuse` command.
+
+Holds no logic: it imports only `cli` and exits with what `cli.main` returns.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""What every `metafuse` subcommand shares: exit codes and a parser whose errors are one line."""
+"""What every `metafuse` subcommand shares: exit codes and a parser whose errors are one line.
+
+Owns the exit codes, `OneLineParser`, the argument types and the guard on standard output that
+`cli`, the stress commands and the test store's command share. It imports nothing of the catalog,
+opens no catalog and defines no command.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""How a dataset is read back from SQL: one statement per dataset, decoded without re-validation."""
+"""How a dataset is read back from SQL: one statement per dataset, decoded without re-validation.
+
+Owns `SELECT_DATASET` and `decode`, and imports only `model`. It runs no statement and writes
+nothing: its callers execute the SELECT on their own connection.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""The catalog schema, its migrations (keyed by `PRAGMA user_version`) and the checks made on open."""
+"""The catalog schema, its migrations (keyed by `PRAGMA user_version`) and the checks made on open.
+
+Owns the DDL, `migrate`, the checks of a path and of a file before SQLite opens it, the atomic
+creation of a new file, and this process's count of open catalogs per file. It writes no dataset
+(only the schema, the first `catalog_meta` row and, migrating, the rebuilt search index), keeps no
+connection (only the one that builds a new file, closed at once), and imports only `errors` and
+`_sqlite_errors`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Turns `sqlite3` exceptions into the catalog's own errors, naming the catalog file."""
+"""Turns `sqlite3` exceptions into the catalog's own errors, naming the catalog file.
+
+Owns `translate` and the `Translated` block. It imports only `errors`, holds nothing between
+calls, and never retries, rolls back or closes anything: what to do about the error is its caller's.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""The `metafuse` command: a thin layer that opens the catalog, calls one method, prints the result."""
+"""The `metafuse` command: a thin layer that opens the catalog, calls one method, prints the result.
+
+Owns the subcommands, their output and the mapping of errors to exit codes. It runs no SQL and
+touches no catalog file itself: each command opens the catalog with `Catalog.open` and calls public
+verbs. Of the private modules it imports only `_cli_base` and `_catalogmarker`'s retention bounds
+(for `init --retention`); `stress.cli` adds the stress commands and `stress._cli_logging` checks the
+log level.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The exception tree: every failure a caller can act on derives from `CatalogError`."""
+"""The exception tree: every failure a caller can act on derives from `CatalogError`.
+
+Owns these classes and their one-line messages (the object store's errors, in
+`objectstore.errors`, derive from `CatalogError`). It imports nothing, so every other module may
+import it, and raises nothing itself.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The catalog's documented limits, in one place so code, errors and docs agree."""
+"""The catalog's documented limits, in one place so code, errors and docs agree.
+
+Constants only: it imports nothing and checks nothing itself (`validation` applies them).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The catalog's records: `Dataset` and `Field`, immutable and validated on construction."""
+"""The catalog's records: `Dataset` and `Field`, immutable and validated on construction.
+
+Owns `Dataset`, `Field` and their dict forms. It imports only `limits`, `validation` and `errors`,
+and may not touch SQL, a connection or a file: a record knows nothing of where it is stored.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""MetaFuse's naming and size rules; each failure is a `ValidationError` naming the value and rule."""
+"""MetaFuse's naming and size rules; each failure is a `ValidationError` naming the value and rule.
+
+Owns these rules and their messages. Pure checks: it imports only `limits` and `errors`, keeps no
+state, and knows nothing of records, SQL or the catalog.
+"""
 
 from __future__ import annotations
 

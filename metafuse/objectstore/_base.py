@@ -1,4 +1,9 @@
-"""The narrow interface every backend implements: get, put with a mode, head, list, list_meta, delete."""
+"""The narrow interface every backend implements: get, put with a mode, head, list, list_meta, delete.
+
+Owns `ObjectStore`, the put modes (`CREATE`, `OVERWRITE`, `update`), `GetResult`, `ObjectMeta` and
+the key check every backend applies. It imports only the package's `errors` and may not import a
+backend, the commit log or anything of the catalog: they build on it.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ A URL that cannot be used raises `InvalidStoreURL` naming the part that is wrong
 in an `endpoint_url` (`http://user:password@host`) are passed to the store as given and shown
 nowhere: `metafuse.objectstore.redact` puts `***` in their place in the store's `url` and in
 every error message.
+
+Owns the parsing of a store URL and the choice of backend. It sends no request and imports no boto3
+itself (constructing an `S3Store` does), and knows nothing of the commit log or the catalog
+(`log+file://` is the catalog's scheme, not this module's).
 """
 
 from __future__ import annotations
