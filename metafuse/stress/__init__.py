@@ -1,6 +1,9 @@
 """The stress suite: scenarios that hammer one catalog file and check invariants that can fail.
 
 Run it with `metafuse stress run`, or under pytest with `RUN_STRESS_TESTS=1 pytest tests/stress`.
+
+Defines nothing of its own: it re-exports the suite's public names, opens no catalog and runs no
+scenario. Importing it registers the built-in scenarios (through `scenarios`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Owns the `compare` action: its arguments, its table and its HTML page. What counts as a
 regression, and which settings must match, is `compare`'s.
+
+It opens no catalog and runs no scenario: it reads the two files it is given.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Owns the `check-history` action: its arguments and how its verdicts are printed (text or JSON).
 The checks themselves are `linearizability`'s and `serializability`'s.
+
+It opens no catalog and runs no scenario: it reads the history file it is given.
 """
 
 from __future__ import annotations

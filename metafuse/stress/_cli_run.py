@@ -3,6 +3,9 @@
 Owns the `run` action's handler: the checks made before any scenario runs, the loop over the
 scenarios, the output files and the exit status. Its arguments are defined in `_cli_run_options`;
 running and judging a scenario is `run_scenario`'s.
+
+It opens no catalog and evaluates no invariant itself. Of the catalog's private modules it imports
+only `_logcommits.is_store_url`, to tell a `--catalog` URL from a file path.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Owns the `selfcheck` action: its arguments, the lines it prints per verdict, its history probes'
 lines and its HTML table. Which bugs exist and how a probe runs belong to `selfcheck` and `faults`.
+
+It switches no fault on and opens no catalog itself: `selfcheck` runs the probes. Of the catalog it
+uses only `faults.FAULTS` (each bug's description) and `perturb.enabled`, which perturbs every run
+of the check with its seed.
 """
 
 from __future__ import annotations

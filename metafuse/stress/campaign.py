@@ -14,6 +14,10 @@ fault's probes (`selfcheck.PROBES`) under the same load. It reports:
 
 It passes (exit 0) when there was no false failure and every fault was caught in every run.
 The hogs stop by themselves when the time budget is over, even if the campaign is killed.
+
+Owns the plan of runs, the CPU hogs and the tally. Every run goes through `run_scenario`, which
+owns its catalog, faults and perturbation: the campaign opens no catalog of its own (a store run
+gets only a temporary directory) and judges no invariant itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""`ClientContext`: what a scenario's client function uses to act, time, and report."""
+"""`ClientContext`: what a scenario's client function uses to act, time, and report.
+
+Owns `ClientContext`, `Board`, `Schedule` and the `Gate` protocol. It opens and closes no catalog
+(the runner hands one over, or none), starts no client and judges nothing; of the catalog it imports
+only the public `Catalog` and two errors.
+"""
 
 from __future__ import annotations
 

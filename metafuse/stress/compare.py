@@ -1,4 +1,9 @@
-"""Compare two stress result files: throughput, p99 latency and verdicts, within a tolerance."""
+"""Compare two stress result files: throughput, p99 latency and verdicts, within a tolerance.
+
+Owns `load_results`, `compare`, `setting_differences` and the tolerance's parsing. It reads the two
+JSON files and nothing else, prints nothing (`_cli_compare` shows the rows), opens no catalog, and
+of the catalog imports only `errors`.
+"""
 
 from __future__ import annotations
 

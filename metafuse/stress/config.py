@@ -1,4 +1,9 @@
-"""Stress-run configuration: the STRESS_TEST_* environment, clamped to documented bounds."""
+"""Stress-run configuration: the STRESS_TEST_* environment, clamped to documented bounds.
+
+Owns `StressConfig`, each setting's bounds and the parsers of their text. It reads the environment
+and never changes it, switches no fault or perturbation on (it parses the perturbation's text;
+`runner` switches it on) and opens no catalog.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Round gates: every client waits, one decides whether another round starts, all agree."""
+"""Round gates: every client waits, one decides whether another round starts, all agree.
+
+Owns `BarrierGate` and `Flag`; the thread and process runs make the barrier and the flag
+(threading or multiprocessing) and hand them in. It touches no catalog and imports only `client`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Progress of a running scenario on stderr: a redrawn status line on a terminal, or a plain line
-every N seconds for logs (as pgbench `-P N` does), so a CI log shows the run is alive."""
+every N seconds for logs (as pgbench `-P N` does), so a CI log shows the run is alive.
+
+Owns `Progress`. It only reads the live counters it is handed and writes to its stream: it opens no
+catalog, starts nothing and imports nothing of metafuse.
+"""
 
 from __future__ import annotations
 

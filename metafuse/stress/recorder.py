@@ -1,4 +1,9 @@
-"""What one client saw: outcome counts, latency histograms, a per-second series, retries and events."""
+"""What one client saw: outcome counts, latency histograms, a per-second series, retries and events.
+
+Owns `Recorder`, its parts (`Tally`, `OpStats`, `SecondRow`) and `merge`. Plain data: it takes no
+lock (one client owns each record), touches no catalog, knows nothing of threads, processes or
+pipes, and imports only `histogram`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Stress results for people (plain text in the user guide's style) and for machines (JSON)."""
+"""Stress results for people (plain text in the user guide's style) and for machines (JSON).
+
+It opens no catalog and judges nothing (of SQLite it reads only the library's version); it prints
+nothing itself, and the one file it writes is `write_json`'s, atomically.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`ScenarioResult`: the numbers and verdicts of one scenario run, for people and for JSON."""
+"""`ScenarioResult`: the numbers and verdicts of one scenario run, for people and for JSON.
+
+Owns `ScenarioResult` and the tables built from merged recorders. It holds verdicts and makes none
+(the invariants and `thresholds` made them), and touches no catalog or file.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Owns `run_scenario`: the catalog (a temporary one by default), the faults and perturbation of the
 run, the hand-over to `ThreadRun` or `ProcessRun`, and the assembly of the `ScenarioResult` from
 `_run_verdicts`. How clients start and are watched lives in `_thread_run` and `_process_run`.
+
+It evaluates no invariant itself (`_run_verdicts` does). Of the catalog's private modules it imports
+only `_logcommits`, for the store-URL test and the replica root it sets for the run and restores
+after it.
 """
 
 from __future__ import annotations

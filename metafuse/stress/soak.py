@@ -7,6 +7,9 @@ most `RSS_GROWTH_LIMIT` from the end of the first minute (or the first sixth of 
 the moment the clients stopped: this process's in thread mode, each client process's in process
 mode (the runner measures both; see `metafuse.stress.resources.RssProbe`). Defaults: 50 clients,
 300 s, thread and process mode.
+
+The soak opens no catalog and judges no invariant itself: each run goes through `run_scenario`,
+as a `stress run` does, and the runner measures resident memory.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ applies to none fails, so a misspelt operation cannot pass unnoticed. Thresholds
 from a TOML file holding `thresholds = ["read.p99<5ms", ...]`: read with `tomllib` on Python 3.11
 and later; on 3.9 and 3.10, which have no TOML reader in the standard library, exactly that one
 key with an array of plain strings is understood, and anything else is refused with a message.
+
+It judges the figures it is handed (a result's operations table) and touches no catalog; the only
+file it reads is the TOML file it is given, and of the catalog it imports only `errors`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ The worker answers a probe with its wall-clock time; the master keeps the probe 
 round trip (`metafuse.stress.distributed.ClockOffset.from_probes`): the offset is its midpoint and
 the uncertainty half the round trip. The master measures a worker twice, when it says hello and
 after its history arrived (see `_collect`); `_verdict` compares the two.
+
+Owns the probe messages, a worker's `Clock` and the master's `Measurements`; the offset itself is
+`distributed`'s arithmetic. It touches no catalog and no history, and judges nothing: `_verdict`
+compares the two measurements.
 """
 
 from __future__ import annotations

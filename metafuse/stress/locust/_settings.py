@@ -2,6 +2,9 @@
 
 Every other module of this package reads the options through here. An option that is wrong is
 one line on stderr and exit 2 (Locust's usage error), before any worker is waited for.
+
+It runs no user, touches no history and imports nothing else of this package; it opens the catalog
+only through the public `Catalog.open`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The built-in scenarios; importing this package registers them in `REGISTRY`."""
+"""The built-in scenarios; importing this package registers them in `REGISTRY`.
+
+It declares no scenario itself and imports nothing of the catalog: each scenario module does.
+"""
 
 from __future__ import annotations
 

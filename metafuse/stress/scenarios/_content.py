@@ -1,4 +1,9 @@
-"""Content that makes every write checkable: a unique token in the row and in its fields."""
+"""Content that makes every write checkable: a unique token in the row and in its fields.
+
+Owns `tokened`, `rewrite`, `checksum`, the writers' `write_loop` and `recreate`. It declares no
+scenario or invariant and keeps no state; it reaches the catalog only through the public `Catalog`
+and `Dataset`.
+"""
 
 from __future__ import annotations
 

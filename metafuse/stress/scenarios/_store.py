@@ -1,4 +1,9 @@
-"""Helpers for scenarios that need a catalog on an object store of their own."""
+"""Helpers for scenarios that need a catalog on an object store of their own.
+
+Declares no scenario and writes no object itself. Of the catalog's private modules it imports only
+`_logcommits`' URL scheme and test (`LOG_FILE_SCHEME`, `is_store_url`); stores are opened through
+`objectstore`'s public `open_store`.
+"""
 
 from __future__ import annotations
 

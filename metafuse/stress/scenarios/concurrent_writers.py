@@ -1,4 +1,9 @@
-"""Scenario 1: clients read-modify-save the same five datasets with `expected_version`."""
+"""Scenario 1: clients read-modify-save the same five datasets with `expected_version`.
+
+Owns the scenario, its setup and its invariants; the write loop and the tokens are `_content`'s, the
+ledger `_ledger`'s. It reaches the catalog only through its public verbs and switches no fault on
+(`runner` does).
+"""
 
 from __future__ import annotations
 

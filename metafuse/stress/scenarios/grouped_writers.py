@@ -6,6 +6,10 @@ and runs `THREADS` writer threads on it that read-modify-save the same few datas
 commit), and the entries of different clients race for the log's numbers: an entry that loses
 to another client's entry changing one of its datasets must fail exactly the saves that changed
 it. Every acknowledged save is recorded; versions acknowledged twice are lost updates.
+
+This module owns the scenario, its setup and its invariants; the tokens are `_content`'s, the ledger
+`_ledger`'s. It reaches the catalog only through `Catalog` and its public verbs
+(`stats().group_commits` included), never its private modules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Scenario 2: many clients read random datasets from a catalog pre-filled with 1,000."""
+"""Scenario 2: many clients read random datasets from a catalog pre-filled with 1,000.
+
+Owns the scenario, its setup and its invariants. Its clients only read (nothing writes during the
+run), and it reaches the catalog only through `Catalog` and its public verbs.
+"""
 
 from __future__ import annotations
 

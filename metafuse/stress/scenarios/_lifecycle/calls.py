@@ -1,5 +1,9 @@
 """How a lifecycle working thread records its calls: through a `Caller`, which is the client's own
-`ClientContext` in thread mode and a thread-confined `Tally` in process mode."""
+`ClientContext` in thread mode and a thread-confined `Tally` in process mode.
+
+It opens no catalog and judges nothing: it only classifies what a call returned or raised. Of the
+catalog it imports only `errors`.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,10 @@ catalog under the others, and the fork helper (see `helper`) forks for the run. 
 each client process has `WORKERS` working threads of its own, closes their catalog under them,
 and forks in its turn of `FORK_SLOT`. Either way each client leaves in its recorder's metrics
 what the invariants read: counts, acknowledged writes, fork outcomes, descriptors before and after.
+
+It declares no scenario and evaluates no invariant (`..lifecycle` does, and it alone imports this
+module). It opens no catalog itself (the `Shelf`, the refusal check and the fork rounds do), and imports
+nothing of the catalog.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ holder and its forked children.
 
 Each dataset has exactly one writer at a time, so that writer knows what it had acknowledged and
 the invariants can demand exactly that at the end.
+
+It imports nothing and touches no catalog: it only names the datasets.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ The child saves through the catalog it inherited and through a new one, checks e
 other's write, and exits with a status that says how it went (`CHILD_OK` and the others); the
 parent reaps it within `CHILD_TIMEOUT` (killing it as hung after that) and must then read what
 the child acknowledged.
+
+Owns `Forker`, `wait_child`, the child's checks and its exit statuses. It declares no scenario and
+judges no invariant: it leaves outcomes in its metrics. Of the catalog's private modules it imports
+only `_connections.FORK_WAIT`, to tell a refusal after the library's full (documented) wait from a
+failure.
 """
 
 from __future__ import annotations

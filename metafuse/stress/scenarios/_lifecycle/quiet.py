@@ -2,6 +2,9 @@
 
 See `Quiet`: what a forker may rely on once `pause` returns True, and why a thread uncounts
 itself before its last look at the pause requests.
+
+Owns `Quiet`. It touches no catalog and forks nothing: it counts on the `Board` it is given, and the
+forker decides when to pause.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ closed catalog refuses every later call.
 
 A call on a closed catalog must raise `CatalogClosedError`; `closed_ok` turns that one expected
 error into the `CLOSED` marker, so any other error still counts as one.
+
+It writes no dataset and forks nothing, and reaches the catalog only through the public `Catalog`;
+what a thread does with the shelved catalog is `worker`'s.
 """
 
 from __future__ import annotations
