@@ -39,12 +39,13 @@ _taken: set[str] = set()
 def record(paths: list[str]) -> None:
     """In the parent, just before a fork: note which of the two locks it holds on each file."""
     _noted.clear()
+    locks = _read_locks(os.getpid()) if paths else []  # /proc/locks read once for every file
     for path in paths:
         held = []
         for name, span in ((path, SHARED), (f"{path}-shm", DMS)):
             with contextlib.suppress(OSError):
                 inode = os.stat(name).st_ino
-                if _holds(os.getpid(), inode, *span):
+                if _covered(locks, inode, *span):
                     held.append((name, inode, span))
         _noted[path] = held
     _taken.clear()
@@ -79,18 +80,26 @@ def _holds(pid: int, inode: int, start: int, length: int) -> bool:
 
     Covering, not equal: the kernel merges a process's adjacent read locks into one range (the
     DMS lock with a read mark next to it, say)."""
-    end = start + length - 1
+    return _covered(_read_locks(pid), inode, start, length)
+
+
+_Lock = tuple[int, int, float]
+"""One POSIX read lock: (inode, first byte, last byte; `inf` for a lock to the end of the file)."""
+
+
+def _read_locks(pid: int) -> list[_Lock]:
+    """The POSIX read locks process `pid` holds, from one reading of `/proc/locks` (none without it)."""
+    found: list[_Lock] = []
     with contextlib.suppress(OSError, ValueError), open("/proc/locks", encoding="ascii") as locks:
         for line in locks:
             fields = line.split()
-            if (
-                len(fields) >= 8
-                and fields[1] == "POSIX"
-                and fields[3] == "READ"
-                and fields[4] == str(pid)
-                and fields[5].endswith(f":{inode}")
-                and int(fields[6]) <= start
-                and (fields[7] == "EOF" or int(fields[7]) >= end)
-            ):
-                return True
-    return False
+            if len(fields) >= 8 and fields[1] == "POSIX" and fields[3] == "READ" and fields[4] == str(pid):
+                inode = int(fields[5].rsplit(":", 1)[1])
+                found.append((inode, int(fields[6]), float("inf") if fields[7] == "EOF" else int(fields[7])))
+    return found
+
+
+def _covered(locks: list[_Lock], inode: int, start: int, length: int) -> bool:
+    """Whether one of `locks` covers bytes `start` to `start + length - 1` of the file `inode`."""
+    end = start + length - 1
+    return any(lock_inode == inode and first <= start and last >= end for lock_inode, first, last in locks)
