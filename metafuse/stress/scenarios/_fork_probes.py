@@ -87,17 +87,26 @@ def _waiting(pid: int, inode: int) -> bool:
     return False
 
 
-def hooks_unblocked(directory: str) -> str | None:
-    """Fork while another thread is inside SQLite on a catalog's file through a connection the
-    catalog does not own; None if every child got through its after-fork hooks and exited."""
+def hooks_unblocked(directory: str, readers: int = 1, forks: int = FORKS) -> str | None:
+    """Fork while other threads (`readers` of them) are inside SQLite on a catalog's file through
+    connections the catalog does not own, up to `forks` times; None if every child got through
+    its after-fork hooks and exited."""
     path = os.path.join(directory, "probe.db")
     stop = threading.Event()
     with Catalog(path) as catalog:
         catalog.get("probe")  # an idle connection (and the WAL-index view's) for children to inherit
-        reader = threading.Thread(target=_read_until, args=(path, stop), name="probe-reader", daemon=True)
-        reader.start()
+        started = [threading.Event() for _ in range(readers)]
+        threads = [
+            threading.Thread(target=_read_until, args=(path, stop, reading), name="probe-reader", daemon=True)
+            for reading in started
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            for _ in range(FORKS):
+            # Fork only once every reader is in its loop, not before it has opened its connection.
+            for reading in started:
+                reading.wait(TIMEOUT)
+            for _ in range(forks):
                 pid = fork_with_threads()
                 if pid == 0:
                     os._exit(0)
@@ -106,15 +115,17 @@ def hooks_unblocked(directory: str) -> str | None:
                     return f"a child forked while another thread read the catalog's file ended with {outcome}"
         finally:
             stop.set()
-            reader.join()
+            for thread in threads:
+                thread.join()
     return None
 
 
-def _read_until(path: str, stop: threading.Event) -> None:
+def _read_until(path: str, stop: threading.Event, reading: threading.Event) -> None:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         while not stop.is_set():
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            reading.set()
     finally:
         conn.close()
 
