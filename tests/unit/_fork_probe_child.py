@@ -45,12 +45,6 @@ def main(argv: list[str]) -> int:
         _freshness.ChangeSlots._reopen_after_fork = _shares_the_description  # type: ignore[method-assign]
     if bug == ["closing"]:
         _connections.ConnectionPool._after_fork_in_child = _closes_inherited  # type: ignore[method-assign]
-    if bug == ["closing"]:
-        # The planted close hangs a child only when the fork meets a reader inside SQLite's per-file
-        # mutex: about 1 fork in 8 with 4 readers on an idle 2-core machine (1 in 60 with one), more
-        # under load. 150 forks leave a miss about one chance in 10^8; the probe stops at the first.
-        print(_fork_probes.hooks_unblocked(directory, readers=4, forks=150))
-        return 0
     print(_fork_probes.PROBES[probe](directory))
     return 0
 

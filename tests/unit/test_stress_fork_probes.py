@@ -40,15 +40,16 @@ def test_a_child_sharing_the_parents_flock_description_is_caught(tmp_path: Path)
     )
 
 
-def test_children_forked_while_another_thread_reads_the_file_get_through_their_hooks(tmp_path: Path) -> None:
+def test_children_forked_while_other_threads_are_inside_sqlite_get_through_their_hooks(
+    tmp_path: Path,
+) -> None:
     assert _probe_alone("hooks_unblocked", tmp_path) == "None"
 
 
 def test_a_child_that_closes_its_inherited_connections_is_caught(tmp_path: Path) -> None:
-    # About one fork in three meets the reader inside SQLite's per-file mutex; the probe forks
-    # FORKS times and stops at the first child that hangs.
+    # Every fork meets SQLite's VFS mutex held, which the planted close waits for forever.
     assert _probe_alone("hooks_unblocked", tmp_path, "closing") == (
-        "a child forked while another thread read the catalog's file ended with hung"
+        "a child forked while another thread was inside SQLite ended with hung"
     )
 
 

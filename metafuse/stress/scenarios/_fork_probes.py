@@ -7,13 +7,15 @@ must wait until the parent lets go: the parent holds on until it sees the child 
 lock in `/proc/locks`. A child that kept the parent's open file description of the slot file
 gets its `flock` at once, while the parent still holds it, and says so in its exit status.
 
-`hooks_unblocked` forks `FORKS` times while another thread reads a catalog's file through a
-`sqlite3` connection of its own (an application's own use of the file, which no fork waits for),
-with the catalog's connection and WAL-index view idle. Each child only runs the after-fork hooks
-and exits. A hook that closes an inherited connection runs SQLite code on per-file state whose
-mutex that reader may hold at the fork, and then waits forever: about one fork in three when
-measured alone, so a run of `FORKS` misses it only by rare luck (the outcome depends on timing,
-unlike `lock_excluded`'s).
+`hooks_unblocked` forks `FORKS` times while a thread of the parent holds SQLite's VFS mutex
+(`_sqlite_mutex`), the one every open and close of a file takes, and another reads a catalog's
+file through a `sqlite3` connection of its own (an application's own use of the file, which no
+fork waits for), with the catalog's connection and WAL-index view idle. Each child only runs the
+after-fork hooks and exits. A hook that closes an inherited connection (or opens one) waits
+forever on the mutex its child inherited held: every fork catches it, whatever the timing. A hook
+that runs other SQLite code on the file waits only if the fork met the reader inside a per-file
+mutex, which is a matter of timing. Where SQLite's mutex cannot be reached, only the reader is
+left, and the first kind of hook is caught by timing too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from ..._freshness import ChangeSlots
 from ...catalog import Catalog
 from ._lifecycle.fork import STARVED, fork_with_threads, wait_child
+from ._sqlite_mutex import vfs_mutex_held
 
 TIMEOUT = 4.0
 """Seconds the child gets before it is killed (and the probe fails)."""
@@ -87,36 +90,31 @@ def _waiting(pid: int, inode: int) -> bool:
     return False
 
 
-def hooks_unblocked(directory: str, readers: int = 1, forks: int = FORKS) -> str | None:
-    """Fork while other threads (`readers` of them) are inside SQLite on a catalog's file through
-    connections the catalog does not own, up to `forks` times; None if every child got through
-    its after-fork hooks and exited."""
+def hooks_unblocked(directory: str) -> str | None:
+    """Fork `FORKS` times while other threads hold SQLite's VFS mutex and read a catalog's file
+    through a connection the catalog does not own; None if every child got through its after-fork
+    hooks and exited."""
     path = os.path.join(directory, "probe.db")
-    stop = threading.Event()
+    stop, reading = threading.Event(), threading.Event()
     with Catalog(path) as catalog:
         catalog.get("probe")  # an idle connection (and the WAL-index view's) for children to inherit
-        started = [threading.Event() for _ in range(readers)]
-        threads = [
-            threading.Thread(target=_read_until, args=(path, stop, reading), name="probe-reader", daemon=True)
-            for reading in started
-        ]
-        for thread in threads:
-            thread.start()
+        reader = threading.Thread(
+            target=_read_until, args=(path, stop, reading), name="probe-reader", daemon=True
+        )
+        reader.start()
         try:
-            # Fork only once every reader is in its loop, not before it has opened its connection.
-            for reading in started:
-                reading.wait(TIMEOUT)
-            for _ in range(forks):
-                pid = fork_with_threads()
-                if pid == 0:
-                    os._exit(0)
+            reading.wait(TIMEOUT)  # fork only once the reader is in its loop
+            for _ in range(FORKS):
+                with vfs_mutex_held():
+                    pid = fork_with_threads()
+                    if pid == 0:
+                        os._exit(0)
                 outcome = wait_child(pid, TIMEOUT)
                 if outcome not in ("exit 0", STARVED):  # a starved child proves nothing either way
-                    return f"a child forked while another thread read the catalog's file ended with {outcome}"
+                    return f"a child forked while another thread was inside SQLite ended with {outcome}"
         finally:
             stop.set()
-            for thread in threads:
-                thread.join()
+            reader.join()
     return None
 
 

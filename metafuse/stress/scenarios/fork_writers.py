@@ -16,8 +16,9 @@ A child that inherited the parent's write queue waits for a leader that does not
 After its first fork, client 0 also runs the fork probes (`_fork_probes`): `lock_excluded`, whose
 child must wait for a slot-file lock its parent holds (one that shares the parent's `flock`
 description does not, whatever the timing), and `hooks_unblocked`, whose children, forked while
-another thread reads a catalog's file through a connection of its own, must get through their
-after-fork hooks (one that closes an inherited connection can wait forever on SQLite's mutex).
+a thread holds SQLite's VFS mutex and another reads a catalog's file through a connection of its
+own, must get through their after-fork hooks (one that closes an inherited connection waits
+forever on that mutex, at every fork).
 """
 
 from __future__ import annotations
@@ -365,7 +366,7 @@ def _fork_lock_excluded(run: RunView) -> Verdict:
 
 @fork_writers.invariant(
     "fork_hooks_unblocked",
-    "children forked while another thread read a catalog's file through its own connection all exited",
+    "children forked while other threads were inside SQLite (holding its VFS mutex, reading) all exited",
 )
 def _fork_hooks_unblocked(run: RunView) -> Verdict:
     return _probe_verdict(run, "hooks_unblocked", "every child got through its after-fork hooks")
