@@ -50,6 +50,8 @@ SELFCHECK_SECONDS = 30.0
 """A selfcheck step's cost per fault it names, for the estimate and the worker's time limit."""
 GRACE_SECONDS = 60.0
 """How long past its budget a worker may run before it is killed and its scenario counted red."""
+DETAIL_CHARS = 300
+"""How much of a failed invariant's detail a step keeps (shown when a control is red)."""
 
 
 # -- running --------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def run_steps(
         if os.path.exists(out):
             with open(out, encoding="utf-8") as handle:
                 steps = [
-                    Step(**{**d, "failed": tuple(d["failed"]), "inconclusive": tuple(d["inconclusive"])})
+                    Step(**{**d, **{k: tuple(d.get(k, ())) for k in ("failed", "inconclusive", "details")}})
                     for d in map(json.loads, handle)
                 ]
     if error and not (steps and steps[-1].red and stop_on_red):
@@ -390,6 +392,9 @@ def worker(spec_text: str) -> int:
             result = selfcheck.run_probe(selfcheck.Probe(name, (), store=store), config)
             step["failed"] = sorted(selfcheck.failed_invariants(result))
             step["inconclusive"] = sorted(i.name for i in result.invariants if i.inconclusive)
+            step["details"] = [
+                f"{i.name} ({i.detail[:DETAIL_CHARS]})" for i in result.invariants if i.name in step["failed"]
+            ]
         except Exception as error:  # a run that raises turns the suite red as surely as a failed invariant
             step["error"] = f"the run raised {type(error).__name__}: {error}"
         if write(step) and spec["stop_on_red"]:

@@ -19,12 +19,14 @@ from mutation_rules import Mutant
 @dataclasses.dataclass(frozen=True)
 class Step:
     """What one scenario (or selfcheck) run said: the invariants that failed, those it could not
-    judge, and an error when it gave no result (it raised, or the worker timed out)."""
+    judge, what each failed invariant said (`details`), and an error when it gave no result (it
+    raised, or the worker timed out)."""
 
     scenario: str
     failed: tuple[str, ...] = ()
     inconclusive: tuple[str, ...] = ()
     error: str = ""
+    details: tuple[str, ...] = ()
 
     @property
     def red(self) -> bool:
@@ -36,6 +38,12 @@ class Step:
         if self.error:
             return [f"{self.scenario}: {self.error}"]
         return [f"{self.scenario}.{name}" for name in self.failed]
+
+    def explained(self) -> list[str]:
+        """Like `reasons`, each with what the invariant said, so a red control can be looked into."""
+        if self.error or not self.details:
+            return self.reasons()
+        return [f"{self.scenario}.{detail}" for detail in self.details]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +66,7 @@ def judge(mutant: str, mode: str, seed: int, steps: Sequence[Step], controls: di
     used makes it inconclusive (a catch beside a red control proves nothing, and a miss beside
     one says nothing either), as does a run that stayed green but could not judge an invariant.
     """
-    red_controls = [reason for step in steps for reason in controls[step.scenario].reasons()]
+    red_controls = [reason for step in steps for reason in controls[step.scenario].explained()]
     caught = [reason for step in steps if step.red for reason in step.reasons()]
     if red_controls:
         seen = f"red: {'; '.join(caught)}" if caught else f"green: {', '.join(s.scenario for s in steps)}"

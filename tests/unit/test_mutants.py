@@ -150,6 +150,13 @@ def test_a_red_control_makes_the_run_and_its_row_inconclusive_and_the_exit_non_z
     assert "seed 1: INCONCLUSIVE (control red" in mutants.table([row])
 
 
+def test_a_red_controls_verdict_says_what_its_invariant_said() -> None:
+    steps = [Step("fork_writers", failed=("no_errors",))]
+    control = Step("fork_writers", failed=("no_errors",), details=("no_errors (1 errors, first: boom)",))
+    red = mutants.judge("m", "process", 1, steps, {"fork_writers": control})
+    assert "control red: fork_writers.no_errors (1 errors, first: boom)" in red.detail
+
+
 def test_a_surviving_mutant_fails_the_table_even_when_caught_in_other_runs() -> None:
     timed_out = [Step("concurrent_writers", error="timed out after 90 s")]
     caught = mutants.judge("m", "process", 1, timed_out, {"concurrent_writers": GREEN})
