@@ -247,6 +247,8 @@ class ConnectionPool:
 
     def _before_fork(self, deadline: float) -> None:
         while self._busy_elsewhere() and time.monotonic() < deadline:
+            if perturb.ON:
+                perturb.point("fork: call in flight -> waited out")
             time.sleep(0.001)
 
     def _after_fork_in_child(self) -> None:

@@ -79,6 +79,9 @@ POINTS: dict[str, str] = {
         "an object-store append's PUT returned and where it landed in the log is not yet confirmed"
     ),
     "fork: before -> calls drained": "a fork is about to hold new calls back and wait for those in flight",
+    "fork: call in flight -> waited out": (
+        "a fork found another thread inside a catalog call or transaction and waits for it to end"
+    ),
     "fork: child renewed -> child runs": "a forked child renewed its locks and connections and goes on",
     "fork: parent resumed -> parent runs": "the parent of a fork let its held-back calls go and goes on",
     "close: closed flag set -> connections closed": (

@@ -23,11 +23,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from .... import perturb
 from ...._connections import FORK_WAIT
 from ....catalog import Catalog
 from ....errors import BusyError, CatalogClosedError, CatalogFileError
 from .._content import rewrite
-from .holder import LockHolder
+from .holder import FORK_WAITS, LockHolder
 from .quiet import Quiet
 from .shelf import Shelf
 from .timing import CHILD_TIMEOUT, FIRST_ROUND_OVERRUN, QUIESCE_TIMEOUT
@@ -145,7 +146,10 @@ class Forker:
             self.rounds += 1
             token = f"{self.label}-fork-{self.rounds}"
             inherited, _ = self.shelf.current()
-            with self.holder:  # the threads parked at safe points while the fork happens
+            # The threads are parked at safe points while the fork happens; the holder commits
+            # once the fork waits for its transaction (a fork that does not forks with it open).
+            with perturb.hold(FORK_WAITS) as fork:
+                self.holder.forking(fork)
                 began = time.monotonic()
                 pid = fork_with_threads()
             waited = time.monotonic() - began
