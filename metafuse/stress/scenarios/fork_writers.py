@@ -32,6 +32,7 @@ import threading
 import time
 from typing import Any
 
+from ... import perturb
 from ..._connections import FORK_WAIT
 from ...catalog import Catalog
 from ...errors import BusyError, CatalogFileError, ConflictError
@@ -57,6 +58,8 @@ BURST = 3
 """Threads that save through group commit, back to back, while each fork happens."""
 BURST_SAVES = 8
 """Saves each of those threads makes per fork."""
+LEADER_HELD = "group: lead taken -> batch collected"
+"""Where burst thread 0 is held across each fork: leading a group, the writer lock taken."""
 COUNTER = "stress.fork.counter"
 NEWEST = 0  # board slot: the newest counter version a parent writer had acknowledged
 # Child exit statuses above CHILD_BUMPS (a status <= CHILD_BUMPS is the bumps it acknowledged).
@@ -188,27 +191,66 @@ def _child(catalog: Catalog, client: int, shared: _Shared, fork: int) -> int:
         return CHILD_ERROR
 
 
+class _Lead:
+    """Burst thread 0's hold at `LEADER_HELD`, handed to the forker: it forks once the thread is
+    held there as the group's leader, then lets it go on."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._held: perturb.Hold | None = None
+
+    def armed(self, held: perturb.Hold) -> None:
+        """Burst thread 0 armed its hold and is about to save."""
+        self._held = held
+        self._ready.set()
+
+    def gone(self) -> None:
+        """Burst thread 0 is done (or never armed its hold): nothing to wait for."""
+        self._ready.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the leader is held (True), or it cannot be (False, after at most `timeout`)."""
+        deadline = time.monotonic() + timeout
+        if not self._ready.wait(timeout) or self._held is None:
+            return False
+        return self._held.reached.wait(max(0.0, deadline - time.monotonic()))
+
+    def release(self) -> None:
+        """Let the held leader go on (at once, if it has not got there)."""
+        if self._held is not None:
+            self._held.release()
+
+
 class _Forker:
     def __init__(self, ctx: ClientContext, shared: _Shared) -> None:
         self.ctx, self.shared = ctx, shared
-        self.forks = self.child_bumps = self.refused_after_wait = self.busy = 0
+        self.forks = self.child_bumps = self.refused_after_wait = self.busy = self.leader_held = 0
         self.failed: dict[str, int] = {}
         self.errors: list[str] = []
         self.probes: dict[str, str] = {}
 
-    def _burst(self, thread: int, started: threading.Barrier) -> None:
-        """Save one dataset back to back, so the write queue has a leader and waiting writes at the fork."""
+    def _burst(self, thread: int, started: threading.Barrier, lead: _Lead) -> None:
+        """Save one dataset back to back, so the write queue has a leader and waiting writes at the
+        fork. Thread 0 saves first, alone, and is held as the group's leader (`lead`)."""
         catalog = self.ctx.catalog
         try:
             current = catalog.get(_burst_dataset(self.ctx.client, thread))
             assert current is not None
-            started.wait(timeout=CHILD_TIMEOUT)
-            for save in range(BURST_SAVES):
-                current = catalog.save(rewrite(current, f"burst-{save}"), expected_version=current.version)
+            with perturb.hold(LEADER_HELD) if thread == 0 else contextlib.nullcontext() as held:
+                if held is not None:
+                    lead.armed(held)  # and saves at once: first in line, it leads
+                else:
+                    started.wait(timeout=CHILD_TIMEOUT)  # once the leader is held
+                for save in range(BURST_SAVES):
+                    current = catalog.save(
+                        rewrite(current, f"burst-{save}"), expected_version=current.version
+                    )
         except BusyError:
             self.busy += 1  # the busy timeout ran out, as for the writers: counted, not an error
         except Exception as error:
             self.errors.append(f"burst: {type(error).__name__}: {error}")
+        finally:
+            lead.gone()
 
     def _judge(self, outcome: str, waited: float) -> None:
         """Count how a child ended (`wait_child`'s outcome); `waited`: seconds its fork took."""
@@ -235,18 +277,24 @@ class _Forker:
         probed = False
         while not ctx.should_stop():
             self.forks += 1
-            started = threading.Barrier(BURST + 1)
+            lead = _Lead()
+            started = threading.Barrier(BURST)  # the forker and burst threads 1 and up
             burst = [
-                threading.Thread(target=self._burst, args=(thread, started), daemon=True)
+                threading.Thread(target=self._burst, args=(thread, started, lead), daemon=True)
                 for thread in range(BURST)
             ]
             for thread in burst:
                 thread.start()
+            # Burst thread 0 leads a group and is held there, the writer lock taken; the other
+            # burst threads then queue behind it. So at every fork the write queue has a leader
+            # and writes waiting, whatever the timing.
+            self.leader_held += lead.wait(CHILD_TIMEOUT)
             with contextlib.suppress(threading.BrokenBarrierError):
                 started.wait(timeout=CHILD_TIMEOUT)
             began = time.monotonic()
             pid = fork_with_threads()  # while the parent's threads write
             waited = time.monotonic() - began
+            lead.release()
             if pid == 0:
                 code = CHILD_ERROR
                 try:
@@ -331,6 +379,7 @@ def fork_writers(ctx: ClientContext) -> None:
         busy=sum(w.busy for w in writers) + (forker.busy if forker else 0),
         forks=forker.forks if forker else 0,
         refused_after_wait=forker.refused_after_wait if forker else 0,
+        leader_held=forker.leader_held if forker else 0,
         children_failed=forker.failed if forker else {},
         probes_run=int(forker is not None),
         probes_failed=forker.probes if forker else {},
@@ -406,6 +455,9 @@ def _children_wrote(run: RunView) -> Verdict:
             f"all {forks} children were forked with a call still in flight after {FORK_WAIT:g} s"
         )
     note = f" ({refused} forked with a call in flight after {FORK_WAIT:g} s refused, as documented)"
+    if not failed and not run.metric_sum("leader_held"):
+        # A child that inherited the parent's write queue hangs only if a leader was in it.
+        return inconclusive(f"{forks} children, none forked with a group-commit leader held")
     return not failed, f"{forks} children, failed: {failed or 'none'}{note if refused else ''}"
 
 
@@ -435,6 +487,7 @@ def _metrics(run: RunView) -> dict[str, Any]:
     return {
         "bumps": run.metric_sum("bumps"),
         "forks": run.metric_sum("forks"),
+        "leader_held": run.metric_sum("leader_held"),
         "children_failed": _children_failed(run),
         "reads": run.metric_sum("reads"),
         "stale_reads": run.metric_sum("stale_reads"),
@@ -446,6 +499,7 @@ def _headline(result: dict[str, Any]) -> list[tuple[str, Any]]:
     return [
         ("Counter bumps acknowledged", metrics.get("bumps", 0)),
         ("Children forked", metrics.get("forks", 0)),
+        ("Forks with a group-commit leader held", metrics.get("leader_held", 0)),
         ("Children that failed", metrics.get("children_failed", {}) or "none"),
         ("Stale reads", metrics.get("stale_reads", 0)),
     ]
