@@ -60,6 +60,8 @@ BURST_SAVES = 8
 """Saves each of those threads makes per fork."""
 LEADER_HELD = "group: lead taken -> batch collected"
 """Where burst thread 0 is held across each fork: leading a group, the writer lock taken."""
+LEAD_WAIT = 30.0
+"""Longest a fork waits for burst thread 0 to lead a group (it gives up sooner when the run ends)."""
 COUNTER = "stress.fork.counter"
 NEWEST = 0  # board slot: the newest counter version a parent writer had acknowledged
 # Child exit statuses above CHILD_BUMPS (a status <= CHILD_BUMPS is the bumps it acknowledged).
@@ -193,27 +195,34 @@ def _child(catalog: Catalog, client: int, shared: _Shared, fork: int) -> int:
 
 class _Lead:
     """Burst thread 0's hold at `LEADER_HELD`, handed to the forker: it forks once the thread is
-    held there as the group's leader, then lets it go on."""
+    held there as a group's leader, then lets it go on."""
 
     def __init__(self) -> None:
-        self._ready = threading.Event()
         self._held: perturb.Hold | None = None
+        self._gone = False
 
     def armed(self, held: perturb.Hold) -> None:
         """Burst thread 0 armed its hold and is about to save."""
         self._held = held
-        self._ready.set()
 
     def gone(self) -> None:
-        """Burst thread 0 is done (or never armed its hold): nothing to wait for."""
-        self._ready.set()
+        """Burst thread 0 is done: nothing more to wait for."""
+        self._gone = True
+
+    def wanted(self) -> bool:
+        """Whether the leader is still to be held (burst thread 0 has not led a group yet)."""
+        return self._held is not None and not self._held.reached.is_set()
 
     def wait(self, timeout: float) -> bool:
         """Wait until the leader is held (True), or it cannot be (False, after at most `timeout`)."""
         deadline = time.monotonic() + timeout
-        if not self._ready.wait(timeout) or self._held is None:
-            return False
-        return self._held.reached.wait(max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline:
+            if self._held is not None and self._held.reached.is_set():
+                return True
+            if self._gone:
+                return False
+            time.sleep(0.002)
+        return False
 
     def release(self) -> None:
         """Let the held leader go on (at once, if it has not got there)."""
@@ -231,26 +240,36 @@ class _Forker:
 
     def _burst(self, thread: int, started: threading.Barrier, lead: _Lead) -> None:
         """Save one dataset back to back, so the write queue has a leader and waiting writes at the
-        fork. Thread 0 saves first, alone, and is held as the group's leader (`lead`)."""
+        fork. Thread 0 saves first, alone, and is held as a group's leader (`lead`)."""
         catalog = self.ctx.catalog
         try:
             current = catalog.get(_burst_dataset(self.ctx.client, thread))
             assert current is not None
             with perturb.hold(LEADER_HELD) if thread == 0 else contextlib.nullcontext() as held:
                 if held is not None:
-                    lead.armed(held)  # and saves at once: first in line, it leads
+                    lead.armed(held)
                 else:
                     started.wait(timeout=CHILD_TIMEOUT)  # once the leader is held
-                for save in range(BURST_SAVES):
-                    current = catalog.save(
-                        rewrite(current, f"burst-{save}"), expected_version=current.version
-                    )
-        except BusyError:
-            self.busy += 1  # the busy timeout ran out, as for the writers: counted, not an error
+                save = 0
+                # Thread 0 saves until it has led a group (a writer leading first takes its write
+                # into its own group, or the lock stays busy): the fork waits for that.
+                while save < BURST_SAVES or (
+                    lead.wanted() and held is not None and not self.ctx.should_stop()
+                ):
+                    save += 1
+                    try:
+                        current = catalog.save(
+                            rewrite(current, f"burst-{save}"), expected_version=current.version
+                        )
+                    except BusyError:
+                        self.busy += 1  # the busy timeout ran out, as for the writers: counted, not an error
+                        if held is None or not lead.wanted():
+                            return
         except Exception as error:
             self.errors.append(f"burst: {type(error).__name__}: {error}")
         finally:
-            lead.gone()
+            if thread == 0:
+                lead.gone()
 
     def _judge(self, outcome: str, waited: float) -> None:
         """Count how a child ended (`wait_child`'s outcome); `waited`: seconds its fork took."""
@@ -288,7 +307,7 @@ class _Forker:
             # Burst thread 0 leads a group and is held there, the writer lock taken; the other
             # burst threads then queue behind it. So at every fork the write queue has a leader
             # and writes waiting, whatever the timing.
-            self.leader_held += lead.wait(CHILD_TIMEOUT)
+            self.leader_held += lead.wait(LEAD_WAIT)
             with contextlib.suppress(threading.BrokenBarrierError):
                 started.wait(timeout=CHILD_TIMEOUT)
             began = time.monotonic()
