@@ -5,12 +5,13 @@ Each of them, in turn, bumps the shared counter dataset inside `transaction()` (
 with the version read: a conflict there means another writer was inside a write at the same
 time) and saves a dataset of its own through group commit. Client 0's own thread meanwhile forks
 a child now and then, without pausing anyone, while `BURST` threads of its own save back to back
-through group commit, so at every fork the write queue has a leader holding the writer lock and
-writes waiting behind it. The child, through the Catalog it inherited, saves once through group
-commit and bumps the counter `CHILD_BUMPS` times, then exits with what it did as its status. The
-other clients' own threads read the counter at full speed through the cache, each read checked
-against the newest bump acknowledged before it started (parent's and children's alike, in this
-process).
+through group commit. The first of them saves until it leads a group and is held there
+(`perturb.hold` at `LEADER_HELD`, the writer lock taken) until the fork is made, so at every fork
+the write queue has a leader holding the writer lock, whatever the timing. The child, through
+the Catalog it inherited, saves once through group commit and bumps the counter `CHILD_BUMPS`
+times, then exits with what it did as its status. The other clients' own threads read the counter
+at full speed through the cache, each read checked against the newest bump acknowledged before it
+started (parent's and children's alike, in this process).
 
 A child that inherited the parent's write queue waits for a leader that does not exist in it.
 After its first fork, client 0 also runs the fork probes (`_fork_probes`): `lock_excluded`, whose
@@ -313,7 +314,8 @@ class _Forker:
             began = time.monotonic()
             pid = fork_with_threads()  # while the parent's threads write
             waited = time.monotonic() - began
-            lead.release()
+            if pid != 0:
+                lead.release()
             if pid == 0:
                 code = CHILD_ERROR
                 try:
