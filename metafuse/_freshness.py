@@ -175,6 +175,14 @@ class ChangeSlots:
     def _locked(self) -> _Flock:
         return _Flock(self._fd)
 
+    def _abandon_after_fork(self) -> None:
+        # In a forked child whose copy could not be reopened: close the child's copy only (the
+        # parent's descriptor keeps the description, and its locks, alive).
+        self._closed = True
+        _live.discard(self)
+        self._map.close()
+        os.close(self._fd)
+
     def _reopen_after_fork(self) -> None:
         # flock belongs to the open file description, which a forked child shares with its
         # parent; a child needs its own description or the two would not exclude each other.
@@ -246,7 +254,13 @@ def open_slots(catalog_path: str, sidecar: str | None = None) -> ChangeSlots | N
 
 def _after_fork_in_child() -> None:
     for slots in list(_live):
-        slots._reopen_after_fork()
+        try:
+            slots._reopen_after_fork()
+        except OSError:
+            # Its file is gone or unreadable (a catalog nobody closed, in a directory since
+            # removed). The child must not go on sharing the parent's description, nor leave the
+            # slots after this one sharing theirs: these are closed here, so a use fails loudly.
+            slots._abandon_after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

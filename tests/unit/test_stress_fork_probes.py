@@ -40,6 +40,12 @@ def test_a_child_sharing_the_parents_flock_description_is_caught(tmp_path: Path)
     )
 
 
+def test_change_slots_whose_file_is_gone_leave_the_others_renewed_in_a_child(tmp_path: Path) -> None:
+    # The after-fork hook used to stop at the first slots it could not reopen, and every slots
+    # after it kept sharing the parent's flock description.
+    assert _probe_alone("lock_excluded", tmp_path, "gone") == "None"
+
+
 def test_children_forked_while_other_threads_are_inside_sqlite_get_through_their_hooks(
     tmp_path: Path,
 ) -> None:
