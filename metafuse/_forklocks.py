@@ -75,14 +75,6 @@ def take_over(path: str) -> str | None:
     return None
 
 
-def _holds(pid: int, inode: int, start: int, length: int) -> bool:
-    """Whether process `pid` holds a POSIX read lock covering that range of the file `inode`.
-
-    Covering, not equal: the kernel merges a process's adjacent read locks into one range (the
-    DMS lock with a read mark next to it, say)."""
-    return _covered(_read_locks(pid), inode, start, length)
-
-
 _Lock = tuple[int, int, float]
 """One POSIX read lock: (inode, first byte, last byte; `inf` for a lock to the end of the file)."""
 
@@ -100,6 +92,9 @@ def _read_locks(pid: int) -> list[_Lock]:
 
 
 def _covered(locks: list[_Lock], inode: int, start: int, length: int) -> bool:
-    """Whether one of `locks` covers bytes `start` to `start + length - 1` of the file `inode`."""
+    """Whether one of `locks` covers bytes `start` to `start + length - 1` of the file `inode`.
+
+    Covering, not equal: the kernel merges a process's adjacent read locks into one range (the
+    DMS lock with a read mark next to it, say)."""
     end = start + length - 1
     return any(lock_inode == inode and first <= start and last >= end for lock_inode, first, last in locks)
